@@ -1,0 +1,1 @@
+"""kbt operator."""

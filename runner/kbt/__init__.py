@@ -1,0 +1,1 @@
+"""kbt: Kubernetes Batch Transform."""

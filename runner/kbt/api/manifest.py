@@ -1,0 +1,188 @@
+"""Load kbt manifests from YAML and validate them offline, reporting each error's field path and line.
+
+Validation runs the generated CRD schema (what `kubectl apply` checks) and then the pydantic
+models (which also enforce the CEL rules), so `kbt validate` agrees with the API server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, cast
+
+import jsonschema
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from kbt.api.crd import batch_transform_job_crd, model_crd
+from kbt.api.models import API_GROUP, API_VERSION, BatchTransformJob, Model
+
+KINDS: dict[str, type[BaseModel]] = {"BatchTransformJob": BatchTransformJob, "Model": Model}
+FieldPath = tuple[str | int, ...]
+
+
+class ManifestError(Exception):
+    """A manifest cannot be read or is invalid; the message names file, line and field."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    path: FieldPath
+    message: str
+    line: int | None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        return f"{where}: {format_path(self.path) or '<document>'}: {self.message}"
+
+
+@dataclass
+class Document:
+    """One YAML document of a manifest file, with a way back to source lines."""
+
+    source: str
+    index: int
+    data: Any
+    node: yaml.Node | None
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("kind", "")) if isinstance(self.data, dict) else ""
+
+    def line_of(self, path: FieldPath) -> int | None:
+        """1-based line of the deepest node of `path` present in the document."""
+        node = self.node
+        line = node.start_mark.line + 1 if node else None
+        for part in path:
+            child = _child(node, part)
+            if child is None:
+                break
+            node, line = child, child.start_mark.line + 1
+        return line
+
+
+def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == part:
+                return cast(yaml.Node, value)
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return cast(yaml.Node, node.value[part])
+    return None
+
+
+def format_path(path: FieldPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_documents(path: Path) -> list[Document]:
+    """Every non-empty YAML document in the file, in order."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        datas = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ManifestError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    return [
+        Document(str(path), i, data, node)
+        for i, (data, node) in enumerate(zip(datas, nodes, strict=True))
+        if data is not None
+    ]
+
+
+@cache
+def _crd_schemas() -> dict[str, dict[str, Any]]:
+    return {
+        crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for crd in (batch_transform_job_crd(), model_crd())
+    }
+
+
+def validate_document(doc: Document) -> list[Issue]:
+    """All problems of one document: envelope, CRD schema, then model validators."""
+    if not isinstance(doc.data, dict):
+        return [Issue((), "a manifest document must be a mapping", doc.line_of(()))]
+    expected = f"{API_GROUP}/{API_VERSION}"
+    if doc.kind not in KINDS:
+        return [Issue(("kind",), f"unsupported kind {doc.kind!r}; expected one of {sorted(KINDS)}", doc.line_of(("kind",)))]
+    if doc.data.get("apiVersion") != expected:
+        got = doc.data.get("apiVersion")
+        return [Issue(("apiVersion",), f"must be {expected!r} (got {got!r})", doc.line_of(("apiVersion",)))]
+    issues = _schema_issues(doc)
+    reported = {issue.path for issue in issues}
+    for issue in _model_issues(doc):
+        if not any(issue.path[: len(p)] == p for p in reported):
+            issues.append(issue)
+    return issues
+
+
+def _schema_issues(doc: Document) -> list[Issue]:
+    validator = jsonschema.Draft202012Validator(_crd_schemas()[doc.kind])
+    issues = []
+    for error in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
+        path = tuple(error.absolute_path)
+        issues.append(Issue(path, _schema_message(error), doc.line_of(path)))
+    return issues
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    message = str(error.message)
+    if error.validator == "enum":
+        return f"unsupported value {error.instance!r}: supported values: {', '.join(map(repr, error.validator_value))}"
+    if error.validator == "required":
+        return message.replace("is a required property", "is required")
+    return message
+
+
+def _model_issues(doc: Document) -> list[Issue]:
+    try:
+        KINDS[doc.kind].model_validate(doc.data)
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            path = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "int", "str"))))
+            message = err["msg"].removeprefix("Value error, ")
+            issues.append(Issue(path, message, doc.line_of(path)))
+        return issues
+    return []
+
+
+def parse_document(doc: Document) -> BatchTransformJob | Model:
+    """Validate and return the typed object, or raise ManifestError listing every issue."""
+    issues = validate_document(doc)
+    if issues:
+        raise ManifestError("\n".join(issue.render(doc.source) for issue in issues))
+    parsed = KINDS[doc.kind].model_validate(doc.data)
+    assert isinstance(parsed, BatchTransformJob | Model)
+    return parsed
+
+
+def load_manifest(path: Path) -> tuple[list[BatchTransformJob], dict[str, Model]]:
+    """The jobs and models (by name) of a manifest file; raises ManifestError on any problem."""
+    jobs: list[BatchTransformJob] = []
+    models: dict[str, Model] = {}
+    errors = []
+    for doc in load_documents(path):
+        try:
+            parsed = parse_document(doc)
+        except ManifestError as exc:
+            errors.append(str(exc))
+            continue
+        if isinstance(parsed, BatchTransformJob):
+            jobs.append(parsed)
+        elif parsed.metadata.name:
+            models[parsed.metadata.name] = parsed
+        else:
+            errors.append(f"{doc.source}:{doc.line_of(('metadata',))}: metadata.name: a Model needs a name")
+    if errors:
+        raise ManifestError("\n".join(errors))
+    return jobs, models

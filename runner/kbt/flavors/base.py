@@ -1,0 +1,75 @@
+"""The contract between the runner pipeline and model flavors.
+
+The pipeline hands a flavor's ``Predictor`` one ``ModelInput`` per mini-batch and gets back
+one prediction per record. Flavors are plug-ins: ``kbt.flavors.load_predictor`` imports only
+the module of the flavor asked for, so heavy frameworks load only when used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from kbt.api.models import ModelSpec
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input record and where it came from (for errors, joins and ordering)."""
+
+    source: str  # input object key relative to the input prefix
+    index: int  # record number within the source object, 0-based
+    data: bytes  # raw bytes as split from the source (a CSV row, a JSON line, a whole image)
+
+
+@dataclass
+class ModelInput:
+    """A mini-batch in the form(s) the pipeline could decode for this content type.
+
+    ``frame`` is set for tabular content (CSV, JSON Lines, JSON, Parquet), ``tensor`` for images
+    decoded per the model's ``imagePreprocessing``, ``texts`` for text/plain; ``records`` always.
+    """
+
+    records: list[Record]
+    frame: pd.DataFrame | None = None
+    tensor: np.ndarray | None = None
+    texts: list[str] | None = None
+    content_type: str = "text/csv"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+# What a predictor may return: one entry (row) per input record, in order.
+ModelOutput = pd.DataFrame | pd.Series | np.ndarray | list[Any] | dict[str, Any]
+
+
+class Predictor(Protocol):
+    """A loaded model, ready for mini-batches. Loaded once per shard process."""
+
+    device: str  # "cpu", "cuda", "cuda:0" ... reported by the runner
+
+    def predict(self, batch: ModelInput) -> ModelOutput: ...
+
+
+class ModelLoadError(Exception):
+    """The model cannot be loaded or is incompatible with the input (non-retriable)."""
+
+
+class BatchRejected(Exception):
+    """The model rejected a whole mini-batch for a reason tied to its records (not retriable)."""
+
+
+@dataclass
+class LoadContext:
+    """Everything a flavor needs to load: the local copy of the model and the job's settings."""
+
+    spec: ModelSpec
+    local_path: Path  # model files fetched locally (file or directory); "" for registry URIs
+    scratch_dir: Path
+    output_dir: Path | None = None  # custom scoring scripts may write their own files here
+    environment: dict[str, str] = field(default_factory=dict)

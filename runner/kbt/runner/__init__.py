@@ -1,0 +1,1 @@
+"""The data plane: list, shard, read, split, batch, predict, write."""
