@@ -34,3 +34,61 @@ lint: install ## ruff and mypy
 
 crds: install ## Regenerate crds/ and the chart's copy from the pydantic models
 	$(VENV)/bin/kbt crds --output-dir crds
+	$(MAKE) --no-print-directory chart-sync
+
+# --- chart, docs, images, local cluster (kind) ------------------------------------------------
+KIND_CLUSTER ?= kbt
+IMAGE_TAG ?= dev
+RELEASE ?= kbt
+KBT_NAMESPACE ?= kbt-system
+DOCKER ?= docker
+KIND_IMAGES ?= kbt/operator:$(IMAGE_TAG) kbt/runner:$(IMAGE_TAG)
+need = @command -v $(1) >/dev/null 2>&1 || { echo "$@: '$(1)' is not installed or not on PATH ($(2))" >&2; exit 1; }
+
+.PHONY: chart-sync image-constraints images kind-up kind-down kind-load deploy undeploy minio
+
+chart-sync: ## Copy crds/ into charts/kbt/crds and regenerate the chart's RBAC from kbt_operator.rbac
+	cp crds/*.yaml charts/kbt/crds/
+	$(PY) -m kbt_operator.rbac > charts/kbt/files/operator-rules.yaml
+
+docs: install ## Regenerate docs/crd-reference.md from the API models
+	$(PY) -m kbt.api.docs docs/crd-reference.md
+
+image-constraints: install ## Pin the images' Python packages to the versions in .venv
+	{ echo "# Pinned versions for the images: the versions the test suite ran with."; \
+	  echo "# Regenerate: make image-constraints"; \
+	  uv pip freeze --python $(PY) | grep -v -e '^-e' -e '^kbt[= @]' -e 'file://' | sed 's/+cpu$$//'; } > docker/constraints.txt
+
+images: ## Build the operator, runner (CPU) and runner-cuda images, tagged $(IMAGE_TAG)
+	$(call need,$(DOCKER),install Docker or set DOCKER=podman)
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "images: '$(DOCKER)' cannot reach its daemon; start Docker and retry" >&2; exit 1; }
+	$(DOCKER) build -f docker/operator.Dockerfile -t kbt/operator:$(IMAGE_TAG) .
+	$(DOCKER) build -f docker/runner.Dockerfile -t kbt/runner:$(IMAGE_TAG) .
+	$(DOCKER) build -f docker/runner-cuda.Dockerfile -t kbt/runner-cuda:$(IMAGE_TAG) .
+
+kind-up: ## Create the kind cluster: control plane, a CPU worker, a GPU-labelled tainted worker
+	$(call need,kind,https://kind.sigs.k8s.io/docs/user/quick-start/)
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+
+kind-down: ## Delete the kind cluster
+	$(call need,kind,https://kind.sigs.k8s.io/docs/user/quick-start/)
+	kind delete cluster --name $(KIND_CLUSTER)
+
+kind-load: ## Load the images into kind (KIND_IMAGES; add kbt/runner-cuda:$(IMAGE_TAG) for GPU jobs)
+	$(call need,kind,https://kind.sigs.k8s.io/docs/user/quick-start/)
+	kind load docker-image --name $(KIND_CLUSTER) $(KIND_IMAGES)
+
+deploy: ## helm upgrade --install the chart with charts/kbt/ci/kind-values.yaml into $(KBT_NAMESPACE)
+	$(call need,helm,https://helm.sh/docs/intro/install/)
+	helm upgrade --install $(RELEASE) charts/kbt --namespace $(KBT_NAMESPACE) --create-namespace \
+	  --values charts/kbt/ci/kind-values.yaml $(HELM_ARGS) --wait --timeout 5m
+
+undeploy: ## helm uninstall the chart (the CRDs and your jobs stay)
+	$(call need,helm,https://helm.sh/docs/intro/install/)
+	helm uninstall $(RELEASE) --namespace $(KBT_NAMESPACE)
+
+minio: ## MinIO in kbt-system, buckets data/models/results, the kbt-s3 Secret
+	$(call need,kubectl,https://kubernetes.io/docs/tasks/tools/)
+	kubectl apply -f deploy/minio.yaml
+	kubectl -n kbt-system rollout status deployment/minio --timeout=180s
+	kubectl -n kbt-system wait --for=condition=complete job/minio-buckets --timeout=180s

@@ -1,0 +1,105 @@
+"""Generate the benchmark inputs from the small seed datasets (deterministic, seed 0).
+
+Tabular: heart rows resampled with jittered numerics, split into N CSV and N Parquet files.
+Images: the 10 MNIST PNGs shifted and noised; the ImageNet goldfish cropped, flipped, tinted.
+Text: the billsum bills (text column only), repeated to the asked count.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.compare.models import DATASETS
+
+THAL_CATEGORIES = ("fixed", "normal", "reversible")
+
+
+def heart_rows(rows: int, seed: int = 0) -> pd.DataFrame:
+    """`rows` feature rows resampled from the clean training rows, numerics jittered."""
+    rng = np.random.default_rng(seed)
+    seed_frame = pd.read_csv(DATASETS / "heart" / "train" / "heart.csv", dtype={"thal": str})
+    seed_frame = seed_frame[seed_frame["thal"].isin(THAL_CATEGORIES)].drop(columns=["target"])
+    frame = seed_frame.iloc[rng.integers(0, len(seed_frame), rows)].reset_index(drop=True)
+    for column, spread in (("age", 3), ("trestbps", 8), ("chol", 20), ("thalach", 10)):
+        frame[column] = frame[column] + rng.integers(-spread, spread + 1, rows)
+    frame["oldpeak"] = np.round(np.abs(frame["oldpeak"] + rng.normal(0, 0.2, rows)), 1)
+    return frame
+
+
+def write_tabular(rows: int, files: int, out_dir: Path) -> dict[str, Path]:
+    """CSV and Parquet copies of the same rows, `files` files each; returns {format: dir}."""
+    frame = heart_rows(rows)
+    dirs = {"csv": out_dir / "csv", "parquet": out_dir / "parquet"}
+    for path in dirs.values():
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+    for index, part in enumerate(np.array_split(np.arange(rows), files)):
+        chunk = frame.iloc[part]
+        chunk.to_csv(dirs["csv"] / f"part-{index:03d}.csv", index=False)
+        pq.write_table(pa.Table.from_pandas(chunk, preserve_index=False), dirs["parquet"] / f"part-{index:03d}.parquet")
+    return dirs
+
+
+def write_mnist(count: int, out_dir: Path, per_dir: int = 10_000) -> None:
+    """`count` 28x28 grayscale PNGs: seed digits shifted up to 2 px with pixel noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    seeds = [np.asarray(Image.open(p).convert("L"), np.int16) for p in sorted((DATASETS / "mnist" / "images").glob("*.png"))]
+    shutil.rmtree(out_dir, ignore_errors=True)
+    for index in range(count):
+        digit = index % len(seeds)
+        shifted = np.roll(seeds[digit], tuple(rng.integers(-2, 3, 2)), axis=(0, 1))
+        noisy = np.clip(shifted + rng.integers(-20, 21, shifted.shape), 0, 255).astype(np.uint8)
+        folder = out_dir / f"{index // per_dir:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(noisy, "L").save(folder / f"{index:06d}.png", optimize=False)
+
+
+def write_jpegs(count: int, out_dir: Path) -> None:
+    """`count` RGB JPEGs around 300x300 cut from the goldfish image, flipped and tinted."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    source = Image.open(DATASETS / "imagenet" / "goldfish.JPEG").convert("RGB")
+    width, height = source.size
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    for index in range(count):
+        side = int(rng.integers(min(width, height) * 2 // 3, min(width, height) + 1))
+        left, top = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
+        crop = source.crop((left, top, left + side, top + side)).resize((300, 300))
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        tint = np.clip(np.asarray(crop, np.float32) * rng.uniform(0.8, 1.2, 3), 0, 255).astype(np.uint8)
+        Image.fromarray(tint, "RGB").save(out_dir / f"img-{index:05d}.jpg", quality=90)
+
+
+def billsum_texts() -> list[str]:
+    csv.field_size_limit(sys.maxsize)
+    texts: list[str] = []
+    for path in sorted((DATASETS / "billsum").glob("billsum-*.csv")):
+        with path.open(newline="") as handle:
+            texts.extend(row["text"] for row in csv.DictReader(handle))
+    return texts
+
+
+def write_billsum(count: int, out_dir: Path, files: int = 4) -> None:
+    """`count` bills (repeating the dataset if needed) as CSV files with one `text` column."""
+    texts = billsum_texts()
+    chosen = [texts[i % len(texts)] for i in range(count)]
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    for index, part in enumerate(np.array_split(np.arange(count), files)):
+        buffer = io.StringIO()
+        pd.DataFrame({"text": [chosen[i] for i in part]}).to_csv(buffer, index=False)
+        (out_dir / f"bills-{index:02d}.csv").write_text(buffer.getvalue())

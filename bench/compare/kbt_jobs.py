@@ -1,0 +1,86 @@
+"""Express a benchmark task as a kbt BatchTransformJob (for `kbt run`) and a ResolvedJob (shards)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.compare.models import GENERATION, IMAGE_PREP, TEXT_MAX_TOKENS
+from bench.compare.task import Task
+
+CONTENT_TYPES = {"csv": "text/csv", "parquet": "application/x-parquet", "png": "image/png", "jpeg": "image/jpeg"}
+TORCH_CLASSES = {"mnist": "torch_nets:MnistMLP", "resnet50": "torch_nets:ResNet50"}
+
+
+def model_spec(task: Task) -> dict[str, Any]:
+    """The inline model of the job: same files the other contenders load."""
+    model_dir = Path(task.model_dir)
+    if task.workload == "heart":
+        return {
+            "uri": str(model_dir),
+            "flavor": "mlflow",
+            "environment": [{"name": "MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "value": "true"}],
+        }
+    if task.workload in TORCH_CLASSES:
+        prep = IMAGE_PREP[task.workload]
+        preprocessing: dict[str, Any] = {"colorMode": prep.color_mode, "scale": prep.scale, "layout": prep.layout}
+        if prep.size is not None:
+            preprocessing |= {"width": prep.size[0], "height": prep.size[1]}
+        if prep.mean is not None:
+            preprocessing |= {"mean": prep.mean, "std": prep.std}
+        return {
+            "uri": str(model_dir / "model.pt"),
+            "flavor": "pytorch",
+            "modelClass": TORCH_CLASSES[task.workload],
+            "codePaths": [str(model_dir)],
+            "imagePreprocessing": preprocessing,
+        }
+    if task.workload == "bart":
+        return {
+            "uri": str(model_dir),
+            "flavor": "transformers",
+            "task": "summarization",
+            "generation": {**GENERATION, "truncation": True, "max_length": TEXT_MAX_TOKENS},
+        }
+    raise ValueError(f"unknown workload {task.workload!r}")
+
+
+def job_manifest(task: Task, name: str) -> dict[str, Any]:
+    """A BatchTransformJob with the task's data, model, batch size and S3 endpoint."""
+    transform_input: dict[str, Any] = {
+        "contentType": CONTENT_TYPES[task.input_format],
+        "splitType": "Line" if task.input_format == "csv" else "None",
+        "dataSource": {"s3DataSource": {"s3DataType": "S3Prefix", "s3Uri": task.input_uri}},
+    }
+    spec: dict[str, Any] = {
+        "model": model_spec(task),
+        "transformInput": transform_input,
+        "transformOutput": {"s3OutputPath": task.output_uri, "assembleWith": "Line"},
+        "transformResources": {"instanceCount": task.workers, "instanceType": "ml.m5.large"},
+        "miniBatchSize": task.batch_size,
+        "maxPayloadInMB": task.payload_mb,
+        "maxConcurrentTransforms": 1,
+    }
+    if task.s3_endpoint is not None:
+        spec["s3"] = {"endpointUrl": task.s3_endpoint, "addressingStyle": "path"}
+    return {"apiVersion": "kbt.dev/v1alpha1", "kind": "BatchTransformJob", "metadata": {"name": name}, "spec": spec}
+
+
+def write_job_yaml(task: Task, path: Path, name: str = "bench") -> Path:
+    path.write_text(yaml.safe_dump(job_manifest(task, name), sort_keys=False))
+    return path
+
+
+def write_resolved_job(task: Task, path: Path, name: str = "bench") -> Path:
+    """The ResolvedJob a Job's pods get (ConfigMap in a cluster), with one shard per worker."""
+    from kbt.api.models import BatchTransformJob
+    from kbt.resolved import ResolvedJob
+
+    job = BatchTransformJob.model_validate(job_manifest(task, name))
+    spec = job.spec.model_copy(update={"shardCount": task.workers})
+    if spec.model is None:
+        raise ValueError("benchmark jobs carry an inline model")
+    ResolvedJob(name=name, spec=spec, model=spec.model, model_ref=spec.model.uri).dump(path)
+    return path

@@ -1,0 +1,107 @@
+"""Inputs and outputs on local disk or on the loopback S3 server (moto), behind one small API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 (threaded, in this process); yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    os.environ.update(S3_ENV)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def s3_client(endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return bucket, prefix
+
+
+def upload_dir(local_dir: Path, uri: str, endpoint: str) -> None:
+    """Upload every file under local_dir to the s3:// prefix, creating the bucket if needed."""
+    client = s3_client(endpoint)
+    bucket, prefix = split_uri(uri)
+    if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=bucket)
+    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+        client.upload_file(str(path), bucket, prefix + path.relative_to(local_dir).as_posix())
+
+
+class Store:
+    """Lists, reads and writes objects under a prefix, local or s3://, relative names in posix."""
+
+    def __init__(self, uri: str, endpoint: str | None) -> None:
+        self.uri = uri
+        self.is_s3 = uri.startswith("s3://")
+        if self.is_s3:
+            if endpoint is None:
+                raise ValueError(f"{uri}: an s3:// location needs the S3 endpoint")
+            self.client = s3_client(endpoint)
+            self.bucket, self.prefix = split_uri(uri)
+        else:
+            self.root = Path(uri)
+
+    def list(self) -> list[str]:
+        if not self.is_s3:
+            return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+        names: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            names.extend(obj["Key"].removeprefix(self.prefix) for obj in page.get("Contents", []))
+        return sorted(names)
+
+    def read(self, name: str) -> bytes:
+        if not self.is_s3:
+            return (self.root / name).read_bytes()
+        body: bytes = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"].read()
+        return body
+
+    def write(self, name: str, data: bytes) -> None:
+        if not self.is_s3:
+            path = self.root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            return
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=data)
+
+    def clear(self) -> None:
+        """Remove everything under the prefix (outputs of a previous run)."""
+        if not self.is_s3:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root.mkdir(parents=True)
+            return
+        if self.bucket not in {b["Name"] for b in self.client.list_buckets().get("Buckets", [])}:
+            self.client.create_bucket(Bucket=self.bucket)
+        for name in self.list():
+            self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)

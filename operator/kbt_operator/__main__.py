@@ -1,0 +1,39 @@
+"""`python -m kbt_operator`: run the operator with its configuration from the environment.
+
+Equivalent to ``kopf run --standalone -m kbt_operator.handlers`` with ``--all-namespaces`` or
+``--namespace`` per entry of KBT_NAMESPACES and ``--liveness`` on KBT_HEALTH_PORT (/healthz).
+A bad configuration stops it at once with one clear line (exit status 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import kopf
+
+from kbt_operator.catalog import CatalogError
+from kbt_operator.config import ConfigError, OperatorConfig
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = OperatorConfig.from_env()
+        config.load_catalog()
+    except (ConfigError, CatalogError) as exc:
+        print(f"kbt operator: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    import kbt_operator.handlers  # noqa: F401  (registers the handlers)
+
+    liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
+    kopf.run(
+        standalone=True,
+        clusterwide=config.clusterwide,
+        namespaces=config.namespaces,
+        liveness_endpoint=liveness,
+    )
+
+
+if __name__ == "__main__":
+    main()

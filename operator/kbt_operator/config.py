@@ -1,0 +1,122 @@
+"""Operator configuration, read once from the environment at start-up.
+
+=========================  ============================================================  ==========
+Variable                   Meaning                                                       Default
+=========================  ============================================================  ==========
+KBT_NAMESPACES             Comma-separated namespaces to watch; empty = cluster-wide     (empty)
+KBT_RUNNER_IMAGE           Runner image for models without ``spec.image``                see below
+KBT_RUNNER_GPU_IMAGE       Runner image on GPU instance types                            runner image
+KBT_DEFAULT_S3_ENDPOINT    S3 endpoint of jobs without ``spec.s3.endpointUrl``           (AWS)
+KBT_DEFAULT_S3_SECRET      Credentials Secret of jobs without ``spec.s3.credentialsSecret``  (none)
+KBT_IMAGE_PULL_POLICY      imagePullPolicy of shard containers                           IfNotPresent
+KBT_INSTANCE_TYPES         Path of the instance-type catalog YAML (see ``catalog``)      built-in
+KBT_METRICS_PORT           Prometheus metrics port (0 = off)                             9090
+KBT_HEALTH_PORT            kopf liveness endpoint port, path /healthz (0 = off)          8080
+KBT_STATUS_INTERVAL        Least seconds between two progress-only status writes         2
+KBT_API_WORKERS            Threads making Kubernetes API calls                           8
+=========================  ============================================================  ==========
+
+Namespaces and the health port apply to ``python -m kbt_operator``; under ``kopf run`` the
+command line's ``--namespace``/``--all-namespaces``/``--liveness`` decide instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from kbt.api.models import DNS_SUBDOMAIN
+from kbt_operator.catalog import Catalog
+
+
+def _default_runner_image() -> str:
+    try:
+        tag = version("kbt")
+    except PackageNotFoundError:
+        tag = "latest"
+    return f"kbt/runner:{tag}"
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the operator cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected an integer") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r}: must not be negative")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number of seconds") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r}: must not be negative")
+    return value
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespaces: tuple[str, ...] = ()
+    runner_image: str = ""
+    runner_gpu_image: str = ""
+    default_s3_endpoint: str | None = None
+    default_s3_secret: str | None = None
+    image_pull_policy: str = "IfNotPresent"
+    catalog_path: Path | None = None
+    metrics_port: int = 9090
+    health_port: int = 8080
+    status_interval: float = 2.0
+    api_workers: int = 8
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    def load_catalog(self) -> Catalog:
+        return Catalog.load(self.catalog_path)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
+        env = os.environ if env is None else env
+        namespaces = tuple(n.strip() for n in env.get("KBT_NAMESPACES", "").split(",") if n.strip())
+        policy = env.get("KBT_IMAGE_PULL_POLICY", "").strip() or "IfNotPresent"
+        if policy not in ("Always", "IfNotPresent", "Never"):
+            raise ConfigError(f"KBT_IMAGE_PULL_POLICY={policy!r}: expected Always, IfNotPresent or Never")
+        catalog = env.get("KBT_INSTANCE_TYPES", "").strip()
+        endpoint = env.get("KBT_DEFAULT_S3_ENDPOINT", "").strip() or None
+        if endpoint is not None and not re.match(r"^https?://.+", endpoint):
+            raise ConfigError(f"KBT_DEFAULT_S3_ENDPOINT={endpoint!r}: expected an http(s):// URL")
+        secret = env.get("KBT_DEFAULT_S3_SECRET", "").strip() or None
+        if secret is not None and not re.match(DNS_SUBDOMAIN, secret):
+            raise ConfigError(f"KBT_DEFAULT_S3_SECRET={secret!r}: not a valid Secret name")
+        runner_image = env.get("KBT_RUNNER_IMAGE", "").strip() or _default_runner_image()
+        return cls(
+            namespaces=namespaces,
+            runner_image=runner_image,
+            runner_gpu_image=env.get("KBT_RUNNER_GPU_IMAGE", "").strip() or runner_image,
+            default_s3_endpoint=endpoint,
+            default_s3_secret=secret,
+            image_pull_policy=policy,
+            catalog_path=Path(catalog) if catalog else None,
+            metrics_port=_int(env, "KBT_METRICS_PORT", 9090),
+            health_port=_int(env, "KBT_HEALTH_PORT", 8080),
+            status_interval=_float(env, "KBT_STATUS_INTERVAL", 2.0),
+            api_workers=max(1, _int(env, "KBT_API_WORKERS", 8)),
+        )

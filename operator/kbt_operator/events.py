@@ -1,0 +1,72 @@
+"""Which Kubernetes events a status change deserves (a pure function of old and new status).
+
+One event per state transition, one per newly failed shard (with the runner's reason), and one
+per change of the Ready condition (setup problems such as ModelNotFound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kbt.api.models import BatchTransformJobStatus, TransformJobStatus
+from kbt_operator.shards import parse_indexes
+from kbt_operator.status import Derived
+
+State = TransformJobStatus
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+def _state_event(new: BatchTransformJobStatus, retried: bool) -> Event:
+    shards = new.shards
+    done = f"{shards.succeeded}/{shards.total} shards" if shards else ""
+    match new.transformJobStatus:
+        case State.IN_PROGRESS:
+            reason = "Retrying" if retried else "Started"
+            return Event("Normal", reason, f"Job {new.jobName} is running shards")
+        case State.COMPLETED:
+            records = new.progress.recordsProcessed if new.progress else 0
+            return Event("Normal", "Completed", f"{done} completed, {records} records; output in {new.outputLocation}")
+        case State.FAILED:
+            return Event("Warning", "Failed", new.failureReason or "failed")
+        case State.STOPPING:
+            return Event("Normal", "Stopping", f"stop requested; {done} completed so far")
+        case State.STOPPED:
+            return Event("Normal", "Stopped", f"{done} completed before the stop; their outputs are kept")
+        case _:
+            return Event("Normal", "Pending", new.progressSummary or "waiting to start")
+
+
+def _ready(status: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Ready" and cond.get("status") != "Unknown":
+            return str(cond.get("status")), str(cond.get("reason") or ""), str(cond.get("message") or "")
+    return None
+
+
+def transition_events(previous: Mapping[str, Any], derived: Derived) -> list[Event]:
+    """Events for going from `previous` (status as last written) to `derived`."""
+    new = derived.status
+    new_dump = new.model_dump(mode="json", exclude_none=True)
+    events: list[Event] = []
+    ready_before, ready_now = _ready(previous), _ready(new_dump)
+    if ready_now is not None and ready_now != ready_before:
+        status, reason, message = ready_now
+        events.append(Event("Normal" if status == "True" else "Warning", reason, message or reason))
+    failed_before = parse_indexes((previous.get("shards") or {}).get("failedIndexes"))
+    failed_now = parse_indexes(new.shards.failedIndexes if new.shards else "")
+    retried = (previous.get("retryGeneration") or 0) != (new.retryGeneration or 0)
+    for shard in sorted(failed_now - failed_before):
+        why = derived.shard_failures.get(shard, "no termination message")
+        events.append(Event("Warning", "ShardFailed", f"shard {shard} failed: {why}"))
+    state_changed = previous.get("transformJobStatus") != new.transformJobStatus
+    if state_changed or (retried and new.transformJobStatus == State.IN_PROGRESS):
+        events.append(_state_event(new, retried))
+    return events

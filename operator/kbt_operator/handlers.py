@@ -1,0 +1,200 @@
+"""kopf wiring of the operator: thin handlers over `reconcile`, `syncer` and in-memory indexes.
+
+Run it with ``python -m kbt_operator`` (namespaces and probes from the environment, see
+``config``) or ``kopf run --standalone -m kbt_operator.handlers [--all-namespaces |
+--namespace=NS ...] [--liveness=http://0.0.0.0:8080/healthz]``.
+
+* BatchTransformJob create/resume/spec-update -> ``reconcile`` (Job creation, stop, suspend,
+  retry); setup problems become a Ready=False condition and a retry with backoff.
+* Jobs and progress ConfigMaps the operator created (label-selected on the server) are indexed
+  by owner; each change marks the owner dirty for the status syncer, the only status writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from kbt.api.models import API_GROUP, API_VERSION
+from kbt_operator.config import OperatorConfig
+from kbt_operator.events import Event
+from kbt_operator.kube import ApiError, KubeApi, load_client
+from kbt_operator.labels import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from kbt_operator.metrics import ERRORS, RECONCILE_SECONDS
+from kbt_operator.owned import COMPONENT_LABEL, PROGRESS_COMPONENT, owner_name
+from kbt_operator.reconcile import OperatorContext, SetupFailedError, reconcile
+from kbt_operator.syncer import Key, Snapshot, StatusSyncer
+
+BTJ = (API_GROUP, API_VERSION, "batchtransformjobs")
+JOBS = ("batch", "v1", "jobs")
+CONFIGMAPS = ("", "v1", "configmaps")
+MANAGED = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+PROGRESS = {**MANAGED, COMPONENT_LABEL: PROGRESS_COMPONENT}
+MAX_BACKOFF_SECONDS = 300
+EVENT_MESSAGE_LIMIT = 1000
+logger = logging.getLogger(__name__)
+
+
+def backoff(retry: int) -> float:
+    """Seconds before retry number `retry` of a failed setup: 5, 10, 20, ... up to 5 minutes."""
+    return float(min(MAX_BACKOFF_SECONDS, 5 * 2 ** min(retry, 10)))
+
+
+def post_event(body: Any, event: Event) -> None:
+    kopf.event(body, type=event.type, reason=event.reason, message=event.message[:EVENT_MESSAGE_LIMIT])
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in labels.items())
+
+
+def _context(memo: Any) -> OperatorContext:
+    context: OperatorContext = memo["kbt"]
+    return context
+
+
+def _index(kwargs: dict[str, Any], name: str) -> kopf.Index[Key, Any]:
+    """An index by its function's name: kopf passes every index to every handler as a kwarg."""
+    index: kopf.Index[Key, Any] = kwargs[name]
+    return index
+
+
+# --- indexes --------------------------------------------------------------------------------
+
+
+@kopf.index(*BTJ)
+def btj_index(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {(str(namespace), name): copy.deepcopy(dict(body))}
+
+
+@kopf.index(*JOBS, labels=MANAGED)
+def job_index(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Key, dict[str, Any]] | None:
+    owner = owner_name(body)
+    return {(str(namespace), owner): copy.deepcopy(dict(body))} if owner else None
+
+
+@kopf.index(*CONFIGMAPS, labels=PROGRESS)
+def progress_index(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Key, dict[str, str]] | None:
+    owner = owner_name(body)
+    return {(str(namespace), owner): dict(body.get("data") or {})} if owner else None
+
+
+def snapshot(btjs: kopf.Index[Key, Any], jobs: kopf.Index[Key, Any], progress: kopf.Index[Key, Any], key: Key) -> Snapshot | None:
+    bodies = list(btjs.get(key, []))
+    if not bodies:
+        return None
+    data: dict[str, str] = {}
+    for entry in progress.get(key, []):
+        data.update(entry)
+    return Snapshot(btj=bodies[-1], jobs=list(jobs.get(key, [])), progress=data)
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
+    settings.peering.standalone = True
+    settings.scanning.disabled = True  # no namespace/CRD access needed (see rbac.py)
+    settings.posting.level = logging.CRITICAL  # only the operator's own events, no log echoes
+    settings.watching.label_selectors[JOBS] = _selector(MANAGED)
+    settings.watching.label_selectors[CONFIGMAPS] = _selector(PROGRESS)
+    config = OperatorConfig.from_env()
+    catalog = config.load_catalog()
+    api = KubeApi(await asyncio.to_thread(load_client), config.api_workers)
+
+    btjs, jobs, progress = (_index(kwargs, name) for name in ("btj_index", "job_index", "progress_index"))
+
+    def current(key: Key) -> Snapshot | None:
+        return snapshot(btjs, jobs, progress, key)
+
+    syncer = StatusSyncer(api, current, post_event, config.status_interval)
+    memo["kbt"] = OperatorContext(api=api, config=config, catalog=catalog, syncer=syncer)
+    memo["kbt_syncer_task"] = asyncio.create_task(syncer.run(), name="kbt-status-syncer")
+    if config.metrics_port:
+        memo["kbt_metrics_server"], _thread = start_http_server(config.metrics_port)
+    logger.info(
+        "kbt operator started: %s, runner image %s, %d instance types, metrics port %s",
+        "all namespaces" if config.clusterwide else f"namespaces {','.join(config.namespaces)}",
+        config.runner_image,
+        len(catalog.types),
+        config.metrics_port or "off",
+    )
+
+
+@kopf.on.cleanup()
+async def stop(memo: Any, **_: Any) -> None:
+    task = memo.get("kbt_syncer_task")
+    if task is not None:
+        task.cancel()
+    server = memo.get("kbt_metrics_server")
+    if server is not None:
+        await asyncio.to_thread(server.shutdown)
+        server.server_close()
+    context = memo.get("kbt")
+    if context is not None:
+        context.api.close()
+
+
+@kopf.on.probe(id="statusBacklog")
+async def status_backlog(memo: Any, **_: Any) -> int:
+    """Jobs waiting for a status write (shown by the liveness endpoint)."""
+    return _context(memo).syncer.pending
+
+
+# --- BatchTransformJob ------------------------------------------------------------------------
+
+
+@kopf.on.resume(*BTJ)
+@kopf.on.create(*BTJ)
+@kopf.on.update(*BTJ, field="spec")
+async def reconcile_job(
+    body: kopf.Body, namespace: str | None, name: str, retry: int, memo: Any, **kwargs: Any
+) -> None:
+    context = _context(memo)
+    key = (str(namespace), name)
+    started = time.perf_counter()
+    jobs = list(_index(kwargs, "job_index").get(key, []))
+    try:
+        await reconcile(context, body, jobs, lambda event: post_event(body, event))
+    except SetupFailedError as exc:
+        ERRORS.labels(reason=exc.setup.reason).inc()
+        context.syncer.set_setup(key, exc.setup)
+        await context.syncer.flush(key)
+        if exc.permanent:
+            raise kopf.PermanentError(str(exc)) from None
+        raise kopf.TemporaryError(str(exc), delay=backoff(retry)) from None
+    except ApiError as exc:
+        ERRORS.labels(reason="ApiError").inc()
+        raise kopf.TemporaryError(exc.message, delay=backoff(retry)) from None
+    finally:
+        RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+
+@kopf.on.event(*BTJ)
+async def forget_deleted(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    if type == "DELETED":
+        _context(memo).syncer.forget((str(namespace), name))
+
+
+# --- children -------------------------------------------------------------------------------
+
+
+@kopf.on.event(*JOBS, labels=MANAGED)
+async def job_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    owner = owner_name(body)
+    if owner:
+        _context(memo).syncer.mark((str(namespace), owner))
+
+
+@kopf.on.event(*CONFIGMAPS, labels=PROGRESS)
+async def progress_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    owner = owner_name(body)
+    if owner:
+        _context(memo).syncer.mark((str(namespace), owner))

@@ -1,0 +1,168 @@
+"""Make the cluster match one BatchTransformJob: carry out `plan.plan_jobs` with API calls.
+
+Creating a Job first checks everything a shard needs (instance type, Model, credentials Secret)
+and creates the owned objects; a check that fails raises `SetupFailedError` with a stable reason,
+which the handler turns into a condition, an event and a retry (or no retry when permanent).
+Every create treats 409 AlreadyExists as adoption when the existing object is owned by this
+BatchTransformJob, so a restart at any moment leaves exactly one Job per generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kbt.api.models import BatchTransformJob, LocalObjectReference, Model
+from kbt_operator.catalog import Catalog, UnknownInstanceTypeError
+from kbt_operator.config import OperatorConfig
+from kbt_operator.events import Event
+from kbt_operator.job_builder import JobRequest, build_job, completions
+from kbt_operator.kube import ApiError, KubeApi
+from kbt_operator.metrics import JOBS_CREATED
+from kbt_operator.owned import is_owned_by, shard_objects
+from kbt_operator.plan import NewJob, Plan, plan_jobs
+from kbt_operator.resolve import InvalidResourceError, parse_job, parse_model, resolve_job
+from kbt_operator.status import Reason, Setup
+from kbt_operator.syncer import Key, StatusSyncer, own_fields
+
+EventFn = Callable[[Event], None]
+
+
+class SetupFailedError(Exception):
+    """A job cannot get its Indexed Job yet (or ever, when `permanent`)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.setup = Setup(False, reason, message)
+
+    @property
+    def permanent(self) -> bool:
+        return self.setup.permanent
+
+
+@dataclass
+class OperatorContext:
+    api: KubeApi
+    config: OperatorConfig
+    catalog: Catalog
+    syncer: StatusSyncer
+
+
+def with_s3_defaults(job: BatchTransformJob, config: OperatorConfig) -> BatchTransformJob:
+    """The operator's default S3 endpoint and credentials Secret for jobs that name none."""
+    s3 = job.spec.s3
+    updates: dict[str, Any] = {}
+    if s3.endpointUrl is None and config.default_s3_endpoint:
+        updates["endpointUrl"] = config.default_s3_endpoint
+    if s3.credentialsSecret is None and config.default_s3_secret:
+        updates["credentialsSecret"] = LocalObjectReference(name=config.default_s3_secret)
+    if not updates:
+        return job
+    spec = job.spec.model_copy(update={"s3": s3.model_copy(update=updates)})
+    return job.model_copy(update={"spec": spec})
+
+
+async def ensure(api: KubeApi, obj: Mapping[str, Any], owner_uid: str) -> bool:
+    """Create `obj`, or adopt the existing one if this job owns it; True when created."""
+    try:
+        await api.create(obj)
+        return True
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+    meta = obj["metadata"]
+    existing = await api.get(obj["kind"], meta["namespace"], meta["name"])
+    if existing is None:
+        raise ApiError(409, f"{obj['kind']} {meta['name']} was being deleted while created; retrying")
+    if not is_owned_by(existing, owner_uid):
+        raise SetupFailedError(
+            Reason.NAME_CONFLICT,
+            f"{obj['kind']} {meta['namespace']}/{meta['name']} already exists and is not owned by this "
+            "BatchTransformJob; delete or rename it",
+        )
+    return False
+
+
+async def _model(api: KubeApi, job: BatchTransformJob) -> Model | None:
+    name, namespace = job.spec.modelName, job.metadata.namespace or "default"
+    if name is None:
+        return None
+    raw = await api.get("Model", namespace, name)
+    if raw is None:
+        raise SetupFailedError(Reason.MODEL_NOT_FOUND, f"Model {name} not found in namespace {namespace}")
+    try:
+        return parse_model(raw)
+    except InvalidResourceError as exc:
+        raise SetupFailedError(Reason.INVALID_MODEL, str(exc)) from None
+
+
+async def create_job(
+    ctx: OperatorContext, job: BatchTransformJob, metadata: Mapping[str, Any], new: NewJob
+) -> tuple[str, int]:
+    """Check, create owned objects and the Indexed Job of `new`; returns its name and pod count."""
+    try:
+        instance = ctx.catalog.lookup(job.spec.transformResources.instanceType)
+    except UnknownInstanceTypeError as exc:
+        raise SetupFailedError(Reason.UNKNOWN_INSTANCE_TYPE, f"spec.transformResources.instanceType: {exc}") from None
+    model = await _model(ctx.api, job)
+    job = with_s3_defaults(job, ctx.config)
+    namespace = metadata["namespace"]
+    secret = job.spec.s3.credentialsSecret
+    if secret is not None and not await ctx.api.exists("Secret", namespace, secret.name):
+        raise SetupFailedError(
+            Reason.SECRET_NOT_FOUND, f"spec.s3.credentialsSecret: Secret {secret.name} not found in namespace {namespace}"
+        )
+    resolved = resolve_job(job, model)
+    for obj in shard_objects(resolved, metadata):
+        await ensure(ctx.api, obj, metadata["uid"])
+    request = JobRequest(
+        resolved=resolved,
+        instance=instance,
+        runner_image=ctx.config.runner_image,
+        runner_gpu_image=ctx.config.runner_gpu_image,
+        image_pull_policy=ctx.config.image_pull_policy,
+        generation=new.generation,
+        shard_map=new.shard_map,
+    )
+    manifest = build_job(request, metadata)
+    if await ensure(ctx.api, manifest, metadata["uid"]):
+        JOBS_CREATED.inc()
+    return str(manifest["metadata"]["name"]), completions(request)
+
+
+async def apply_plan(
+    ctx: OperatorContext, job: BatchTransformJob, metadata: Mapping[str, Any], plan: Plan, post: EventFn
+) -> None:
+    key: Key = (metadata["namespace"], metadata["name"])
+    for note in plan.notes:
+        post(Event("Warning", "Ignored", note))
+    if plan.create is not None:
+        name, count = await create_job(ctx, job, metadata, plan.create)
+        what = "every shard" if plan.create.shard_map is None else f"shards {','.join(map(str, plan.create.shard_map))}"
+        ctx.syncer.set_setup(key, Setup(True, Reason.JOB_CREATED, f"Job {name} runs {what} ({count} pods)"))
+    for name in plan.delete:
+        await ctx.api.delete("Job", key[0], name, "Background")
+    if plan.stop is not None:
+        await ctx.syncer.flush(key)  # record what completed before the Job goes
+        await ctx.api.delete("Job", key[0], plan.stop, "Foreground")
+        post(Event("Normal", Reason.STOP_REQUESTED, f"deleting Job {plan.stop}; shards get their grace period"))
+    if plan.suspend is not None:
+        await ctx.api.patch("Job", key[0], plan.suspend.job, {"spec": {"suspend": plan.suspend.suspend}})
+        reason = "Suspended" if plan.suspend.suspend else "Resumed"
+        post(Event("Normal", reason, f"Job {plan.suspend.job}: spec.suspend={str(plan.suspend.suspend).lower()}"))
+    ctx.syncer.mark(key)
+
+
+async def reconcile(
+    ctx: OperatorContext, body: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], post: EventFn
+) -> None:
+    """Bring the Jobs of BatchTransformJob `body` in line with its spec (see `plan`)."""
+    metadata = body["metadata"]
+    key: Key = (metadata["namespace"], metadata["name"])
+    try:
+        job = parse_job(body)
+    except InvalidResourceError as exc:
+        raise SetupFailedError(Reason.INVALID_SPEC, str(exc)) from None
+    previous = ctx.syncer.last_written(key) or own_fields(body.get("status") or {})
+    await apply_plan(ctx, job, metadata, plan_jobs(job.spec, jobs, previous), post)

@@ -1,0 +1,140 @@
+"""Bring a model to a local path: s3:// prefixes or objects, file:// URIs and plain paths.
+
+MLflow registry and run URIs (``runs:/``, ``models:/name/version``, ``models:/name@alias``) are
+left to the mlflow flavor, which resolves them against ``MLFLOW_TRACKING_URI``; other flavors
+get such a model's artifacts downloaded here. S3 access uses boto3's usual configuration
+(credentials from the environment, ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` for MinIO and
+other S3-compatible stores). A single ``.tar.gz`` object (SageMaker's ``model.tar.gz``) is
+unpacked.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from kbt.api.models import Flavor, ModelSpec
+from kbt.flavors.base import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+DOWNLOAD_THREADS = 8
+
+
+def is_mlflow_uri(uri: str) -> bool:
+    """True for URIs only an MLflow tracking server can resolve."""
+    return uri.startswith(MLFLOW_SCHEMES)
+
+
+def fetch_model(spec: ModelSpec, scratch: Path) -> Path:
+    """Return a local file or directory holding the model named by ``spec.uri``.
+
+    Remote models are downloaded under ``scratch/model``. For flavor ``mlflow`` with an MLflow
+    URI, returns ``Path("")``: the flavor resolves it. Raises ``ModelLoadError`` naming the URI
+    when nothing can be fetched.
+    """
+    uri = spec.uri
+    if is_mlflow_uri(uri):
+        if spec.flavor == Flavor.MLFLOW:
+            return Path("")
+        return _download_mlflow_artifacts(uri, _fresh_dir(scratch / "model"))
+    if uri.startswith("s3://"):
+        return _fetch_s3(uri, _fresh_dir(scratch / "model"))
+    local = Path(unquote(urlparse(uri).path)) if uri.startswith("file://") else Path(uri).expanduser()
+    if not local.exists():
+        raise ModelLoadError(f"model not found: {uri} (no such file or directory: {local})")
+    return local
+
+
+def _fresh_dir(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def _download_mlflow_artifacts(uri: str, target: Path) -> Path:
+    try:
+        import mlflow.artifacts
+    except ImportError as exc:
+        raise ModelLoadError(f"{uri} is an MLflow URI but mlflow is not installed") from exc
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))
+    except Exception as exc:
+        raise ModelLoadError(f"cannot download {uri} from MLflow: {exc}") from exc
+
+
+def _split_s3_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def _fetch_s3(uri: str, target: Path) -> Path:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = _split_s3_uri(uri)
+    client = boto3.client("s3")
+    try:
+        prefix = key.rstrip("/") + "/" if key else ""
+        keys = _list_keys(client, bucket, prefix)
+        if keys:
+            return _download_prefix(client, bucket, prefix, keys, target)
+        if key and not key.endswith("/"):
+            client.head_object(Bucket=bucket, Key=key)
+            return _download_object(client, bucket, key, target)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code not in ("404", "NoSuchKey"):
+            raise ModelLoadError(f"cannot fetch model {uri}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise ModelLoadError(f"cannot fetch model {uri}: {exc}") from exc
+    raise ModelLoadError(f"model not found: no object or prefix at {uri}")
+
+
+def _list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/"))
+    return keys
+
+
+def _local_name(relative: str, uri: str) -> PurePosixPath:
+    path = PurePosixPath(relative)
+    if path.is_absolute() or ".." in path.parts:
+        raise ModelLoadError(f"refusing to download {uri}: key escapes the model directory")
+    return path
+
+
+def _download_prefix(client: Any, bucket: str, prefix: str, keys: list[str], target: Path) -> Path:
+    def download(key: str) -> None:
+        destination = target / _local_name(key[len(prefix) :], f"s3://{bucket}/{key}")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, key, str(destination))
+
+    with ThreadPoolExecutor(max_workers=min(DOWNLOAD_THREADS, len(keys))) as pool:
+        list(pool.map(download, keys))
+    log.info("fetched %d model files from s3://%s/%s", len(keys), bucket, prefix)
+    return target
+
+
+def _download_object(client: Any, bucket: str, key: str, target: Path) -> Path:
+    name = PurePosixPath(key).name
+    destination = target / name
+    client.download_file(bucket, key, str(destination))
+    if name.endswith(ARCHIVE_SUFFIXES):
+        unpacked = _fresh_dir(target / "unpacked")
+        try:
+            with tarfile.open(destination) as archive:
+                archive.extractall(unpacked, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise ModelLoadError(f"cannot unpack s3://{bucket}/{key}: {exc}") from exc
+        destination.unlink()
+        return unpacked
+    return destination
