@@ -44,8 +44,14 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path, timeout:
 def model_server(workload: str, model_dir: Path, workers: int, log: Path) -> Iterator[Server]:
     """`mlflow models serve` for the MLflow model; uvicorn + invocations_server for the others."""
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO), BENCH_WORKLOAD=workload, BENCH_MODEL_DIR=str(model_dir))
     bin_dir = Path(sys.executable).parent
+    env = dict(
+        os.environ,
+        PATH=os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),  # mlflow execs `uvicorn`
+        PYTHONPATH=str(REPO),
+        BENCH_WORKLOAD=workload,
+        BENCH_MODEL_DIR=str(model_dir),
+    )
     if workload == "heart":
         command = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
                    "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
@@ -63,7 +69,8 @@ def model_server(workload: str, model_dir: Path, workers: int, log: Path) -> Ite
             yield Server(url=base + "/invocations", pid=process.pid, description=description)
         finally:
             # The server runs in its own session: end it and the workers it forked, by group id.
-            os.killpg(process.pid, signal.SIGTERM)
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

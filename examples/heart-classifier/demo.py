@@ -9,6 +9,7 @@ Exits non-zero when any step fails.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -70,16 +71,22 @@ def main() -> int:
     endpoint = f"http://127.0.0.1:{port}"
     os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_DEFAULT_REGION="us-east-1")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines from the S3 server
     server.start()
     try:
         print(f"S3 (moto) listening on {endpoint}; training the heart classifier ...")
         accuracy = prepare.prepare(s3_endpoint=endpoint)
         print(f"hold-out accuracy {accuracy:.3f}; uploaded s3://data/heart/ and s3://models/heart/")
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket=OUTPUT_URI.removeprefix("s3://").split("/")[0])
         manifest = prepare.WORK / "demo-job.yaml"
         manifest.write_text(yaml.safe_dump_all(job_manifest(endpoint), sort_keys=False))
         kbt = Path(sys.executable).with_name("kbt")
         print(f"$ kbt run {manifest}")
-        result = subprocess.run([str(kbt), "run", str(manifest)], check=False)
+        # The job's data goes through spec.s3.endpointUrl; the Model is fetched with boto3's own
+        # configuration, so point that at the same server.
+        env = {**os.environ, "AWS_ENDPOINT_URL_S3": endpoint}
+        result = subprocess.run([str(kbt), "run", str(manifest)], env=env, check=False)
         if result.returncode != 0:
             print(f"kbt run failed with exit code {result.returncode}", file=sys.stderr)
             return result.returncode

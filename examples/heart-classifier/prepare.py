@@ -11,8 +11,10 @@ CSV files, copied to ``work/data/`` or, with ``--s3-endpoint``, uploaded with th
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import mlflow.sklearn
@@ -78,7 +80,12 @@ def train(features: pd.DataFrame, labels: pd.Series) -> tuple[Pipeline, float]:
 
 def save_model(pipeline: Pipeline, features: pd.DataFrame, model_dir: Path) -> None:
     shutil.rmtree(model_dir, ignore_errors=True)
-    signature = infer_signature(features, pipeline.predict(features))
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values: intended here, a record
+        # with a missing integer is rejected by the signature instead of being scored.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        signature = infer_signature(features, pipeline.predict(features))
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)  # "pip version" noise
     mlflow.sklearn.save_model(
         pipeline,
         str(model_dir),

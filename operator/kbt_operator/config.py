@@ -14,6 +14,7 @@ KBT_METRICS_PORT           Prometheus metrics port (0 = off)                    
 KBT_HEALTH_PORT            kopf liveness endpoint port, path /healthz (0 = off)          8080
 KBT_STATUS_INTERVAL        Least seconds between two progress-only status writes         2
 KBT_API_WORKERS            Threads making Kubernetes API calls                           8
+KBT_SETUP_RETRY_SECONDS    First retry delay of a failed setup (doubles, max 5 minutes)  5
 =========================  ============================================================  ==========
 
 Namespaces and the health port apply to ``python -m kbt_operator``; under ``kopf run`` the
@@ -84,6 +85,7 @@ class OperatorConfig:
     health_port: int = 8080
     status_interval: float = 2.0
     api_workers: int = 8
+    setup_retry_seconds: float = 5.0
 
     @property
     def clusterwide(self) -> bool:
@@ -119,4 +121,5 @@ class OperatorConfig:
             health_port=_int(env, "KBT_HEALTH_PORT", 8080),
             status_interval=_float(env, "KBT_STATUS_INTERVAL", 2.0),
             api_workers=max(1, _int(env, "KBT_API_WORKERS", 8)),
+            setup_retry_seconds=_float(env, "KBT_SETUP_RETRY_SECONDS", 5.0),
         )

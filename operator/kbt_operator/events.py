@@ -15,6 +15,8 @@ from kbt_operator.shards import parse_indexes
 from kbt_operator.status import Derived
 
 State = TransformJobStatus
+COMPONENT = "kbt-operator"
+MESSAGE_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -24,13 +26,12 @@ class Event:
     message: str
 
 
-def _state_event(new: BatchTransformJobStatus, retried: bool) -> Event:
+def _state_event(new: BatchTransformJobStatus) -> Event:
     shards = new.shards
     done = f"{shards.succeeded}/{shards.total} shards" if shards else ""
     match new.transformJobStatus:
         case State.IN_PROGRESS:
-            reason = "Retrying" if retried else "Started"
-            return Event("Normal", reason, f"Job {new.jobName} is running shards")
+            return Event("Normal", "Started", f"Job {new.jobName} is running shards")
         case State.COMPLETED:
             records = new.progress.recordsProcessed if new.progress else 0
             return Event("Normal", "Completed", f"{done} completed, {records} records; output in {new.outputLocation}")
@@ -66,7 +67,33 @@ def transition_events(previous: Mapping[str, Any], derived: Derived) -> list[Eve
     for shard in sorted(failed_now - failed_before):
         why = derived.shard_failures.get(shard, "no termination message")
         events.append(Event("Warning", "ShardFailed", f"shard {shard} failed: {why}"))
-    state_changed = previous.get("transformJobStatus") != new.transformJobStatus
-    if state_changed or (retried and new.transformJobStatus == State.IN_PROGRESS):
-        events.append(_state_event(new, retried))
+    if retried:
+        events.append(Event("Normal", "Retrying", f"Job {new.jobName} re-runs the shards that did not complete"))
+    elif previous.get("transformJobStatus") != new.transformJobStatus:
+        events.append(_state_event(new))
     return events
+
+
+def event_manifest(involved: Mapping[str, Any], event: Event, timestamp: str, suffix: str) -> dict[str, Any]:
+    """A core/v1 Event about `involved` (a BatchTransformJob); `suffix` makes its name unique."""
+    meta = involved["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion"),
+            "kind": involved.get("kind"),
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+        },
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message[:MESSAGE_LIMIT],
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "firstTimestamp": timestamp,
+        "lastTimestamp": timestamp,
+        "count": 1,
+    }

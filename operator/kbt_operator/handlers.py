@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import time
 from typing import Any
 
 import kopf
+from kubernetes.config.config_exception import ConfigException
 from prometheus_client import start_http_server
 
 from kbt.api.models import API_GROUP, API_VERSION
-from kbt_operator.config import OperatorConfig
-from kbt_operator.events import Event
-from kbt_operator.kube import ApiError, KubeApi, load_client
+from kbt_operator.catalog import CatalogError
+from kbt_operator.config import ConfigError, OperatorConfig
+from kbt_operator.kube import ApiError, KubeApi, load_client, load_configuration
 from kbt_operator.labels import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from kbt_operator.metrics import ERRORS, RECONCILE_SECONDS
 from kbt_operator.owned import COMPONENT_LABEL, PROGRESS_COMPONENT, owner_name
 from kbt_operator.reconcile import OperatorContext, SetupFailedError, reconcile
+from kbt_operator.recorder import EventRecorder
 from kbt_operator.syncer import Key, Snapshot, StatusSyncer
 
 BTJ = (API_GROUP, API_VERSION, "batchtransformjobs")
@@ -37,17 +40,12 @@ CONFIGMAPS = ("", "v1", "configmaps")
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
 PROGRESS = {**MANAGED, COMPONENT_LABEL: PROGRESS_COMPONENT}
 MAX_BACKOFF_SECONDS = 300
-EVENT_MESSAGE_LIMIT = 1000
 logger = logging.getLogger(__name__)
 
 
-def backoff(retry: int) -> float:
-    """Seconds before retry number `retry` of a failed setup: 5, 10, 20, ... up to 5 minutes."""
-    return float(min(MAX_BACKOFF_SECONDS, 5 * 2 ** min(retry, 10)))
-
-
-def post_event(body: Any, event: Event) -> None:
-    kopf.event(body, type=event.type, reason=event.reason, message=event.message[:EVENT_MESSAGE_LIMIT])
+def backoff(first: float, retry: int) -> float:
+    """Seconds before retry number `retry` of a failed setup: first, 2*first, ... up to 5 minutes."""
+    return float(min(MAX_BACKOFF_SECONDS, first * 2 ** min(retry, 10)))
 
 
 def _selector(labels: dict[str, str]) -> str:
@@ -98,6 +96,32 @@ def snapshot(btjs: kopf.Index[Key, Any], jobs: kopf.Index[Key, Any], progress: k
 # --- lifecycle ------------------------------------------------------------------------------
 
 
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf connects exactly like the operator's own API client (see `kube.load_configuration`)."""
+    try:
+        configuration = load_configuration()
+    except ConfigException as exc:
+        raise kopf.LoginError(f"no in-cluster service account and no usable kubeconfig: {exc}") from None
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _space, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        trust_env=settings.networking.trust_env,
+    )
+
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
     settings.peering.standalone = True
@@ -105,17 +129,21 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> No
     settings.posting.level = logging.CRITICAL  # only the operator's own events, no log echoes
     settings.watching.label_selectors[JOBS] = _selector(MANAGED)
     settings.watching.label_selectors[CONFIGMAPS] = _selector(PROGRESS)
-    config = OperatorConfig.from_env()
-    catalog = config.load_catalog()
-    api = KubeApi(await asyncio.to_thread(load_client), config.api_workers)
+    try:
+        config = OperatorConfig.from_env()
+        catalog = config.load_catalog()
+        api = KubeApi(await asyncio.to_thread(load_client), config.api_workers)
+    except (ConfigError, CatalogError, ConfigException) as exc:
+        raise kopf.PermanentError(f"kbt operator cannot start: {exc}") from None
 
     btjs, jobs, progress = (_index(kwargs, name) for name in ("btj_index", "job_index", "progress_index"))
 
     def current(key: Key) -> Snapshot | None:
         return snapshot(btjs, jobs, progress, key)
 
-    syncer = StatusSyncer(api, current, post_event, config.status_interval)
-    memo["kbt"] = OperatorContext(api=api, config=config, catalog=catalog, syncer=syncer)
+    recorder = EventRecorder(api)
+    syncer = StatusSyncer(api, current, recorder.post, config.status_interval)
+    memo["kbt"] = OperatorContext(api=api, config=config, catalog=catalog, syncer=syncer, recorder=recorder)
     memo["kbt_syncer_task"] = asyncio.create_task(syncer.run(), name="kbt-status-syncer")
     if config.metrics_port:
         memo["kbt_metrics_server"], _thread = start_http_server(config.metrics_port)
@@ -162,17 +190,17 @@ async def reconcile_job(
     started = time.perf_counter()
     jobs = list(_index(kwargs, "job_index").get(key, []))
     try:
-        await reconcile(context, body, jobs, lambda event: post_event(body, event))
+        await reconcile(context, body, jobs, functools.partial(context.recorder.post, body))
     except SetupFailedError as exc:
         ERRORS.labels(reason=exc.setup.reason).inc()
         context.syncer.set_setup(key, exc.setup)
         await context.syncer.flush(key)
         if exc.permanent:
             raise kopf.PermanentError(str(exc)) from None
-        raise kopf.TemporaryError(str(exc), delay=backoff(retry)) from None
+        raise kopf.TemporaryError(str(exc), delay=backoff(context.config.setup_retry_seconds, retry)) from None
     except ApiError as exc:
         ERRORS.labels(reason="ApiError").inc()
-        raise kopf.TemporaryError(exc.message, delay=backoff(retry)) from None
+        raise kopf.TemporaryError(exc.message, delay=backoff(context.config.setup_retry_seconds, retry)) from None
     finally:
         RECONCILE_SECONDS.observe(time.perf_counter() - started)
 

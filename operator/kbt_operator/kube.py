@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "ServiceAccount": ("/api/v1", "serviceaccounts"),
     "Secret": ("/api/v1", "secrets"),
     "Pod": ("/api/v1", "pods"),
+    "Event": ("/api/v1", "events"),
     "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
     "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
     "Job": ("/apis/batch/v1", "jobs"),
@@ -65,14 +67,19 @@ def _path(kind: str, namespace: str, name: str | None = None, subresource: str |
     return path
 
 
-def load_client() -> client.ApiClient:
-    """An API client for the pod's service account, else the kubeconfig (KUBECONFIG or default)."""
+def load_configuration() -> client.Configuration:
+    """The pod's service account, else the kubeconfig (KUBECONFIG, else ~/.kube/config)."""
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)
     except ConfigException:
-        config.load_kube_config(client_configuration=configuration)
-    return client.ApiClient(configuration)
+        # KUBECONFIG is read now, not when the kubernetes package was imported.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
+    return configuration
+
+
+def load_client() -> client.ApiClient:
+    return client.ApiClient(load_configuration())
 
 
 class KubeApi:

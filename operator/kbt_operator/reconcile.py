@@ -9,11 +9,12 @@ BatchTransformJob, so a restart at any moment leaves exactly one Job per generat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kbt.api.models import BatchTransformJob, LocalObjectReference, Model
+from kbt.runner.resolve import resolve_job
 from kbt_operator.catalog import Catalog, UnknownInstanceTypeError
 from kbt_operator.config import OperatorConfig
 from kbt_operator.events import Event
@@ -22,11 +23,12 @@ from kbt_operator.kube import ApiError, KubeApi
 from kbt_operator.metrics import JOBS_CREATED
 from kbt_operator.owned import is_owned_by, shard_objects
 from kbt_operator.plan import NewJob, Plan, plan_jobs
-from kbt_operator.resolve import InvalidResourceError, parse_job, parse_model, resolve_job
+from kbt_operator.recorder import EventRecorder
+from kbt_operator.resolve import InvalidResourceError, parse_job, parse_model
 from kbt_operator.status import Reason, Setup
 from kbt_operator.syncer import Key, StatusSyncer, own_fields
 
-EventFn = Callable[[Event], None]
+EventFn = Callable[[Event], Awaitable[None]]
 
 
 class SetupFailedError(Exception):
@@ -47,6 +49,7 @@ class OperatorContext:
     config: OperatorConfig
     catalog: Catalog
     syncer: StatusSyncer
+    recorder: EventRecorder
 
 
 def with_s3_defaults(job: BatchTransformJob, config: OperatorConfig) -> BatchTransformJob:
@@ -113,7 +116,7 @@ async def create_job(
         raise SetupFailedError(
             Reason.SECRET_NOT_FOUND, f"spec.s3.credentialsSecret: Secret {secret.name} not found in namespace {namespace}"
         )
-    resolved = resolve_job(job, model)
+    resolved = resolve_job(job, {job.spec.modelName: model} if job.spec.modelName and model else {})
     for obj in shard_objects(resolved, metadata):
         await ensure(ctx.api, obj, metadata["uid"])
     request = JobRequest(
@@ -136,7 +139,7 @@ async def apply_plan(
 ) -> None:
     key: Key = (metadata["namespace"], metadata["name"])
     for note in plan.notes:
-        post(Event("Warning", "Ignored", note))
+        await post(Event("Warning", "Ignored", note))
     if plan.create is not None:
         name, count = await create_job(ctx, job, metadata, plan.create)
         what = "every shard" if plan.create.shard_map is None else f"shards {','.join(map(str, plan.create.shard_map))}"
@@ -146,11 +149,11 @@ async def apply_plan(
     if plan.stop is not None:
         await ctx.syncer.flush(key)  # record what completed before the Job goes
         await ctx.api.delete("Job", key[0], plan.stop, "Foreground")
-        post(Event("Normal", Reason.STOP_REQUESTED, f"deleting Job {plan.stop}; shards get their grace period"))
+        await post(Event("Normal", Reason.STOP_REQUESTED, f"deleting Job {plan.stop}; shards get their grace period"))
     if plan.suspend is not None:
         await ctx.api.patch("Job", key[0], plan.suspend.job, {"spec": {"suspend": plan.suspend.suspend}})
         reason = "Suspended" if plan.suspend.suspend else "Resumed"
-        post(Event("Normal", reason, f"Job {plan.suspend.job}: spec.suspend={str(plan.suspend.suspend).lower()}"))
+        await post(Event("Normal", reason, f"Job {plan.suspend.job}: spec.suspend={str(plan.suspend.suspend).lower()}"))
     ctx.syncer.mark(key)
 
 

@@ -1,7 +1,5 @@
-"""Resolve a BatchTransformJob's model (inline or a Model resource) into the ResolvedJob shards read.
-
-The runner package may grow its own ``kbt.runner.resolve``; the operator only needs this small
-step and keeps it here so it does not depend on the data plane's internals.
+"""Parse BatchTransformJob and Model resources from the API into the pydantic models, with errors
+that name every bad field; the model lookup itself is ``kbt.runner.resolve.resolve_job``.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from kbt.api.models import BatchTransformJob, Model
-from kbt.resolved import ResolvedJob
 
 
 class InvalidResourceError(ValueError):
@@ -55,21 +52,3 @@ def model_ref(job: BatchTransformJob) -> str:
         return job.spec.modelName
     assert job.spec.model is not None  # the spec validator guarantees exactly one
     return job.spec.model.uri
-
-
-def resolve_job(job: BatchTransformJob, model: Model | None) -> ResolvedJob:
-    """`job` with its model spec filled in: inline, or from `model` (the Model named by modelName)."""
-    if job.spec.model is not None:
-        model_spec = job.spec.model
-    elif model is not None:
-        model_spec = model.spec
-    else:
-        raise ValueError(f"BatchTransformJob {job.metadata.name} references Model {job.spec.modelName}")
-    return ResolvedJob(
-        name=job.metadata.name or "",
-        namespace=job.metadata.namespace or "default",
-        uid=job.metadata.uid or "",
-        spec=job.spec,
-        model=model_spec,
-        model_ref=model_ref(job),
-    )

@@ -46,7 +46,7 @@ class Reason:
 
     JOB_CREATED = "JobCreated"
     INVALID_SPEC = "InvalidSpec"
-    UNKNOWN_INSTANCE_TYPE = "UnknownInstanceTypeError"
+    UNKNOWN_INSTANCE_TYPE = "UnknownInstanceType"
     MODEL_NOT_FOUND = "ModelNotFound"
     INVALID_MODEL = "InvalidModel"
     SECRET_NOT_FOUND = "SecretNotFound"

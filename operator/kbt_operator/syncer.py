@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +41,7 @@ class Snapshot:
 
 
 SnapshotFn = Callable[[Key], Snapshot | None]
-EventFn = Callable[[Mapping[str, Any], Event], None]
+EventFn = Callable[[Mapping[str, Any], Event], Awaitable[None]]
 
 
 def utc_now() -> str:
@@ -173,6 +173,7 @@ class StatusSyncer:
             setup=self._setup.get(key),
         )
         derived = derive_status(observation)
+        await self._report_attempts(key, snapshot.btj, derived)
         new = derived.status.model_dump(mode="json", exclude_none=True)
         if new == previous:
             return
@@ -192,17 +193,17 @@ class StatusSyncer:
         self._written[key] = new
         self._last_write[key] = time.monotonic()
         self.tracker.update(key, derived.status.transformJobStatus, derived.status.shards)
-        self._announce(key, snapshot.btj, previous, derived)
-
-    def _announce(self, key: Key, btj: Mapping[str, Any], previous: Mapping[str, Any], derived: Derived) -> None:
         for event in transition_events(previous, derived):
-            self._post_event(btj, event)
+            await self._post_event(snapshot.btj, event)
+
+    async def _report_attempts(self, key: Key, btj: Mapping[str, Any], derived: Derived) -> None:
+        """One event per failed attempt of a shard that is retried; one log line per bad report."""
         seen = self._seen_attempts.setdefault(key, set())
         for attempt in derived.attempt_failures:
             if attempt.pod not in seen:
                 seen.add(attempt.pod)
                 message = f"shard {attempt.shard} attempt failed (pod {attempt.pod}): {attempt.reason}"
-                self._post_event(btj, Event("Warning", "ShardAttemptFailed", message))
+                await self._post_event(btj, Event("Warning", "ShardAttemptFailed", message))
         problems = self._seen_problems.setdefault(key, set())
         for problem in derived.progress_problems:
             if problem not in problems:

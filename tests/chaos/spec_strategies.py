@@ -29,8 +29,9 @@ JsonDict = dict[str, Any]
 Path = tuple[str | int, ...]
 
 dns_labels = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?\Z")
-# Names the API server accepts for a custom resource (DNS subdomains), long and dotted included.
-job_names = dns_labels | st.from_regex(r"\A[a-z0-9]([-a-z0-9.]{0,250}[a-z0-9])?\Z") | st.sampled_from(["a" * 253, "x.y.z"])
+# DNS subdomains (what the API accepts for names of most objects), long and dotted included.
+dns_subdomains = dns_labels | st.from_regex(r"\A[a-z0-9]([-a-z0-9.]{0,250}[a-z0-9])?\Z") | st.sampled_from(["a" * 253, "x.y.z"])
+job_names = dns_subdomains
 odd_text = st.text(max_size=20)
 json_leaves = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | odd_text
 json_values = st.recursive(
@@ -93,7 +94,7 @@ pod_overrides = _optional(
     tolerations=st.lists(
         st.sampled_from([{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}, {"operator": "Exists"}]), max_size=2
     ),
-    serviceAccountName=st.sampled_from(["runner", "team.runner"]),
+    serviceAccountName=dns_subdomains,
     scratchSizeLimit=st.sampled_from(["10Gi", "512Mi", "1", "1Ti"]),
 )
 
@@ -140,7 +141,7 @@ optional_spec_fields = _optional(
     backoffLimitPerIndex=st.integers(0, 100),
     maxFailedIndexes=st.integers(0, 5),
     activeDeadlineSeconds=st.integers(1, 10**6),
-    queueName=dns_labels,
+    queueName=dns_subdomains,
     environment=env_vars,
     tags=st.lists(st.fixed_dictionaries({"key": st.text(min_size=1, max_size=8), "value": st.text(max_size=8)}), max_size=2),
     dataProcessing=_optional(
@@ -150,7 +151,7 @@ optional_spec_fields = _optional(
     ),
     s3=_optional(
         endpointUrl=st.sampled_from(["http://minio:9000", "https://s3.example.com"]),
-        credentialsSecret=st.fixed_dictionaries({"name": dns_labels}),
+        credentialsSecret=st.fixed_dictionaries({"name": dns_subdomains}),
         addressingStyle=st.sampled_from(["auto", "path", "virtual"]),
     ),
     podOverrides=pod_overrides,
@@ -165,7 +166,7 @@ specs = st.builds(
     st.fixed_dictionaries(
         {"transformInput": transform_input, "transformOutput": transform_output, "transformResources": transform_resources}
     ),
-    st.fixed_dictionaries({"modelName": dns_labels}) | st.fixed_dictionaries({"model": model_specs}),
+    st.fixed_dictionaries({"modelName": dns_subdomains}) | st.fixed_dictionaries({"model": model_specs}),
     optional_spec_fields,
 )
 
@@ -236,8 +237,9 @@ def fuzzed_jobs(draw: st.DrawFn) -> JsonDict:
         if action == "rename":
             doc = _with(doc, ("metadata", "name"), draw(job_names))
             continue
-        if action == "add":
-            parent = draw(st.sampled_from([p for p in paths if isinstance(_get(doc, p), dict)]))
+        parents = [p for p in paths if isinstance(_get(doc, p), dict)]
+        if action == "add" and parents:
+            parent = draw(st.sampled_from(parents))
             key = draw(st.sampled_from(["unknownField", "Spec", "status", "x"]))
             doc = _with(doc, (*parent, key), draw(json_values))
             continue

@@ -14,13 +14,10 @@ import kubernetes_validate
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from chaos.operator_objects import operator_objects
 from chaos.spec_strategies import fuzzed_jobs, valid_jobs
 from kbt.api.manifest import Document, format_path, validate_document
-from kbt.api.models import BatchTransformJob, Model, ModelSpec
-from kbt_operator.catalog import Catalog, UnknownInstanceType
-from kbt_operator.job_builder import JobRequest, build_job
-from kbt_operator.owned import shard_objects
-from kbt_operator.resolve import resolve_job
+from kbt_operator.catalog import UnknownInstanceTypeError
 
 KUBE_VERSION = "1.30.0"
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -70,23 +67,10 @@ def _check_rejection(doc: dict[str, Any], issues: list[Any]) -> None:
         assert format_path(issue.path) in rendered
 
 
-def _build_everything(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    job = BatchTransformJob.model_validate(doc)
-    model = None
-    if job.spec.modelName is not None:
-        model = Model.model_validate({"metadata": {"name": job.spec.modelName}, "spec": ModelSpec(uri="s3://m/", flavor="sklearn").model_dump()})
-    resolved = resolve_job(job, model)
-    instance = Catalog.builtin().lookup(job.spec.transformResources.instanceType)
-    metadata = {"name": doc["metadata"]["name"], "namespace": doc["metadata"]["namespace"], "uid": doc["metadata"]["uid"]}
-    objects = shard_objects(resolved, metadata)
-    objects.append(build_job(JobRequest(resolved=resolved, instance=instance, runner_image="ghcr.io/kbt/runner:1"), metadata))
-    return objects
-
-
 def _check_acceptance(doc: dict[str, Any]) -> None:
     try:
-        objects = _build_everything(doc)
-    except UnknownInstanceType as exc:
+        objects = operator_objects(doc)
+    except UnknownInstanceTypeError as exc:
         assert "instanceType" in str(exc) and doc["spec"]["transformResources"]["instanceType"] in str(exc)
         return
     for obj in objects:
@@ -128,8 +112,8 @@ def test_typical_mistakes_name_their_field(patch: dict[str, Any], field: str) ->
         "metadata": {"name": "j", "namespace": "team-a", "uid": "u"},
         "spec": {
             "modelName": "m",
-            "transformInput": {"dataSource": {"s3DataSource": {"s3Uri": "s3://in/x"}}},
-            "transformOutput": {"s3OutputPath": "s3://out/x"},
+            "transformInput": {"dataSource": {"s3DataSource": {"s3Uri": "s3://inputs/x"}}},
+            "transformOutput": {"s3OutputPath": "s3://outputs/x"},
             "transformResources": {"instanceCount": 1, "instanceType": "ml.m5.xlarge"},
             **patch,
         },

@@ -13,12 +13,12 @@ from typing import Protocol, cast
 
 from kbt.api.models import Flavor
 from kbt.flavors.base import BatchRejected, LoadContext, ModelLoadError, Predictor
-from kbt.flavors.errors import DeviceOutOfMemory, InputSchemaError, RecordsRejected
+from kbt.flavors.errors import DeviceOutOfMemoryError, InputSchemaError, RecordsRejected
 from kbt.flavors.fetch import fetch_model, is_mlflow_uri
 
 __all__ = [
     "BatchRejected",
-    "DeviceOutOfMemory",
+    "DeviceOutOfMemoryError",
     "InputSchemaError",
     "ModelLoadError",
     "RecordsRejected",

@@ -2,27 +2,24 @@
 
 ``predict_with_backoff`` calls ``predict`` on the whole batch; on a CUDA/TF out-of-memory error
 it splits the batch in two halves and tries each, recursively down to single records, then
-raises ``DeviceOutOfMemory``. The outputs of the halves are joined back in order.
+raises ``DeviceOutOfMemoryError``. The outputs of the halves are joined back in order.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
-from kbt.flavors.base import ModelInput
-from kbt.flavors.errors import DeviceOutOfMemory
+from kbt.flavors.base import ModelInput, ModelOutput
+from kbt.flavors.errors import DeviceOutOfMemoryError
 
 log = logging.getLogger(__name__)
 
 OOM_ERROR_NAMES = frozenset({"OutOfMemoryError", "ResourceExhaustedError"})
 OOM_MESSAGES = ("out of memory", "cuda_error_out_of_memory", "resource exhausted")
-
-Rows = TypeVar("Rows", np.ndarray, pd.DataFrame, list)  # type: ignore[type-arg]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -44,19 +41,22 @@ def slice_batch(batch: ModelInput, start: int, stop: int) -> ModelInput:
     )
 
 
-def join_rows(first: Rows, second: Rows) -> Rows:
+def join_rows(first: ModelOutput, second: ModelOutput) -> ModelOutput:
+    """The predictions of two consecutive halves of a batch as one."""
     if isinstance(first, np.ndarray):
-        return np.concatenate([first, second])
-    if isinstance(first, pd.DataFrame):
-        return pd.concat([first, second], ignore_index=True)
-    return first + second
+        return np.concatenate([first, np.asarray(second)])
+    if isinstance(first, pd.DataFrame | pd.Series):
+        return pd.concat([first, second], ignore_index=True)  # type: ignore[list-item]
+    if isinstance(first, list) and isinstance(second, list):
+        return first + second
+    raise TypeError(f"cannot join predictions of types {type(first).__name__} and {type(second).__name__}")
 
 
 def predict_with_backoff(
-    predict: Callable[[ModelInput], Rows],
+    predict: Callable[[ModelInput], ModelOutput],
     batch: ModelInput,
     release_memory: Callable[[], None] = lambda: None,
-) -> Rows:
+) -> ModelOutput:
     """``predict(batch)``, halving the batch on out-of-memory errors until single records fail."""
     try:
         return predict(batch)
@@ -66,7 +66,7 @@ def predict_with_backoff(
         release_memory()
         if len(batch) <= 1:
             where = f"{batch.records[0].source} record {batch.records[0].index}" if batch.records else "?"
-            raise DeviceOutOfMemory(f"out of device memory on a single record ({where}): {exc}") from exc
+            raise DeviceOutOfMemoryError(f"out of device memory on a single record ({where}): {exc}") from exc
         half = len(batch) // 2
         log.warning("out of device memory on %d records: retrying in halves of %d", len(batch), half)
     first = predict_with_backoff(predict, slice_batch(batch, 0, half), release_memory)

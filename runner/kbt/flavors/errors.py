@@ -1,7 +1,7 @@
 """Errors flavors raise beyond base.py's, so the runner can tell failing fast from failing a record.
 
 All subclass a base.py error, so a runner that only knows the contract still classifies them:
-``InputSchemaError`` and ``RecordsRejected`` are ``BatchRejected``; ``DeviceOutOfMemory`` is a
+``InputSchemaError`` and ``RecordsRejected`` are ``BatchRejected``; ``DeviceOutOfMemoryError`` is a
 plain ``RuntimeError`` (transient: the shard may succeed on a retry or another node).
 """
 
@@ -33,5 +33,5 @@ class RecordsRejected(BatchRejected):
         super().__init__(message + (f"; and {more} more" if more else ""))
 
 
-class DeviceOutOfMemory(RuntimeError):
+class DeviceOutOfMemoryError(RuntimeError):
     """The accelerator ran out of memory even for a single record (batch backoff exhausted)."""

@@ -37,9 +37,11 @@ WHAT = "the PyTorch model"
 def input_tensor(batch: ModelInput, dtype: torch.dtype, device: str) -> torch.Tensor:
     """The batch as a tensor on ``device``: images as decoded, tabular rows as float values."""
     if batch.tensor is not None:
-        values = np.ascontiguousarray(batch.tensor)
+        values = batch.tensor
     elif batch.frame is not None:
-        text_columns = [str(c) for c, kind in batch.frame.dtypes.items() if not pd.api.types.is_numeric_dtype(kind)]
+        text_columns = [
+            str(c) for c, kind in batch.frame.dtypes.items() if not pd.api.types.is_numeric_dtype(kind)
+        ]
         if text_columns:
             raise InputSchemaError(
                 f"{WHAT} takes numeric input; column(s) {', '.join(text_columns)} are not numeric"
@@ -47,7 +49,7 @@ def input_tensor(batch: ModelInput, dtype: torch.dtype, device: str) -> torch.Te
         values = batch.frame.to_numpy(dtype=np.float32)
     else:
         raise InputSchemaError(f"{WHAT} needs tabular or image input, got content type {batch.content_type}")
-    tensor = torch.from_numpy(values)
+    tensor = torch.from_numpy(np.require(values, requirements=["C", "W"]))
     if tensor.is_floating_point() or tensor.dtype == torch.uint8:
         tensor = tensor.to(dtype)
     return tensor.to(device)
@@ -61,7 +63,9 @@ def output_rows(output: Any, records: int) -> ModelOutput:
     elif isinstance(output, list | tuple):
         named = {f"output_{i}": value for i, value in enumerate(output)}
     else:
-        raise BatchRejected(f"{WHAT} returned {type(output).__name__}; expected a tensor, tuple or dict of tensors")
+        raise BatchRejected(
+            f"{WHAT} returned {type(output).__name__}; expected a tensor, tuple or dict of tensors"
+        )
     arrays = {}
     for name, value in named.items():
         if not isinstance(value, torch.Tensor):
@@ -133,11 +137,11 @@ def _from_state_dict(path: Path, class_reference: str, class_args: dict[str, Any
 
 def _load_module(path: Path, spec: ModelSpec) -> Callable[..., Any]:
     if path.suffix == ".pt2":
-        return torch.export.load(path).module()  # type: ignore[no-any-return]
+        return torch.export.load(path).module()
     if spec.modelClass:
         return _from_state_dict(path, spec.modelClass, spec.modelClassArgs)
     if _is_torchscript(path):
-        return torch.jit.load(path, map_location="cpu")  # type: ignore[no-any-return]
+        return torch.jit.load(path, map_location="cpu")  # type: ignore[no-untyped-call,no-any-return]
     loaded = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(loaded, torch.nn.Module):
         return loaded

@@ -36,7 +36,8 @@ class BoosterPredictor:
     device: str
 
     def predict(self, batch: ModelInput) -> ModelOutput:
-        features = self.booster.feature_names
+        names = self.booster.feature_names
+        features = None if names is None else list(names)
         inputs = sklearn_flavor.feature_frame(batch, features, "the XGBoost model")
         try:
             raw = np.asarray(self.booster.inplace_predict(inputs, validate_features=False))
@@ -72,9 +73,7 @@ def load(ctx: LoadContext) -> Predictor:
     path = find_model_file(ctx.local_path, MODEL_SUFFIXES, "XGBoost")
     add_code_paths(ctx.spec, model_directory(ctx.local_path))
     if not path.name.endswith(NATIVE_SUFFIXES):
-        return sklearn_flavor.predictor_for(
-            sklearn_flavor.load_estimator(path), ctx.spec.predictMethod, path
-        )
+        return sklearn_flavor.predictor_for(sklearn_flavor.load_estimator(path), ctx.spec.predictMethod, path)
     booster = xgb.Booster()
     try:
         booster.load_model(str(path))

@@ -1,0 +1,95 @@
+"""The runner's commands: ``kbt run`` (a whole job on this machine) and ``kbt shard`` (one shard,
+what a pod runs). ``register(app)`` adds them to the ``kbt`` typer app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kbt.api.manifest import ManifestError, load_manifest
+from kbt.api.models import BatchTransformJob, Model
+
+
+def _load_jobs(manifest: Path, model_files: list[Path]) -> tuple[list[BatchTransformJob], dict[str, Model]]:
+    jobs, models = load_manifest(manifest)
+    for path in model_files:
+        extra_jobs, extra_models = load_manifest(path)
+        models.update(extra_models)
+        jobs.extend(extra_jobs if not jobs else [])
+    return jobs, models
+
+
+def run(
+    manifest: Annotated[Path, typer.Argument(help="Manifest with a BatchTransformJob (and optionally its Model).")],
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Worker processes (default: min(shards, CPUs)).")] = None,
+    model_file: Annotated[list[Path] | None, typer.Option("--model-file", "-m", help="Manifest(s) with Model documents.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of transformOutput.s3OutputPath.")] = None,
+    shards: Annotated[int | None, typer.Option("--shards", help="Shards to plan (default: max(job's shards, workers)).")] = None,
+    split_size_mb: Annotated[float | None, typer.Option("--split-size-mb", help="Split objects larger than this (default 64).")] = None,
+    job_name: Annotated[str | None, typer.Option("--job", help="Run only the BatchTransformJob with this name.")] = None,
+) -> None:
+    """Run a BatchTransformJob on this machine: same shards, same output as in a cluster."""
+    from kbt.runner.errors import RunnerError
+    from kbt.runner.local import run_local
+    from kbt.runner.plan import MIB, split_bytes_setting
+    from kbt.runner.resolve import resolve_job
+
+    console = Console(stderr=True)
+    try:
+        jobs, models = _load_jobs(manifest, model_file or [])
+    except ManifestError as exc:
+        console.print(f"[red]✗ {exc}[/red]")
+        raise typer.Exit(2) from None
+    jobs = [j for j in jobs if job_name is None or j.metadata.name == job_name]
+    if not jobs:
+        console.print(f"[red]✗ {manifest}: no BatchTransformJob{' named ' + job_name if job_name else ''} to run[/red]")
+        raise typer.Exit(2)
+    for job in jobs:
+        if output is not None:
+            job.spec.transformOutput.s3OutputPath = output
+        try:
+            resolved = resolve_job(job, models)
+        except RunnerError as exc:
+            console.print(f"[red]✗ {exc}[/red]")
+            raise typer.Exit(int(exc.exit_code)) from None
+        shard_count = shards or max(job.spec.shards, workers or 1)
+        worker_count = workers or min(shard_count, os.cpu_count() or 1)
+        split = int(split_size_mb * MIB) if split_size_mb else split_bytes_setting()
+        console.print(f"kbt run: job [bold]{resolved.name}[/bold], {shard_count} shard(s), {worker_count} worker(s)")
+        try:
+            summary = run_local(resolved, worker_count, shard_count, split, console)
+        except Exception as exc:
+            from kbt.runner.errors import exit_code_for, one_line
+
+            console.print(f"[red]✗ {resolved.name}: {one_line(exc)}[/red]")
+            raise typer.Exit(int(exit_code_for(exc))) from None
+        if summary.exit_code != 0:
+            console.print(f"[red]✗ job {resolved.name} failed:[/red]")
+            for reason in summary.reasons:
+                console.print(f"  {reason}")
+            raise typer.Exit(summary.exit_code)
+        rate = summary.records / summary.seconds if summary.seconds else 0.0
+        console.print(
+            f"[green]✓[/green] {resolved.name}: {summary.records} records, {summary.failed} errors, "
+            f"{summary.seconds:.1f} s, {rate:,.0f} records/s -> {summary.output}"
+        )
+
+
+def shard(
+    job: Annotated[Path, typer.Option("--job", help="ResolvedJob JSON (the operator mounts /etc/kbt/job.json).")],
+    index: Annotated[int | None, typer.Option("--index", help="Shard index (default: JOB_COMPLETION_INDEX).")] = None,
+) -> None:
+    """Run one shard of a resolved job; exit code and termination message tell the operator why."""
+    from kbt.runner.shard import shard_main
+
+    raise typer.Exit(shard_main(job, index))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` and ``shard`` to the ``kbt`` command line."""
+    app.command("run")(run)
+    app.command("shard")(shard)

@@ -1,0 +1,201 @@
+"""Azure ML scoring scripts, unmodified: a Python file with ``init()`` and ``run(mini_batch)``.
+
+Before ``init()`` the script's folder is put on ``sys.path``, ``AZUREML_MODEL_DIR`` is set to the
+model's local folder and ``AZUREML_BI_OUTPUT_PATH`` to the job's output folder (where a script
+may write its own files). ``mini_batch`` is a pandas DataFrame for tabular input; for any other
+input it is a list of local file paths: each record is written to a scratch file named after its
+source (the source's own name when the record is a whole object, ``<stem>-<index><suffix>`` for
+one record of a split file). Set ``KBT_MINI_BATCH=files`` (model environment) to hand tabular
+input as files too, like Azure batch endpoints do: the records of each source are written as one
+file of the input's format, named after the source. ``run`` returns a DataFrame or a list with one
+entry per record; ``None`` (the script wrote its own outputs) gives rows without columns.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import traceback
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+
+from kbt.api.models import ContentType
+from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadError, ModelOutput, Record
+from kbt.flavors.loading import add_code_paths, model_directory
+from kbt.flavors.outputs import expect_rows
+
+log = logging.getLogger(__name__)
+
+MINI_BATCH_MODE = "KBT_MINI_BATCH"
+TABULAR = frozenset(
+    {
+        ContentType.CSV,
+        ContentType.JSONLINES,
+        ContentType.X_JSONLINES,
+        ContentType.JSON,
+        ContentType.PARQUET,
+        ContentType.PARQUET_ALT,
+    }
+)
+_batch_numbers = count()
+
+
+def _safe_relative(source: str) -> PurePosixPath:
+    parts = [part for part in PurePosixPath(source).parts if part not in ("/", "..", ".")]
+    return PurePosixPath(*parts) if parts else PurePosixPath("record")
+
+
+def record_file_names(records: list[Record]) -> list[PurePosixPath]:
+    """Scratch-relative file names: the source's own when the batch holds that source whole-object
+    record only, ``<stem>-<index><suffix>`` beside it otherwise."""
+    per_source: dict[str, int] = {}
+    for record in records:
+        per_source[record.source] = per_source.get(record.source, 0) + 1
+    names = []
+    for record in records:
+        path = _safe_relative(record.source)
+        if per_source[record.source] == 1 and record.index == 0:
+            names.append(path)
+        else:
+            stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+            names.append(path.with_name(f"{stem}-{record.index}{path.suffix}"))
+    return names
+
+
+def _write_tabular(frame: pd.DataFrame, records: list[Record], content_type: str, path: Path) -> None:
+    if content_type == ContentType.CSV:
+        frame.to_csv(path, index=False)
+    elif content_type in (ContentType.PARQUET, ContentType.PARQUET_ALT):
+        frame.to_parquet(path, index=False)
+    elif content_type == ContentType.JSON:
+        frame.to_json(path, orient="records")
+    else:  # JSON Lines: the records' own bytes
+        path.write_bytes(b"\n".join(record.data.rstrip(b"\n") for record in records) + b"\n")
+
+
+@dataclass
+class ScoringScriptPredictor:
+    module: ModuleType
+    script: Path
+    scratch: Path
+    files_for_tabular: bool
+    device: str = "cpu"
+
+    def predict(self, batch: ModelInput) -> ModelOutput:
+        work = self.scratch / f"mini-batch-{next(_batch_numbers)}"
+        try:
+            mini_batch = self._mini_batch(batch, work)
+            try:
+                result = self.module.run(mini_batch)
+            except Exception as exc:
+                first = batch.records[0]
+                raise BatchRejected(
+                    f"{self.script.name} run() failed on the mini-batch starting at {first.source} record "
+                    f"{first.index}: {type(exc).__name__}: {exc}"
+                ) from exc
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return self._rows(result, batch)
+
+    def _mini_batch(self, batch: ModelInput, work: Path) -> pd.DataFrame | list[str]:
+        if batch.frame is not None and batch.content_type in TABULAR:
+            if self.files_for_tabular:
+                return self._tabular_files(batch, batch.frame, work)
+            return batch.frame.reset_index(drop=True)
+        paths = []
+        for record, name in zip(batch.records, record_file_names(batch.records), strict=True):
+            path = work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(record.data)
+            paths.append(str(path))
+        return paths
+
+    def _tabular_files(self, batch: ModelInput, frame: pd.DataFrame, work: Path) -> list[str]:
+        positions: dict[str, list[int]] = {}
+        for position, record in enumerate(batch.records):
+            positions.setdefault(record.source, []).append(position)
+        paths = []
+        for source, rows in positions.items():
+            path = work / _safe_relative(source)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            records = [batch.records[i] for i in rows]
+            _write_tabular(frame.iloc[rows], records, batch.content_type, path)
+            paths.append(str(path))
+        return paths
+
+    def _rows(self, result: Any, batch: ModelInput) -> ModelOutput:
+        what = f"{self.script.name} run()"
+        if result is None:
+            return pd.DataFrame(index=range(len(batch)))
+        if isinstance(result, pd.DataFrame | pd.Series | list):
+            return expect_rows(result, len(batch), what)
+        raise BatchRejected(f"{what} returned {type(result).__name__}; expected a DataFrame, a list or None")
+
+
+def _resolve_script(reference: str, model_dir: Path | None, code_paths: list[Path]) -> Path:
+    path = Path(reference).expanduser()
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        bases = [*([model_dir] if model_dir else []), *code_paths, Path.cwd()]
+        candidates = [base / path for base in bases]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    tried = ", ".join(str(c) for c in candidates)
+    raise ModelLoadError(f"scoringScript {reference!r} not found (looked at {tried})")
+
+
+def _import_script(script: Path) -> ModuleType:
+    sys.path.insert(0, str(script.parent))
+    spec = importlib.util.spec_from_file_location(script.stem, script)
+    if spec is None or spec.loader is None:
+        raise ModelLoadError(f"scoringScript {script} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[script.stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ModelLoadError(f"importing {script} failed: {_last_frame(exc)}") from exc
+    for function in ("init", "run"):
+        if not callable(getattr(module, function, None)):
+            raise ModelLoadError(f"scoringScript {script} defines no {function}() function")
+    return module
+
+
+def _last_frame(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def load(ctx: LoadContext) -> ScoringScriptPredictor:
+    has_model = ctx.local_path != Path("") and ctx.local_path.exists()
+    model_dir = model_directory(ctx.local_path) if has_model else None
+    code_paths = add_code_paths(ctx.spec, model_dir)
+    script = _resolve_script(str(ctx.spec.scoringScript), model_dir, code_paths)
+    output_dir = ctx.output_dir or ctx.scratch_dir / "outputs"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if model_dir is not None:
+        os.environ["AZUREML_MODEL_DIR"] = str(model_dir)
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = str(output_dir)
+    mode = os.environ.get(MINI_BATCH_MODE, "dataframe")
+    if mode not in ("dataframe", "files"):
+        raise ModelLoadError(f"{MINI_BATCH_MODE} must be 'dataframe' or 'files', got {mode!r}")
+    module = _import_script(script)
+    try:
+        module.init()
+    except Exception as exc:
+        raise ModelLoadError(f"{script.name} init() failed: {_last_frame(exc)}") from exc
+    scratch = ctx.scratch_dir / "custom-inputs"
+    scratch.mkdir(parents=True, exist_ok=True)
+    log.info("scoring script %s initialised (model dir %s)", script, model_dir)
+    return ScoringScriptPredictor(module, script, scratch, files_for_tabular=mode == "files")

@@ -1,0 +1,233 @@
+"""Predictions -> output bytes: normalise what a model returned, join, filter, serialise.
+
+A model may return a DataFrame, Series, ndarray (1-D: one value per record, 2-D: one row of
+columns per record, higher ranks nested lists), list, or dict of equal-length arrays; ``Rows``
+holds it with one entry per record. Output formats (``accept``; default: like the input, JSON
+Lines for images/text/binary): CSV rows, JSON values (JSON Lines / JSON), Parquet tables. Each
+record's output is followed by ``\\n`` when assembleWith is Line, by nothing when None
+(SageMaker's rule). ``joinSource: Input`` prefixes the input row (CSV) or adds the prediction
+under ``SageMakerOutput`` (JSON); the output filter then picks from the joined row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from kbt.api.models import AcceptType, AssembleWith, ContentType, JoinSource
+from kbt.flavors.base import BatchRejected, ModelOutput
+from kbt.flavors.outputs import jsonable
+from kbt.resolved import ResolvedJob
+from kbt.runner.dataproc import FilterMismatch, apply_json, compile_filter, join_json, select_positions
+from kbt.runner.decode import JSON_TYPES, Decoded
+from kbt.runner.errors import ConfigError
+from kbt.runner.plan import PARQUET_TYPES
+from kbt.runner.reader import Batch
+
+PREDICTION_COLUMN = "prediction"
+
+
+@dataclass
+class Rows:
+    """Predictions, one per record: a frame (named columns) or a list of values."""
+
+    frame: pd.DataFrame | None = None
+    values: list[Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame) if self.frame is not None else len(self.values or [])
+
+    def fields(self) -> list[list[Any]]:
+        """Each prediction as a list of CSV fields."""
+        if self.frame is not None:
+            return [list(row) for row in self.frame.itertuples(index=False, name=None)]
+        return [_as_fields(value) for value in self.values or []]
+
+    def json_values(self) -> list[Any]:
+        if self.frame is not None:
+            return jsonable(self.frame.to_dict(orient="records"))  # type: ignore[no-any-return]
+        return self.values or []
+
+    def frame_view(self) -> pd.DataFrame:
+        if self.frame is not None:
+            return self.frame.rename(columns=str)
+        values = self.values or []
+        if values and all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1:
+            return pd.DataFrame(values).rename(columns=lambda c: f"{PREDICTION_COLUMN}_{c}")
+        return pd.DataFrame({PREDICTION_COLUMN: values})
+
+
+def _as_fields(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return list(value.values())
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def normalize(output: ModelOutput, records: int) -> Rows:
+    """``output`` as Rows; BatchRejected when it does not hold one entry per record."""
+    rows: Rows
+    if isinstance(output, pd.DataFrame):
+        rows = Rows(frame=output.reset_index(drop=True))
+    elif isinstance(output, pd.Series):
+        rows = Rows(values=jsonable(output.tolist()))
+    elif isinstance(output, np.ndarray):
+        rows = Rows(values=output.tolist() if output.ndim > 0 else [output.item()])
+    elif isinstance(output, dict):
+        columns = {}
+        for name, value in output.items():
+            array = np.asarray(value)
+            if array.ndim == 2:
+                columns.update({f"{name}_{i}": array[:, i] for i in range(array.shape[1])})
+            else:
+                columns[str(name)] = list(array) if array.ndim > 2 else array
+        rows = Rows(frame=pd.DataFrame(columns))
+    elif isinstance(output, list | tuple):
+        rows = Rows(values=jsonable(list(output)))
+    else:
+        raise BatchRejected(f"the model returned {type(output).__name__}, not one prediction per record")
+    if len(rows) != records:
+        raise BatchRejected(f"the model returned {len(rows)} predictions for {records} records")
+    return rows
+
+
+@dataclass
+class Encoded:
+    data: bytes = b""
+    table: pa.Table | None = None
+    rejected: dict[int, str] = field(default_factory=dict)  # position in the decoded batch
+
+
+def output_type(job: ResolvedJob) -> AcceptType:
+    accept = job.spec.transformOutput.accept
+    if accept is not None:
+        return AcceptType(accept)
+    content = ContentType(job.spec.transformInput.contentType)
+    if content == ContentType.CSV:
+        return AcceptType.CSV
+    if content == ContentType.JSON:
+        return AcceptType.JSON
+    return AcceptType.PARQUET if content in PARQUET_TYPES else AcceptType.JSONLINES
+
+
+class Encoder:
+    """Serialises predictions of one job's batches."""
+
+    def __init__(self, job: ResolvedJob) -> None:
+        self.accept = output_type(job)
+        self.content = ContentType(job.spec.transformInput.contentType)
+        self.separator = "\n" if job.spec.transformOutput.assembleWith == AssembleWith.LINE else ""
+        processing = job.spec.dataProcessing
+        self.join = processing is not None and processing.joinSource == JoinSource.INPUT
+        self.output_filter = compile_filter(processing.outputFilter if processing else None, "outputFilter")
+        self.delimiter = job.spec.transformInput.csv.delimiter
+        self._check_join()
+
+    def _check_join(self) -> None:
+        if not self.join:
+            return
+        tabular_in = self.content == ContentType.CSV or self.content in PARQUET_TYPES
+        json_in = self.content in JSON_TYPES or self.content in PARQUET_TYPES
+        ok = {AcceptType.CSV: tabular_in, AcceptType.PARQUET: self.content in PARQUET_TYPES}.get(self.accept, json_in)
+        if not ok:
+            raise ConfigError(
+                f"dataProcessing.joinSource Input: cannot join {self.content.value} input with "
+                f"{self.accept.value} output (join CSV/Parquet into CSV, JSON/Parquet into JSON)"
+            )
+
+    def encode(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
+        if self.accept == AcceptType.CSV:
+            return self._csv(batch, decoded, rows)
+        if self.accept == AcceptType.PARQUET:
+            return self._parquet(batch, decoded, rows)
+        return self._json(batch, decoded, rows)
+
+    def _input_fields(self, batch: Batch, decoded: Decoded) -> list[list[Any]]:
+        if batch.frame is not None:
+            frame = batch.frame.iloc[decoded.positions]
+            return [list(row) for row in frame.itertuples(index=False, name=None)]
+        lines = [batch.records[p].data.decode("utf-8") for p in decoded.positions]
+        return list(csv.reader(lines, delimiter=self.delimiter)) if lines else []
+
+    def _csv(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
+        fields = rows.fields()
+        if self.join and self.output_filter is None and batch.frame is None:
+            lines = [batch.records[p].data.decode("utf-8") for p in decoded.positions]
+            text = _csv_text([[line] for line in lines], fields, self.separator, raw_prefix=True)
+            return Encoded(text.encode())
+        if self.join:
+            fields = [inputs + out for inputs, out in zip(self._input_fields(batch, decoded), fields, strict=True)]
+        if self.output_filter is not None:
+            fields = [[row[i] for i in select_positions(self.output_filter, len(row), "outputFilter")] for row in fields]
+        return Encoded(_csv_text([], fields, self.separator).encode())
+
+    def _json(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
+        values = rows.json_values()
+        if self.join:
+            inputs = decoded.values if decoded.values is not None else _frame_records(batch, decoded)
+            values = [join_json(i, v) for i, v in zip(inputs, values, strict=True)]
+        out: list[str] = []
+        rejected: dict[int, str] = {}
+        for position, value in enumerate(values):
+            try:
+                selected = apply_json(self.output_filter, value)
+            except FilterMismatch as exc:
+                rejected[position] = f"outputFilter: {exc}"
+                continue
+            out.append(_dumps(selected) + self.separator)
+        return Encoded("".join(out).encode(), rejected=rejected)
+
+    def _parquet(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
+        frame = rows.frame_view()
+        if self.join and batch.frame is not None:
+            inputs = batch.frame.iloc[decoded.positions].reset_index(drop=True)
+            frame = pd.concat([inputs, frame.reset_index(drop=True)], axis=1)
+        if self.output_filter is not None:
+            frame = frame.iloc[:, select_positions(self.output_filter, frame.shape[1], "outputFilter")]
+        return Encoded(table=pa.Table.from_pandas(frame, preserve_index=False))
+
+
+def _frame_records(batch: Batch, decoded: Decoded) -> list[Any]:
+    if batch.frame is None:
+        return [None] * len(decoded.positions)
+    return jsonable(batch.frame.iloc[decoded.positions].to_dict(orient="records"))  # type: ignore[no-any-return]
+
+
+def _csv_text(prefixes: list[list[str]], fields: list[list[Any]], separator: str, raw_prefix: bool = False) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=separator or "")
+    if not raw_prefix:
+        writer.writerows(fields)
+        return buffer.getvalue()
+    for (prefix,), row in zip(prefixes, fields, strict=True):
+        buffer.write(prefix + ",")
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (ValueError, TypeError):
+        return json.dumps(_clean(value), separators=(",", ":"), default=str)
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf become null, numpy values plain Python (JSON has no NaN)."""
+    value = jsonable(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value

@@ -1,0 +1,131 @@
+"""Split a byte stream into records: lines (CSV quote-aware), RecordIO and TFRecord framing.
+
+Each generator yields ``(data, offset)`` with ``offset`` the record's first byte relative to the
+start of the stream. Line records drop the line ending (``\\n`` or ``\\r\\n``); blank lines are
+skipped. A CSV record continues across newlines while a quoted field is open.
+RecordIO is MXNet's format (magic ``0xced7230a``, 29-bit length, 3-bit continuation flag, data
+padded to 4 bytes). TFRecord is ``uint64 length, uint32 masked crc32c(length), data, uint32
+masked crc32c(data)``, little-endian; both checksums are verified.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from kbt.runner.crc32c import masked_crc32c
+
+READ_CHUNK = 4 * 1024 * 1024
+RECORDIO_MAGIC = 0xCED7230A
+RECORDIO_MAGIC_BYTES = struct.pack("<I", RECORDIO_MAGIC)
+
+Framed = tuple[bytes, int]
+
+
+class FramingError(Exception):
+    """The stream is not valid in its framing; the message says where."""
+
+
+def _strip_cr(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line
+
+
+def line_records(stream: BinaryIO, csv_quotes: bool = False) -> Iterator[Framed]:
+    """Records separated by newlines; with ``csv_quotes`` a quoted newline does not end one."""
+    pending = b""  # an incomplete record carried between chunks
+    pending_offset = 0
+    position = 0  # offset of the next chunk
+    while chunk := stream.read(READ_CHUNK):
+        data = pending + chunk
+        base = pending_offset if pending else position
+        position += len(chunk)
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        offset = base
+        if csv_quotes and b'"' in data:
+            lines, tail = _join_quoted(lines, tail)
+        for line in lines:
+            record = _strip_cr(line)
+            if record:
+                yield record, offset
+            offset += len(line) + 1
+        pending, pending_offset = tail, offset
+    if pending.strip(b"\r"):
+        yield _strip_cr(pending), pending_offset
+
+
+def _join_quoted(lines: list[bytes], tail: bytes) -> tuple[list[bytes], bytes]:
+    """Merge lines while a quoted field is open; the open remainder becomes the new tail."""
+    merged: list[bytes] = []
+    current: bytes | None = None
+    for line in lines:
+        current = line if current is None else current + b"\n" + line
+        if current.count(b'"') % 2 == 0:
+            merged.append(current)
+            current = None
+    if current is not None:
+        tail = current + b"\n" + tail
+    return merged, tail
+
+
+def recordio_records(stream: BinaryIO) -> Iterator[Framed]:
+    """MXNet RecordIO records (multi-part records re-joined with the magic word)."""
+    position = 0
+    parts: list[bytes] = []
+    start = 0
+    while header := stream.read(8):
+        if len(header) < 8:
+            raise FramingError(f"truncated RecordIO header at byte {position}")
+        magic, lrecord = struct.unpack("<II", header)
+        if magic != RECORDIO_MAGIC:
+            raise FramingError(f"bad RecordIO magic 0x{magic:08x} at byte {position}")
+        flag, length = lrecord >> 29, lrecord & ((1 << 29) - 1)
+        data = _read_exact(stream, length, f"RecordIO record at byte {position}")
+        _read_exact(stream, (4 - length % 4) % 4, f"RecordIO padding at byte {position}")
+        if flag in (0, 1):
+            parts, start = [], position
+        parts.append(data)
+        position += 8 + length + (4 - length % 4) % 4
+        if flag in (0, 3):
+            yield RECORDIO_MAGIC_BYTES.join(parts), start
+            parts = []
+    if parts:
+        raise FramingError(f"RecordIO record starting at byte {start} is missing its last part")
+
+
+def tfrecord_records(stream: BinaryIO) -> Iterator[Framed]:
+    """TFRecord records with both CRCs checked."""
+    position = 0
+    while header := stream.read(12):
+        if len(header) < 12:
+            raise FramingError(f"truncated TFRecord header at byte {position}")
+        length_bytes, length_crc = header[:8], struct.unpack("<I", header[8:])[0]
+        if masked_crc32c(length_bytes) != length_crc:
+            raise FramingError(f"TFRecord length checksum mismatch at byte {position}")
+        (length,) = struct.unpack("<Q", length_bytes)
+        data = _read_exact(stream, length, f"TFRecord record at byte {position}")
+        footer = _read_exact(stream, 4, f"TFRecord record at byte {position}")
+        if masked_crc32c(data) != struct.unpack("<I", footer)[0]:
+            raise FramingError(f"TFRecord data checksum mismatch in the record at byte {position}")
+        yield data, position
+        position += 16 + length
+
+
+def _read_exact(stream: BinaryIO, size: int, what: str) -> bytes:
+    data = stream.read(size) if size else b""
+    if len(data) != size:
+        raise FramingError(f"{what} is truncated (wanted {size} bytes, got {len(data)})")
+    return data
+
+
+def recordio_frame(data: bytes) -> bytes:
+    """One RecordIO record (single part) — the writer side, used by tests and tools."""
+    padding = (4 - len(data) % 4) % 4
+    return struct.pack("<II", RECORDIO_MAGIC, len(data)) + data + b"\0" * padding
+
+
+def tfrecord_frame(data: bytes) -> bytes:
+    """One TFRecord record — the writer side, used by tests and tools."""
+    length = struct.pack("<Q", len(data))
+    return length + struct.pack("<I", masked_crc32c(length)) + data + struct.pack("<I", masked_crc32c(data))

@@ -1,0 +1,141 @@
+"""``kbt run``: plan a job, run its shards as worker processes, show progress, finalize.
+
+Each worker is ``python -m kbt.runner`` - the same ``shard_main`` that ``kbt shard`` runs in a
+pod - so local output is byte-identical to a cluster run. Workers stream progress as JSON lines
+on stdout; their logs go to ``<tmp>/shard-NNNNN.log`` (and the usual archive under ``_kbt/logs``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from kbt.resolved import ResolvedJob
+from kbt.runner.exitcodes import ExitCode
+from kbt.runner.finalize import finalize
+from kbt.runner.progress import StreamSink
+from kbt.runner.shard import scratch_dir
+from kbt.runner.state import layout_for, load_or_create_plan, read_json
+
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class Worker:
+    index: int
+    process: subprocess.Popen[str]
+    log_path: Path
+    termination_path: Path
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    exit_code: int
+    records: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    output: str = ""
+    reasons: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _follow(worker: Worker, stream: IO[str]) -> None:
+    for line in stream:
+        if line.startswith(StreamSink.PREFIX):
+            try:
+                worker.report = json.loads(line[len(StreamSink.PREFIX):])
+            except ValueError:
+                continue
+
+
+def _start(job_path: Path, index: int, shards: int, split: int, work: Path) -> Worker:
+    log_path, termination = work / f"shard-{index:05d}.log", work / f"shard-{index:05d}.termination"
+    env = {**os.environ, "KBT_PROGRESS_STREAM": "1", "KBT_TERMINATION_LOG": str(termination),
+           "KBT_LOG_FORMAT": os.environ.get("KBT_LOG_FORMAT", "console"),
+           "KBT_PROGRESS_INTERVAL": os.environ.get("KBT_PROGRESS_INTERVAL", "1")}
+    env.pop("JOB_COMPLETION_INDEX", None)
+    command = [sys.executable, "-m", "kbt.runner", "--job", str(job_path), "--index", str(index),
+               "--shards", str(shards), "--split-bytes", str(split)]
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env)
+    worker = Worker(index, process, log_path, termination)
+    assert process.stdout is not None
+    threading.Thread(target=_follow, args=(worker, process.stdout), daemon=True).start()
+    return worker
+
+
+def _update(progress: Progress, tasks: dict[int, TaskID], worker: Worker) -> None:
+    report = worker.report
+    if not report:
+        return
+    progress.update(
+        tasks[worker.index],
+        total=max(1, report.get("bytesTotal", 0)),
+        completed=report.get("bytesProcessed", 0),
+        records=report.get("recordsProcessed", 0),
+        errors=report.get("recordsFailed", 0),
+        rate=report.get("recordsPerSecond", 0.0),
+        state=report.get("state", ""),
+    )
+
+
+def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: Console) -> RunSummary:
+    """Run every shard of ``job`` with at most ``workers`` processes at once, then finalize."""
+    started = time.monotonic()
+    layout = layout_for(job, shards, split)
+    plan = load_or_create_plan(job, layout, shards, split)
+    work = Path(tempfile.mkdtemp(prefix="kbt-run-"))
+    job_path = work / "job.json"
+    job.dump(job_path)
+    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[records]} records, {task.fields[errors]} errors, {task.fields[rate]:.0f}/s {task.fields[state]}"),
+               TimeElapsedColumn()]
+    waiting = list(range(shards))
+    running: list[Worker] = []
+    finished: list[Worker] = []
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks = {i: progress.add_task(f"shard {i}", total=None, records=0, errors=0, rate=0.0, state="waiting") for i in range(shards)}
+        while waiting or running:
+            while waiting and len(running) < workers:
+                running.append(_start(job_path, waiting.pop(0), shards, plan.split_bytes, work))
+            time.sleep(POLL_SECONDS)
+            for worker in list(running):
+                _update(progress, tasks, worker)
+                if worker.process.poll() is not None:
+                    worker.process.wait()
+                    time.sleep(0.05)
+                    _update(progress, tasks, worker)
+                    running.remove(worker)
+                    finished.append(worker)
+    return _summarise(job, layout, plan, finished, work, started, console)
+
+
+def _summarise(job: ResolvedJob, layout: Any, plan: Any, finished: list[Worker], work: Path,
+               started: float, console: Console) -> RunSummary:
+    failures = [w for w in sorted(finished, key=lambda w: w.index) if w.process.returncode != 0]
+    summary = RunSummary(int(ExitCode.OK), output=layout.store.uri(layout.prefix))
+    if failures:
+        summary.exit_code = failures[0].process.returncode
+        for worker in failures:
+            reason = worker.termination_path.read_text().strip() if worker.termination_path.exists() else ""
+            summary.reasons.append(f"shard {worker.index} (exit {worker.process.returncode}): {reason or 'no reason'}"
+                                   f"; log: {worker.log_path}")
+    else:
+        finalize(job, layout, plan, scratch_dir())
+        summary.manifest = read_json(layout.store, layout.manifest_key())
+        summary.records = summary.manifest["counts"]["records"]
+        summary.failed = summary.manifest["counts"]["failed"]
+    summary.seconds = time.monotonic() - started
+    return summary

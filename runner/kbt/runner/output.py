@@ -1,0 +1,105 @@
+"""Write one work item's output and errors, then its done-marker (in that order, atomically).
+
+Output is spooled to a local scratch file as batches arrive (memory stays flat), then uploaded
+in one atomic put. Parquet output uses one writer per item; every batch is cast to the first
+batch's schema (a batch that cannot be cast fails its records).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kbt.resolved import ResolvedJob
+from kbt.runner.encode import Encoded
+from kbt.runner.plan import WorkItem
+from kbt.runner.state import Layout, is_parquet_output, item_output_key
+
+
+class ItemWriter:
+    def __init__(self, job: ResolvedJob, layout: Layout, item: WorkItem, scratch: Path, input_uri: str) -> None:
+        self.layout, self.item, self.input_uri = layout, item, input_uri
+        self.key = item_output_key(job, layout, item)
+        self.parquet = is_parquet_output(job)
+        self.path = scratch / f"item-{item.ordinal:08d}.out"
+        self._file: BinaryIO | None = None
+        self._parquet: pq.ParquetWriter | None = None
+        self.errors: list[str] = []
+        self.records = 0
+        self.failed = 0
+        self.failure_reasons: list[str] = []
+
+    def write(self, encoded: Encoded, predicted: int) -> str | None:
+        """Append a batch's output; returns a reason when the whole batch had to be rejected."""
+        self.records += predicted
+        if self.key is None:
+            return None
+        if encoded.table is not None:
+            return self._write_table(encoded.table)
+        if self._file is None:
+            self._file = self.path.open("wb")
+        self._file.write(encoded.data)
+        return None
+
+    def _write_table(self, table: pa.Table) -> str | None:
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.path, table.schema)
+        try:
+            table = table.cast(self._parquet.schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+            return f"prediction columns changed type within the object: {exc}"
+        self._parquet.write_table(table)
+        return None
+
+    def error(self, record: int, offset: int, reason: str) -> None:
+        self.failed += 1
+        self.records += 1
+        self.failure_reasons.append(reason)
+        entry: dict[str, Any] = {"object": self.input_uri, "record": record, "reason": reason}
+        if offset >= 0:
+            entry["offset"] = offset
+        if self.item.is_split:
+            entry["part"] = self.item.part
+        self.errors.append(json.dumps(entry))
+
+    def commit(self) -> dict[str, Any]:
+        """Upload output and errors, then write the done-marker; returns the marker."""
+        store = self.layout.store
+        if self._file is not None:
+            self._file.close()
+        if self._parquet is not None:
+            self._parquet.close()
+        if self.key is not None:
+            if self.path.exists():
+                store.put_file(self.key, self.path)
+                self.path.unlink()
+            else:
+                store.put(self.key, b"")
+        errors_key = self.layout.errors_key(self.item)
+        if self.errors:
+            store.put(errors_key, ("\n".join(self.errors) + "\n").encode())
+        else:
+            store.delete(errors_key)
+        marker = {
+            "ordinal": self.item.ordinal,
+            "name": self.item.name,
+            "part": self.item.part,
+            "records": self.records,
+            "failed": self.failed,
+            "bytes": self.item.weight,
+            "output": self.key,
+            "errors": errors_key if self.errors else None,
+        }
+        store.put(self.layout.done_key(self.item), json.dumps(marker, sort_keys=True).encode())
+        return marker
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._parquet is not None:
+            self._parquet.close()
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,143 @@
+"""Run the model on one decoded mini-batch: timeout, retries, and isolating bad records.
+
+Each attempt runs ``predict`` on a watchdog thread with ``retrySettings.timeoutSeconds``; an
+exception or timeout is retried ``maxRetries`` times with a short backoff. Then:
+``RecordsRejected`` fails the named records and predicts the rest; ``BatchRejected`` (and a
+generic error that survived the retries) bisects the batch until the bad records stand alone;
+a timeout fails the whole batch. ``InputSchemaError`` (every record would fail) and
+``DeviceOutOfMemoryError`` propagate and end the shard.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kbt.api.models import RetrySettings
+from kbt.flavors.base import BatchRejected, ModelInput, Predictor
+from kbt.flavors.errors import DeviceOutOfMemoryError, InputSchemaError, RecordsRejected
+from kbt.runner.encode import Rows, normalize
+
+BACKOFF_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 2.0
+
+
+class BatchTimeout(Exception):
+    """predict() did not return within the mini-batch timeout."""
+
+
+@dataclass
+class Outcome:
+    """Predictions for the records at ``positions`` (of the model input) and the failures."""
+
+    positions: list[int] = field(default_factory=list)
+    rows: list[Rows] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+    def merged(self) -> Rows:
+        frames = [r.frame for r in self.rows if r.frame is not None]
+        if frames and len(frames) == len(self.rows):
+            return Rows(frame=pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
+        values: list[Any] = []
+        for rows in self.rows:
+            values.extend(rows.values if rows.values is not None else rows.json_values())
+        return Rows(values=values)
+
+
+def subset(batch: ModelInput, positions: list[int]) -> ModelInput:
+    """The records at ``positions`` with their decoded forms."""
+    return ModelInput(
+        records=[batch.records[p] for p in positions],
+        frame=batch.frame.iloc[positions].reset_index(drop=True) if batch.frame is not None else None,
+        tensor=batch.tensor[np.asarray(positions, dtype=np.intp)] if batch.tensor is not None else None,
+        texts=[batch.texts[p] for p in positions] if batch.texts is not None else None,
+        content_type=batch.content_type,
+    )
+
+
+def _call_with_timeout(predictor: Predictor, batch: ModelInput, timeout: float) -> Rows:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["rows"] = normalize(predictor.predict(batch), len(batch))
+        except BaseException as exc:
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="kbt-predict", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise BatchTimeout(f"predict did not return within {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["rows"]  # type: ignore[no-any-return]
+
+
+class ModelRunner:
+    """Predicts mini-batches with the job's retry settings."""
+
+    def __init__(self, predictor: Predictor, retry: RetrySettings) -> None:
+        self.predictor = predictor
+        self.retry = retry
+
+    def _attempts(self, batch: ModelInput, retries: int) -> Rows:
+        for attempt in range(retries + 1):
+            try:
+                return _call_with_timeout(self.predictor, batch, float(self.retry.timeoutSeconds))
+            except (BatchRejected, InputSchemaError, DeviceOutOfMemoryError):
+                raise
+            except Exception:
+                if attempt == retries:
+                    raise
+                time.sleep(min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2**attempt))
+        raise AssertionError("unreachable")
+
+    def run(self, batch: ModelInput, retries: int | None = None) -> Outcome:
+        """Predict ``batch``; every record ends up predicted or failed with a reason."""
+        outcome = Outcome()
+        self._run(batch, list(range(len(batch))), self.retry.maxRetries if retries is None else retries, outcome)
+        return outcome
+
+    def _run(self, batch: ModelInput, positions: list[int], retries: int, outcome: Outcome) -> None:
+        if not positions:
+            return
+        piece = batch if len(positions) == len(batch) and positions[0] == 0 else subset(batch, positions)
+        try:
+            rows = self._attempts(piece, retries)
+        except RecordsRejected as exc:
+            bad = {positions[p] for p in exc.problems if 0 <= p < len(positions)}
+            for p, reason in exc.problems.items():
+                if 0 <= p < len(positions):
+                    outcome.failed[positions[p]] = reason
+            if not bad:
+                self._fail_all(positions, str(exc), outcome)
+                return
+            self._run(batch, [p for p in positions if p not in bad], retries, outcome)
+            return
+        except (InputSchemaError, DeviceOutOfMemoryError):
+            raise
+        except BatchTimeout as exc:
+            self._fail_all(positions, f"{exc} (after {retries + 1} attempts)", outcome)
+            return
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, BatchRejected) else f"{type(exc).__name__}: {exc}"
+            if len(positions) == 1:
+                outcome.failed[positions[0]] = " ".join(reason.split())
+                return
+            half = len(positions) // 2
+            self._run(batch, positions[:half], 0, outcome)
+            self._run(batch, positions[half:], 0, outcome)
+            return
+        outcome.positions.extend(positions)
+        outcome.rows.append(rows)
+
+    @staticmethod
+    def _fail_all(positions: list[int], reason: str, outcome: Outcome) -> None:
+        for position in positions:
+            outcome.failed[position] = reason

@@ -1,0 +1,231 @@
+"""Run one shard end to end: plan, skip finished work, load the model, stream, finalize.
+
+``run_shard`` is what ``kbt shard`` and every ``kbt run`` worker execute. ``shard_main`` wraps
+it for a process: logging, SIGTERM -> stop, the termination message, and the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kbt import log as kbt_log
+from kbt.flavors.base import LoadContext, Predictor
+from kbt.resolved import ResolvedJob
+from kbt.runner.errors import exit_code_for, one_line
+from kbt.runner.exitcodes import TERMINATION_LOG, ExitCode
+from kbt.runner.finalize import all_shards_done, finalize
+from kbt.runner.inputs import s3_settings
+from kbt.runner.logarchive import LogArchive
+from kbt.runner.pipeline import Pipeline, Threshold
+from kbt.runner.progress import FileSink, KubernetesSink, ProgressSink, Reporter, ShardStats, utc_now
+from kbt.runner.state import Layout, done_markers, layout_for, load_or_create_plan
+from kbt.runner.storage import open_location
+
+log = kbt_log.get_logger(__name__)
+LOG_FLUSH_SECONDS = 30.0
+
+
+@dataclass
+class ShardResult:
+    index: int
+    records: int
+    failed: int
+    seconds: float
+    finalized: bool
+
+
+def scratch_dir() -> Path:
+    configured = os.environ.get("KBT_SCRATCH_DIR")
+    if configured:
+        path = Path(configured)
+    elif os.access("/scratch", os.W_OK):
+        path = Path("/scratch")
+    else:
+        path = Path(tempfile.gettempdir()) / "kbt-scratch"
+    path.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="shard-", dir=path))
+
+
+def load_model(job: ResolvedJob, scratch: Path) -> Predictor:
+    from kbt.flavors import fetch_model, load_predictor
+
+    environment = {var.name: var.value for var in [*job.model.environment, *job.spec.environment]}
+    local = fetch_model(job.model, scratch)
+    return load_predictor(LoadContext(job.model, local, scratch, environment=environment))
+
+
+def default_sinks(layout: Layout, index: int) -> list[ProgressSink]:
+    sinks: list[ProgressSink] = [FileSink(layout.store, layout.progress_key(index))]
+    config_map, namespace = os.environ.get("KBT_PROGRESS_CONFIGMAP"), os.environ.get("KBT_NAMESPACE")
+    if config_map and namespace:
+        try:
+            sinks.append(KubernetesSink(namespace, config_map))
+        except Exception as exc:
+            log.warning("progress ConfigMap unavailable", error=str(exc))
+    return sinks
+
+
+def run_shard(
+    job: ResolvedJob,
+    index: int,
+    *,
+    shards: int | None = None,
+    split_bytes: int | None = None,
+    predictor: Predictor | None = None,
+    sinks: list[ProgressSink] | None = None,
+    stop: threading.Event | None = None,
+    progress_interval: float | None = None,
+) -> ShardResult:
+    """Process shard ``index`` of ``shards`` (default: the job's shard count)."""
+    started = time.monotonic()
+    total = shards or job.spec.shards
+    if not 0 <= index < total:
+        from kbt.runner.errors import ConfigError
+
+        raise ConfigError(f"shard index {index} is outside 0..{total - 1}")
+    layout = layout_for(job, total, split_bytes)
+    stop = stop or threading.Event()
+    stats = ShardStats(index)
+    archive = LogArchive(layout.store, layout.log_key(index))
+    interval = progress_interval or float(os.environ.get("KBT_PROGRESS_INTERVAL", "5"))
+    reporter = Reporter(stats, [*default_sinks(layout, index), *(sinks or [])], interval, on_tick=_every(LOG_FLUSH_SECONDS, archive.flush))
+    with archive:
+        reporter.start()
+        try:
+            result = _run(job, index, total, layout, stats, stop, predictor, split_bytes, started)
+            stats.state = "completed"
+            return result
+        except BaseException as exc:
+            stats.state = "stopped" if exit_code_for(exc) == ExitCode.STOPPED else "failed"
+            stats.message = one_line(exc)
+            log.error("shard failed", shard=index, reason=stats.message, exit_code=int(exit_code_for(exc)))
+            raise
+        finally:
+            reporter.stop()
+            _quietly(archive.flush)
+
+
+def _run(job: ResolvedJob, index: int, total: int, layout: Layout, stats: ShardStats, stop: threading.Event,
+         predictor: Predictor | None, split_bytes: int | None, started: float) -> ShardResult:
+    plan = load_or_create_plan(job, layout, total, split_bytes)
+    items = plan.for_shard(index)
+    markers = done_markers(layout)
+    stats.items_total, stats.bytes_total = len(items), sum(item.weight for item in items)
+    for item in items:
+        if item.ordinal in markers:
+            stats.items_done += 1
+            stats.bytes_done += item.weight
+            stats.records_processed += markers[item.ordinal]["records"]
+            stats.records_failed += markers[item.ordinal]["failed"]
+    todo = [item for item in items if item.ordinal not in markers]
+    log.info("shard starting", shard=index, shards=total, items=len(items), todo=len(todo), plan=plan.fingerprint)
+    scratch = scratch_dir()
+    input_store, _ = open_location(plan.input_store or "/", s3_settings(job.spec))
+    if todo:
+        stats.state = "loading"
+        model = predictor or load_model(job, scratch)
+        stats.device = str(getattr(model, "device", "cpu"))
+        stats.state, stats.run_started = "running", time.monotonic()
+
+        def committed(item: Any, marker: dict[str, Any]) -> None:
+            stats.items_done += 1
+            stats.bytes_done += item.weight
+            log.info("work item done", item=item.label, records=marker["records"], failed=marker["failed"])
+
+        Pipeline(job, model, input_store, layout, stats, scratch, stop).run(todo, committed)
+    Threshold(job.spec.errorThreshold).check(stats.records_failed, stats.records_processed, final=True)
+    seconds = time.monotonic() - started
+    shard_marker = {
+        "index": index, "records": stats.records_processed, "failed": stats.records_failed,
+        "items": len(items), "device": stats.device, "startedAt": stats.started_at,
+        "finishedAt": utc_now(), "seconds": round(seconds, 3),
+    }
+    layout.store.put(layout.shard_done_key(index), json.dumps(shard_marker, sort_keys=True).encode())
+    stats.state = "finalizing"
+    finalized = all_shards_done(layout, plan) and finalize(job, layout, plan, scratch)
+    log.info("shard done", shard=index, records=stats.records_processed, failed=stats.records_failed,
+             seconds=round(seconds, 1), finalized=finalized)
+    return ShardResult(index, stats.records_processed, stats.records_failed, seconds, finalized)
+
+
+def _every(seconds: float, action: Callable[[], None]) -> Callable[[], None]:
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        if time.monotonic() - last[0] >= seconds:
+            last[0] = time.monotonic()
+            action()
+
+    return tick
+
+
+def _quietly(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except Exception as exc:
+        log.warning("could not archive the shard log", error=str(exc))
+
+
+def write_termination_message(message: str) -> None:
+    """The one-line reason for the pod status (KBT_TERMINATION_LOG overrides the path)."""
+    path = os.environ.get("KBT_TERMINATION_LOG", TERMINATION_LOG)
+    try:
+        with open(path, "w") as handle:
+            handle.write(message[:4000] + "\n")
+    except OSError:
+        pass
+
+
+def shard_index_from_env() -> int:
+    """JOB_COMPLETION_INDEX, mapped through KBT_SHARD_MAP (retry Jobs run only some shards)."""
+    raw = os.environ.get("JOB_COMPLETION_INDEX")
+    if raw is None:
+        from kbt.runner.errors import ConfigError
+
+        raise ConfigError("no shard index: pass --index or set JOB_COMPLETION_INDEX")
+    completion = int(raw)
+    shard_map = os.environ.get("KBT_SHARD_MAP")
+    if shard_map:
+        shards = [int(part) for part in shard_map.split(",") if part.strip()]
+        return shards[completion]
+    return completion
+
+
+def shard_main(job_path: Path, index: int | None, extra_sinks: list[ProgressSink] | None = None,
+               shards: int | None = None, split_bytes: int | None = None) -> int:
+    """Process entry point of a shard; returns the exit code (see kbt.runner.exitcodes)."""
+    kbt_log.configure()
+    stop = threading.Event()
+
+    def on_sigterm(signum: int, _: Any) -> None:
+        log.warning("SIGTERM received: stopping after the current mini-batch")
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        job = ResolvedJob.load(job_path)
+        shard = index if index is not None else shard_index_from_env()
+        result = run_shard(job, shard, shards=shards, split_bytes=split_bytes, sinks=extra_sinks, stop=stop)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            exc = RuntimeError("interrupted")
+        code = exit_code_for(exc)
+        message = one_line(exc)
+        if code == ExitCode.UNEXPECTED:
+            log.exception("unexpected error", reason=message)
+        write_termination_message(message)
+        print(f"kbt shard: {message}", file=sys.stderr)
+        return int(code)
+    write_termination_message(f"ok: {result.records} records, {result.failed} failed")
+    return int(ExitCode.OK)

@@ -1,0 +1,87 @@
+"""examples/heart-classifier end to end: train, `kbt run job.yaml`, check every prediction;
+and `demo.py` (what `make demo` runs) against its own loopback S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pytest
+from example_support import EXAMPLES, REPO, S3_CREDENTIALS, kbt_run, load_example, retarget
+
+pytestmark = pytest.mark.xdist_group("example-heart")
+EXAMPLE = EXAMPLES / "heart-classifier"
+DIRTY = {"heart-unlabeled-2.csv": {47: "1", 52: "2"}}  # data rows whose thal is not a category
+
+
+@pytest.fixture(scope="module")
+def prepare() -> ModuleType:
+    return load_example("heart-classifier", "prepare")
+
+
+@pytest.fixture(scope="module")
+def trained(prepare: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    work = tmp_path_factory.mktemp("heart-work")
+    accuracy = prepare.prepare(work=work)
+    assert 0.7 <= accuracy <= 1.0, f"hold-out accuracy {accuracy:.3f} is implausible"
+    yield work
+
+
+def expected_predictions(model_dir: Path, csv_file: Path) -> list[int]:
+    """What the saved model predicts for the file's rows with a known thal, in file order."""
+    import mlflow.pyfunc
+
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+    frame = pd.read_csv(csv_file, dtype={"thal": str})
+    clean = frame[frame["thal"].isin(["fixed", "normal", "reversible"])]
+    return [int(v) for v in mlflow.pyfunc.load_model(str(model_dir)).predict(clean)]
+
+
+def test_job_scores_clean_rows_and_rejects_unknown_thal(trained: Path, tmp_path: Path) -> None:
+    manifest = retarget(EXAMPLE / "job.yaml", trained, tmp_path)
+    kbt_run(manifest)
+    predictions = trained / "predictions"
+    inputs = sorted((trained / "data").glob("*.csv"))
+    assert sorted(p.name for p in predictions.glob("*.out")) == [f"{p.name}.out" for p in inputs]
+    for source in inputs:
+        written = [int(line) for line in (predictions / f"{source.name}.out").read_text().splitlines()]
+        assert written == expected_predictions(trained / "model", source), source.name
+    assert len((predictions / "heart-unlabeled-3.csv.out").read_text().splitlines()) == 3
+
+    errors = [
+        json.loads(line)
+        for path in sorted((predictions / "_errors").glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    assert len(errors) == 2, errors
+    for error, (row, value) in zip(errors, DIRTY["heart-unlabeled-2.csv"].items(), strict=True):
+        text = json.dumps(error)
+        assert "heart-unlabeled-2.csv" in text and f"unknown category '{value}'" in text and "thal" in text
+        assert str(row) in text
+
+    manifest_json = json.loads((predictions / "_manifest.json").read_text())
+    assert "recordsFailed" in json.dumps(manifest_json)
+
+
+def test_demo_runs_on_loopback_s3_and_prints_results() -> None:
+    env = {**os.environ, **S3_CREDENTIALS}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE / "demo.py")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert "s3://results/heart/heart-unlabeled-0.csv.out" in output
+    assert "s3://results/heart/_manifest.json" in output
+    assert "unknown category '1'" in output

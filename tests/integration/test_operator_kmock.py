@@ -1,0 +1,362 @@
+"""The real kopf operator against kmock (an in-process Kubernetes API with watch streams).
+
+kmock has no controllers, so `JobController` plays the Indexed Job controller and the shards
+(pods, exit codes, termination messages, Job status) and tests play Kueue. kmock also has no
+garbage collector: deletion is checked through ownerReferences (the e2e tests see real GC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kmock
+import pytest
+
+from kbt_operator import rbac
+from kbt_operator.testing import (
+    ApiServer,
+    Client,
+    JobController,
+    eventually,
+    running_operator,
+    write_kubeconfig,
+)
+
+NS = "team-a"
+BTJS = "kbt.dev/v1alpha1/batchtransformjobs"
+JOBS = "batch/v1/jobs"
+CREDENTIALS = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-creds", "namespace": NS},
+               "stringData": {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}}
+MODEL = {"apiVersion": "kbt.dev/v1alpha1", "kind": "Model", "metadata": {"name": "heart-model", "namespace": NS},
+         "spec": {"uri": "s3://models/heart/", "flavor": "sklearn"}}
+
+
+def manifest(name: str = "heart", **spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "modelName": "heart-model",
+        "shardCount": 3,
+        "transformInput": {"dataSource": {"s3DataSource": {"s3Uri": "s3://data/heart/"}}},
+        "transformOutput": {"s3OutputPath": "s3://results/heart/"},
+        "transformResources": {"instanceType": "ml.m5.xlarge", "instanceCount": 3},
+        "s3": {"endpointUrl": "http://minio:9000", "credentialsSecret": {"name": "s3-creds"}},
+        "backoffLimitPerIndex": 1,
+    }
+    base.update(spec)
+    return {"apiVersion": "kbt.dev/v1alpha1", "kind": "BatchTransformJob", "metadata": {"name": name, "namespace": NS}, "spec": base}
+
+
+@dataclass
+class Cluster:
+    server: ApiServer
+    client: Client
+    jobs: JobController
+
+    def btj(self, name: str = "heart") -> dict[str, Any]:
+        body = self.server.read(BTJS, NS, name)
+        assert body is not None, f"BatchTransformJob {name} is gone"
+        return body
+
+    def status(self, name: str = "heart") -> dict[str, Any]:
+        return dict(self.btj(name).get("status") or {})
+
+    async def state(self, expected: str, name: str = "heart", timeout: float = 10.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any]:
+            status = self.status(name)
+            assert status.get("transformJobStatus") == expected, f"{name}: {status.get('transformJobStatus')}, want {expected}"
+            return status
+
+        result: dict[str, Any] = await eventually(reached, timeout)
+        return result
+
+    async def job(self, job_name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await eventually(lambda: self.server.read(JOBS, NS, job_name))
+        return result
+
+    def events(self, name: str = "heart") -> list[tuple[str, str, str]]:
+        return [
+            (e["type"], e["reason"], e["message"])
+            for e in self.server.list_objects("v1/events", NS)
+            if e["involvedObject"]["name"] == name
+        ]
+
+    def condition(self, kind: str, name: str = "heart") -> dict[str, Any]:
+        return next((c for c in self.status(name).get("conditions", []) if c["type"] == kind), {})
+
+    def reasons(self, name: str = "heart") -> list[str]:
+        return [reason for _, reason, _ in self.events(name)]
+
+    def operator_requests(self) -> list[Any]:
+        """Requests the operator made (kopf's and its API client's; not the test's own)."""
+        return [r for r in list(self.server) if not r.headers.get("User-Agent", "").startswith("Python/")]
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+    async with ApiServer() as server, kmock.Server(server):
+        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path, str(server.url))))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        monkeypatch.setenv("KBT_METRICS_PORT", "0")
+        monkeypatch.setenv("KBT_STATUS_INTERVAL", "0")
+        monkeypatch.setenv("KBT_SETUP_RETRY_SECONDS", "0.2")
+        monkeypatch.setenv("KBT_RUNNER_IMAGE", "kbt/runner:test")
+        monkeypatch.setenv("KBT_RUNNER_GPU_IMAGE", "kbt/runner-cuda:test")
+        async with aiohttp.ClientSession(base_url=str(server.url)) as session:
+            client = Client(session)
+            await client.create(f"/api/v1/namespaces/{NS}/secrets", CREDENTIALS)
+            await client.create(f"/apis/kbt.dev/v1alpha1/namespaces/{NS}/models", MODEL)
+            yield Cluster(server, client, JobController(server, client))
+
+
+@pytest.fixture
+async def operator(cluster: Cluster) -> AsyncIterator[None]:
+    async with running_operator():
+        yield
+
+
+async def test_create_run_complete(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest())
+    job = await cluster.job("btj-heart-0")
+    uid = cluster.btj()["metadata"]["uid"]
+    assert job["spec"]["completions"] == 3 and job["spec"]["completionMode"] == "Indexed"
+    owned = [obj for kind in ("v1/configmaps", "v1/serviceaccounts", "rbac.authorization.k8s.io/v1/roles",
+                              "rbac.authorization.k8s.io/v1/rolebindings", JOBS) for obj in cluster.server.list_objects(kind, NS)]
+    assert len(owned) == 6  # 2 ConfigMaps, ServiceAccount, Role, RoleBinding, Job
+    assert all(obj["metadata"]["ownerReferences"][0]["uid"] == uid for obj in owned)
+    config = cluster.server.read("v1/configmaps", NS, "btj-heart-job")
+    assert config is not None and json.loads(config["data"]["job.json"])["model"]["flavor"] == "sklearn"
+
+    pending = await eventually(lambda: cluster.status().get("jobName") == "btj-heart-0" and cluster.status())
+    assert pending["transformJobStatus"] == "Pending" and pending["model"] == "heart-model"
+    await cluster.jobs.start(NS, "btj-heart-0")
+    await cluster.state("InProgress")
+    await cluster.client.report_progress(NS, "heart", 0, recordsProcessed=50, bytesProcessed=500, bytesTotal=1000, recordsPerSecond=25.0)
+    await cluster.client.report_progress(NS, "heart", 1, recordsProcessed=10, bytesProcessed=100, bytesTotal=1000, recordsPerSecond=5.0)
+    await eventually(lambda: cluster.status()["progress"]["recordsProcessed"] == 60)
+    status = cluster.status()
+    assert status["progress"]["recordsPerSecond"] == 30.0 and status["progressSummary"] == "0/3 shards, 20%"
+    for index in range(3):
+        await cluster.jobs.succeed(NS, "btj-heart-0", index)
+    done = await cluster.state("Completed")
+    assert done["shards"]["completedIndexes"] == "0-2" and done["progressSummary"] == "3/3 shards, 100%"
+    assert done["endTime"] and done["startTime"] and done["observedGeneration"] == 1
+    assert {c["type"]: c["status"] for c in done["conditions"]} == {
+        "Ready": "True", "Running": "False", "Complete": "True", "Failed": "False", "Stopped": "False"}
+    await eventually(lambda: "Completed" in cluster.reasons())
+    reasons = cluster.reasons()
+    assert {"JobCreated", "Pending"} == set(reasons[:2]) and reasons[2:] == ["Started", "Completed"]
+
+
+async def test_retriable_failures_are_retried_and_reported(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest(backoffLimitPerIndex=2))
+    await cluster.job("btj-heart-0")
+    await cluster.jobs.start(NS, "btj-heart-0")
+    await cluster.jobs.fail(NS, "btj-heart-0", 1, 75, "S3 unavailable after 5 attempts")
+    await cluster.jobs.fail(NS, "btj-heart-0", 1, 137, "")
+    await eventually(lambda: cluster.reasons().count("ShardAttemptFailed") == 2)
+    messages = [m for _, reason, m in cluster.events() if reason == "ShardAttemptFailed"]
+    assert any("shard 1 attempt failed" in m and "S3 unavailable after 5 attempts (exit code 75, RETRIABLE)" in m for m in messages)
+    assert cluster.status()["transformJobStatus"] == "InProgress" and "failureReason" not in cluster.status()
+    for index in range(3):
+        await cluster.jobs.succeed(NS, "btj-heart-0", index)
+    assert (await cluster.state("Completed"))["shards"]["failed"] == 0
+
+
+async def test_non_retriable_failure_gives_the_runners_reason(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest())
+    await cluster.job("btj-heart-0")
+    await cluster.jobs.start(NS, "btj-heart-0")
+    await cluster.jobs.succeed(NS, "btj-heart-0", 0)
+    await cluster.jobs.fail(NS, "btj-heart-0", 2, 4, "reading s3://data/heart/part-2.csv\nerror threshold exceeded: 12 bad records > 10")
+    await cluster.jobs.succeed(NS, "btj-heart-0", 1)
+    failed = await cluster.state("Failed")
+    assert failed["failureReason"] == "shard 2: error threshold exceeded: 12 bad records > 10 (exit code 4, ERROR_THRESHOLD)"
+    assert failed["shards"] | {"active": 0} == {"total": 3, "active": 0, "succeeded": 2, "failed": 1, "completedIndexes": "0-1", "failedIndexes": "2"}
+    assert failed["progressSummary"] == "2/3 shards, 66%, 1 failed"
+    await eventually(lambda: "Failed" in cluster.reasons())
+    shard_failed = [m for _, reason, m in cluster.events() if reason == "ShardFailed"]
+    assert shard_failed == ["shard 2 failed: error threshold exceeded: 12 bad records > 10 (exit code 4, ERROR_THRESHOLD)"]
+
+
+async def test_stop_records_progress_and_ends_stopped(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest())
+    await cluster.job("btj-heart-0")
+    await cluster.jobs.start(NS, "btj-heart-0")
+    await cluster.jobs.succeed(NS, "btj-heart-0", 0)
+    await eventually(lambda: cluster.status().get("shards", {}).get("succeeded") == 1)
+    await cluster.client.patch_btj_spec(NS, "heart", {"stop": True})
+    stopped = await cluster.state("Stopped")
+    assert stopped["shards"]["completedIndexes"] == "0" and stopped["shards"]["active"] == 0 and stopped["endTime"]
+    assert cluster.server.read(JOBS, NS, "btj-heart-0") is None
+    states = [v.get("status", {}).get("transformJobStatus") for v in cluster.server.history(BTJS, NS, "heart")]
+    assert "Stopping" in states and states.index("Stopping") < states.index("Stopped")
+    (delete,) = [r for r in cluster.operator_requests() if r.method == "DELETE" and r.name == "btj-heart-0"]
+    assert delete.data["propagationPolicy"] == "Foreground"
+    await eventually(lambda: "Stopped" in cluster.reasons())
+
+
+async def test_retry_failed_shards_runs_only_those(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest(shardCount=4, transformResources={"instanceType": "ml.m5.xlarge", "instanceCount": 4}))
+    await cluster.job("btj-heart-0")
+    await cluster.jobs.start(NS, "btj-heart-0")
+    for index in (0, 2):
+        await cluster.jobs.succeed(NS, "btj-heart-0", index)
+    for index in (1, 3):
+        await cluster.jobs.fail(NS, "btj-heart-0", index, 5, f"cannot load model (shard {index})")
+    await cluster.state("Failed")
+    await cluster.client.patch_btj_spec(NS, "heart", {"retryFailedShards": 1})
+    retry = await cluster.job("btj-heart-1")
+    assert retry["spec"]["completions"] == 2 and retry["metadata"]["annotations"]["kbt.dev/shard-map"] == "1,3"
+    container = retry["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "KBT_SHARD_MAP", "value": "1,3"} in container["env"]
+    await eventually(lambda: cluster.server.read(JOBS, NS, "btj-heart-0") is None)
+    await cluster.jobs.start(NS, "btj-heart-1")
+    running = await cluster.state("InProgress")
+    assert running["retryGeneration"] == 1 and running["shards"]["completedIndexes"] == "0,2"
+    assert "failureReason" not in running and "endTime" not in running
+    for index in (0, 1):
+        await cluster.jobs.succeed(NS, "btj-heart-1", index)
+    done = await cluster.state("Completed")
+    assert done["shards"]["completedIndexes"] == "0-3" and done["jobName"] == "btj-heart-1"
+    assert "Retrying" in cluster.reasons()
+
+
+async def test_deleted_job_is_forgotten_and_everything_it_made_is_owned(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest())
+    await cluster.job("btj-heart-0")
+    await cluster.state("Pending")
+    uid = cluster.btj()["metadata"]["uid"]
+    assert "finalizers" not in cluster.btj()["metadata"]  # deletion never waits for the operator
+    await cluster.client.delete_btj(NS, "heart")
+    await asyncio.sleep(0.5)
+    creates = [r for r in cluster.operator_requests() if r.method == "POST" and r.resource.plural != "events"]
+    assert len(creates) == 6
+    for request in creates:
+        assert request.data["metadata"]["ownerReferences"][0] | {"name": "heart", "uid": uid} == request.data["metadata"]["ownerReferences"][0]
+
+
+async def test_restart_adopts_and_keeps_tracking(cluster: Cluster) -> None:
+    async with running_operator():
+        await cluster.client.create_btj(manifest())
+        await cluster.job("btj-heart-0")
+        await cluster.jobs.start(NS, "btj-heart-0")
+        await cluster.state("InProgress")
+    await cluster.jobs.succeed(NS, "btj-heart-0", 0)  # happens while no operator runs
+    async with running_operator():
+        await cluster.jobs.succeed(NS, "btj-heart-0", 1)
+        await cluster.jobs.succeed(NS, "btj-heart-0", 2)
+        await cluster.state("Completed")
+    jobs = cluster.server.list_objects(JOBS, NS)
+    assert [job["metadata"]["name"] for job in jobs] == ["btj-heart-0"]
+    job_creates = [r for r in cluster.operator_requests() if r.method == "POST" and r.resource.plural == "jobs"]
+    assert len(job_creates) == 1  # the restarted operator found the Job, created nothing
+
+
+async def test_restart_in_the_middle_of_creation_adopts_on_conflict(cluster: Cluster) -> None:
+    await cluster.client.create_btj(manifest())
+    uid = cluster.btj()["metadata"]["uid"]
+    # A previous operator created the ConfigMap and the Job, then died before writing status.
+    stale = {"apiVersion": "v1", "kind": "ConfigMap", "data": {},
+             "metadata": {"name": "kbt-progress-heart", "namespace": NS,
+                          "labels": {"app.kubernetes.io/managed-by": "kbt-operator", "app.kubernetes.io/component": "progress"},
+                          "ownerReferences": [{"apiVersion": "kbt.dev/v1alpha1", "kind": "BatchTransformJob", "name": "heart", "uid": uid, "controller": True}]}}
+    await cluster.client.create(f"/api/v1/namespaces/{NS}/configmaps", stale)
+    async with running_operator():
+        await cluster.job("btj-heart-0")
+        await eventually(lambda: cluster.condition("Ready").get("reason") == "JobCreated")
+        assert cluster.status()["transformJobStatus"] == "Pending"
+
+
+async def test_foreign_object_with_our_name_is_a_conflict(cluster: Cluster, operator: None) -> None:
+    foreign = {"apiVersion": "v1", "kind": "ConfigMap", "data": {}, "metadata": {"name": "btj-heart-job", "namespace": NS}}
+    await cluster.client.create(f"/api/v1/namespaces/{NS}/configmaps", foreign)
+    await cluster.client.create_btj(manifest())
+    await eventually(lambda: cluster.condition("Ready").get("reason") == "NameConflict")
+    assert "ConfigMap team-a/btj-heart-job already exists and is not owned" in cluster.condition("Ready")["message"]
+    assert cluster.server.read(JOBS, NS, "btj-heart-0") is None
+
+
+async def test_missing_model_and_secret_are_reported_and_retried(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest(modelName="late-model"))
+    ready = await eventually(lambda: cluster.condition("Ready").get("reason") == "ModelNotFound" and cluster.condition("Ready"))
+    assert ready["status"] == "False" and ready["message"] == "Model late-model not found in namespace team-a"
+    assert cluster.status()["transformJobStatus"] == "Pending"
+    await eventually(lambda: ("Warning", "ModelNotFound", "Model late-model not found in namespace team-a") in cluster.events())
+    await cluster.client.create(f"/apis/kbt.dev/v1alpha1/namespaces/{NS}/models", MODEL | {"metadata": {"name": "late-model", "namespace": NS}})
+    await cluster.job("btj-heart-0")
+
+    await cluster.client.create_btj(manifest("nosecret", s3={"credentialsSecret": {"name": "missing"}}))
+    await eventually(lambda: cluster.condition("Ready", "nosecret").get("reason") == "SecretNotFound")
+    assert "Secret missing not found in namespace team-a" in cluster.condition("Ready", "nosecret")["message"]
+    assert cluster.server.read(JOBS, NS, "btj-nosecret-0") is None
+
+
+async def test_unknown_instance_type_fails_without_a_job(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest(transformResources={"instanceType": "ml.z9.huge", "instanceCount": 1}))
+    failed = await cluster.state("Failed")
+    assert failed["failureReason"].startswith("spec.transformResources.instanceType: unknown instanceType 'ml.z9.huge'; known types: ")
+    assert "ml.g5.xlarge" in failed["failureReason"]
+    assert cluster.server.list_objects(JOBS, NS) == []
+    await eventually(lambda: "UnknownInstanceType" in cluster.reasons())
+
+
+async def test_gpu_job_lands_on_gpu_nodes(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest(transformResources={"instanceType": "ml.g4dn.xlarge", "instanceCount": 1}))
+    pod = (await cluster.job("btj-heart-0"))["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert pod["containers"][0]["image"] == "kbt/runner-cuda:test"
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "Tesla-T4"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+
+
+async def test_queued_job_is_left_to_kueue(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest(queueName="team-a-queue"))
+    job = await cluster.job("btj-heart-0")
+    assert job["spec"]["suspend"] is True and job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a-queue"
+    await eventually(lambda: cluster.condition("Running").get("reason") == "Queued")
+    assert cluster.status()["transformJobStatus"] == "Pending"
+    await cluster.client.patch(f"/apis/batch/v1/namespaces/{NS}/jobs/btj-heart-0", {"spec": {"suspend": False}})  # Kueue admits
+    await cluster.jobs.start(NS, "btj-heart-0")
+    await cluster.state("InProgress")
+    await cluster.client.patch_btj_spec(NS, "heart", {"suspend": True})
+    await eventually(lambda: "Ignored" in cluster.reasons())
+    assert not [r for r in cluster.operator_requests() if r.method == "PATCH" and r.resource.plural == "jobs"]
+
+
+async def test_suspend_of_an_unqueued_job_toggles_the_job(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest())
+    await cluster.job("btj-heart-0")
+    await cluster.client.patch_btj_spec(NS, "heart", {"suspend": True})
+    await eventually(lambda: cluster.jobs.job(NS, "btj-heart-0")["spec"]["suspend"] is True)
+    await eventually(lambda: cluster.condition("Running").get("reason") == "Suspended")
+    await cluster.client.patch_btj_spec(NS, "heart", {"suspend": False})
+    await eventually(lambda: cluster.jobs.job(NS, "btj-heart-0")["spec"]["suspend"] is False)
+
+
+async def test_every_operator_request_is_granted_by_rbac_py(cluster: Cluster, operator: None) -> None:
+    await cluster.client.create_btj(manifest())
+    await cluster.job("btj-heart-0")
+    await cluster.jobs.start(NS, "btj-heart-0")
+    await cluster.jobs.fail(NS, "btj-heart-0", 0, 5, "no model")
+    await cluster.jobs.succeed(NS, "btj-heart-0", 1)
+    await cluster.jobs.succeed(NS, "btj-heart-0", 2)
+    await cluster.state("Failed")
+    await cluster.client.patch_btj_spec(NS, "heart", {"retryFailedShards": 1})
+    await cluster.job("btj-heart-1")
+    await cluster.client.patch_btj_spec(NS, "heart", {"stop": True})
+    await cluster.state("Stopped")
+    verbs = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create", "UPDATE": "patch", "DELETE": "delete"}
+    used = set()
+    for request in cluster.operator_requests():
+        if request.resource is None or request.resource.plural is None:
+            continue  # discovery (/api, /apis/group/version): allowed to every authenticated user
+        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        used.add((request.resource.group, resource, verbs[request.action.value]))
+    denied = {grant for grant in used if not rbac.allows(*grant)}
+    assert denied == set()
+    assert ("", "secrets", "get") in used and ("batch", "jobs", "delete") in used and ("", "pods", "list") in used

@@ -1,0 +1,109 @@
+"""Record framing, CRC-32C, quote-aware CSV split points and shard assignment."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+
+import pytest
+
+from kbt.runner import framing
+from kbt.runner.crc32c import crc32c, masked_crc32c
+from kbt.runner.framing import (
+    FramingError,
+    line_records,
+    recordio_frame,
+    recordio_records,
+    tfrecord_frame,
+    tfrecord_records,
+)
+from kbt.runner.plan import assign
+from kbt.runner.splitting import csv_split_points
+from kbt.runner.storage import LocalStore
+
+
+def test_crc32c_check_value() -> None:
+    assert crc32c(b"123456789") == 0xE3069283
+    assert masked_crc32c(b"") == (((0 >> 15) | (0 << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _csv_text(rows: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "text", "value"])
+    for i in range(rows):
+        text = rng.choice(["plain", 'has "quotes"', "multi\nline\nvalue", "comma, inside", ""])
+        writer.writerow([i, text, rng.random()])
+    return out.getvalue().encode()
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 4096])
+def test_csv_records_survive_chunk_boundaries(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _csv_text(200, seed=chunk)
+    monkeypatch.setattr(framing, "READ_CHUNK", chunk)
+    records = list(line_records(io.BytesIO(data), csv_quotes=True))
+    expected = list(csv.reader(io.StringIO(data.decode())))
+    assert [next(csv.reader([r.decode()])) for r, _ in records] == expected
+    for record, offset in records:
+        assert data[offset : offset + len(record)] == record
+
+
+def test_line_records_strip_crlf_and_skip_blank_lines() -> None:
+    data = b"a\r\n\r\nb\n\nc"
+    assert list(line_records(io.BytesIO(data))) == [(b"a", 0), (b"b", 5), (b"c", 8)]
+
+
+def test_recordio_roundtrip_and_multipart() -> None:
+    payloads = [b"one", b"", b"three-bytes-longer"]
+    stream = b"".join(recordio_frame(p) for p in payloads)
+    # a record split into two parts around the magic word (cflag 1 then 3)
+    first, second = b"abc", b"defg"
+    magic = framing.RECORDIO_MAGIC_BYTES
+    multi = (
+        magic + (len(first) | (1 << 29)).to_bytes(4, "little") + first + b"\0"
+        + magic + (len(second) | (3 << 29)).to_bytes(4, "little") + second
+    )
+    records = list(recordio_records(io.BytesIO(stream + multi)))
+    assert [r for r, _ in records] == [*payloads, first + magic + second]
+    assert records[1][1] == len(recordio_frame(b"one"))
+
+
+def test_recordio_bad_magic_names_offset() -> None:
+    with pytest.raises(FramingError, match="bad RecordIO magic .* at byte 12"):
+        list(recordio_records(io.BytesIO(recordio_frame(b"data") + b"\x01" * 8)))
+
+
+def test_tfrecord_roundtrip_and_crc_check() -> None:
+    payloads = [b"alpha", b"b" * 1000, b""]
+    stream = b"".join(tfrecord_frame(p) for p in payloads)
+    assert [r for r, _ in tfrecord_records(io.BytesIO(stream))] == payloads
+    corrupt = bytearray(stream)
+    corrupt[12] ^= 0xFF  # first data byte
+    with pytest.raises(FramingError, match="data checksum mismatch in the record at byte 0"):
+        list(tfrecord_records(io.BytesIO(bytes(corrupt))))
+
+
+@pytest.mark.parametrize("split", [50, 333, 1000])
+def test_csv_split_points_are_record_boundaries(split: int, tmp_path: pytest.TempPathFactory) -> None:
+    data = _csv_text(300, seed=split)
+    path = tmp_path / "data.csv"  # type: ignore[operator]
+    path.write_bytes(data)
+    cuts = csv_split_points(LocalStore(), str(path), len(data), split)
+    starts = {offset for _, offset in line_records(io.BytesIO(data), csv_quotes=True)}
+    assert cuts == sorted(set(cuts))
+    assert cuts and all(cut in starts for cut in cuts)
+    # every target gets the first boundary at or after it
+    for cut in cuts:
+        previous_start = max(s for s in starts if s < cut)
+        assert any(previous_start < t <= cut for t in range(split, len(data), split))
+
+
+def test_assign_is_contiguous_and_balanced() -> None:
+    weights = [10] * 100
+    owners = assign(weights, 4)
+    assert owners == sorted(owners)
+    assert [owners.count(s) for s in range(4)] == [25, 25, 25, 25]
+    assert assign([5, 1000, 5], 3) == [0, 1, 2]
+    assert assign([0, 0, 0, 0], 2) == [0, 0, 1, 1]

@@ -1,0 +1,339 @@
+"""The shard pipeline end to end on local storage, with small real predictors built here."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kbt.api.models import BatchTransformJobSpec, ModelSpec
+from kbt.flavors.base import ModelInput, ModelOutput
+from kbt.resolved import ResolvedJob
+from kbt.runner.errors import ErrorThresholdExceeded, InputError
+from kbt.runner.framing import tfrecord_frame
+from kbt.runner.shard import run_shard
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        base[key] = _merge(dict(base.get(key, {})), value) if isinstance(value, dict) else value
+    return base
+
+
+def make_job(inputs: Path, output: Path, **spec: Any) -> ResolvedJob:
+    base: dict[str, Any] = {
+        "transformInput": {
+            "contentType": "text/csv",
+            "splitType": "Line",
+            "dataSource": {"s3DataSource": {"s3Uri": f"{inputs}/"}},
+        },
+        "transformOutput": {"s3OutputPath": str(output)},
+        "transformResources": {"instanceType": "ml.m5.large"},
+        "model": {"uri": "unused", "flavor": "sklearn"},
+        "retrySettings": {"maxRetries": 0, "timeoutSeconds": 30},
+    }
+    parsed = BatchTransformJobSpec.model_validate(_merge(base, spec))
+    assert parsed.model is not None
+    return ResolvedJob(name="test", spec=parsed, model=parsed.model, model_ref="unused")
+
+
+class SumPredictor:
+    """Sums the numeric columns of each row; a non-numeric value makes the batch fail."""
+
+    device = "cpu"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls = 0
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    def predict(self, batch: ModelInput) -> ModelOutput:
+        with self.lock:
+            self.calls += 1
+        if self.delay:
+            time.sleep(random.random() * self.delay)
+        if batch.frame is not None:
+            return batch.frame.astype(float).sum(axis=1).to_numpy()
+        if batch.tensor is not None:
+            return batch.tensor.reshape(len(batch), -1).mean(axis=1)
+        return [len(record.data) for record in batch.records]
+
+
+def run_all(job: ResolvedJob, predictor: Any, shards: int = 1, split: int | None = None) -> None:
+    for index in range(shards):
+        run_shard(job, index, shards=shards, split_bytes=split, predictor=predictor, progress_interval=60)
+
+
+def write_csv(path: Path, rows: list[list[Any]], header: list[str] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def manifest(output: Path) -> dict[str, Any]:
+    return json.loads((output / "_manifest.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_csv_outputs_per_input_in_order(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    rng = random.Random(1)
+    tables = {f"part-{i}.csv": [[rng.randint(0, 9), rng.randint(0, 9)] for _ in range(30 + i)] for i in range(3)}
+    for name, rows in tables.items():
+        write_csv(data / name, rows, header=["a", "b"])
+    out = tmp_path / "out"
+    run_all(make_job(data, out, miniBatchSize=7), SumPredictor(), shards=2)
+    for name, rows in tables.items():
+        assert lines(out / f"{name}.out") == [f"{float(a + b)}" for a, b in rows]
+    summary = manifest(out)
+    assert summary["counts"] == {"records": 93, "succeeded": 93, "failed": 0, "objects": 3}
+    assert len(summary["shards"]) == 2
+    assert not (out / "_errors").exists()
+    progress = json.loads((out / "_kbt/progress/shard-00001.json").read_text())
+    assert progress["state"] == "completed" and progress["bytesProcessed"] == progress["bytesTotal"] > 0
+
+
+def test_bad_records_go_to_errors_and_threshold_fails(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    (data).mkdir()
+    (data / "x.csv").write_text("a,b\n1,2\n3,oops\n5,6\n7,8,9\n10,11\n")
+    out = tmp_path / "out"
+    run_all(make_job(data, out, miniBatchSize=10), SumPredictor())
+    assert lines(out / "x.csv.out") == ["3.0", "11.0", "21.0"]
+    errors = [json.loads(line) for line in lines(out / "_errors/x.csv.errors.jsonl")]
+    assert [(e["record"], e["offset"]) for e in errors] == [(1, 8), (3, 19)]
+    assert "3 fields, expected 2" in errors[1]["reason"]
+    assert manifest(out)["counts"]["failed"] == 2
+    with pytest.raises(ErrorThresholdExceeded, match="2 bad records, more than errorThreshold 1"):
+        run_all(make_job(data, tmp_path / "strict", errorThreshold=1), SumPredictor())
+    with pytest.raises(ErrorThresholdExceeded, match=r"2 of 5 records bad \(40.0%\)"):
+        run_all(make_job(data, tmp_path / "pct", errorThreshold="10%"), SumPredictor())
+
+
+def test_schema_mismatch_fails_fast(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    write_csv(data / "x.csv", [["word", "other"]] * 150, header=["a", "b"])
+    predictor = SumPredictor()
+    with pytest.raises(InputError, match="first 1.. records all failed the same way"):
+        run_all(make_job(data, tmp_path / "out", miniBatchSize=1000), predictor)
+
+
+def test_split_csv_with_quoted_newlines_matches_unsplit(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    rng = random.Random(7)
+    rows = [[i, rng.choice(['x', 'multi\n"line"', 'a,b']), rng.randint(0, 100)] for i in range(400)]
+    write_csv(data / "big.csv", rows, header=["id", "text", "v"])
+
+    class IdPlusV(SumPredictor):
+        def predict(self, batch: ModelInput) -> ModelOutput:
+            assert batch.frame is not None
+            return (batch.frame["id"] + batch.frame["v"]).to_numpy()
+
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    run_all(make_job(data, whole), IdPlusV())
+    run_all(make_job(data, split), IdPlusV(), shards=3, split=1000)
+    plan_parts = manifest(split)["inputs"][0]["parts"]
+    assert plan_parts > 5
+    assert (split / "big.csv.out").read_bytes() == (whole / "big.csv.out").read_bytes()
+    assert lines(whole / "big.csv.out") == [str(i + v) for i, _, v in rows]
+    assert not list((split / "_kbt").rglob("parts/*"))  # parts are removed after finalization
+
+
+def test_jsonl_ranges_own_the_lines_that_start_in_them(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    records = [{"a": i, "b": i * 2} for i in range(500)]
+    (data / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "out"
+    job = make_job(data, out, transformInput={"contentType": "application/jsonlines"})
+    run_all(job, SumPredictor(), shards=2, split=333)
+    assert lines(out / "r.jsonl.out") == [str(float(3 * i)) for i in range(500)]
+
+
+def test_csv_filters_and_join(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    write_csv(data / "x.csv", [["id1", 1, 2], ["id2", 3, 4]])
+    out = tmp_path / "out"
+    job = make_job(
+        data, out,
+        transformInput={"csv": {"header": False}},
+        dataProcessing={"inputFilter": "$[1:]", "joinSource": "Input"},
+    )
+    run_all(job, SumPredictor())
+    assert lines(out / "x.csv.out") == ["id1,1,2,3.0", "id2,3,4,7.0"]
+    filtered = tmp_path / "filtered"
+    job = make_job(
+        data, filtered,
+        transformInput={"csv": {"header": False}},
+        dataProcessing={"inputFilter": "$[1:]", "joinSource": "Input", "outputFilter": "$[0,-1]"},
+    )
+    run_all(job, SumPredictor())
+    assert lines(filtered / "x.csv.out") == ["id1,3.0", "id2,7.0"]
+
+
+def test_json_filter_join_and_output_filter(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "x.jsonl").write_text('{"id": 1, "features": [1, 2]}\n{"id": 2, "features": [5, 5]}\n{"id": 3}\n')
+    out = tmp_path / "out"
+    job = make_job(
+        data, out,
+        transformInput={"contentType": "application/jsonlines"},
+        dataProcessing={"inputFilter": "$.features", "joinSource": "Input", "outputFilter": "$['id','SageMakerOutput']"},
+    )
+    run_all(job, SumPredictor())
+    assert [json.loads(line) for line in lines(out / "x.jsonl.out")] == [
+        {"id": 1, "SageMakerOutput": 3.0}, {"id": 2, "SageMakerOutput": 10.0},
+    ]
+    (error,) = [json.loads(line) for line in lines(out / "_errors/x.jsonl.errors.jsonl")]
+    assert error["record"] == 2 and "matches nothing" in error["reason"]
+
+
+def test_append_row_and_summary_only(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    for i in range(3):
+        write_csv(data / f"f{i}.csv", [[i, j] for j in range(5)], header=["a", "b"])
+    out = tmp_path / "out"
+    run_all(make_job(data, out, transformOutput={"outputAction": "appendRow", "appendRowFileName": "all.csv"}),
+            SumPredictor(), shards=2)
+    assert lines(out / "all.csv") == [str(float(i + j)) for i in range(3) for j in range(5)]
+    assert not list(out.glob("*.out"))
+    summary_out = tmp_path / "summary"
+    run_all(make_job(data, summary_out, transformOutput={"outputAction": "summaryOnly"}), SumPredictor())
+    assert sorted(p.name for p in summary_out.iterdir()) == ["_kbt", "_manifest.json"]
+    assert manifest(summary_out)["counts"]["records"] == 15
+
+
+def test_parquet_split_by_row_groups_to_parquet(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    frame = pd.DataFrame({"a": np.arange(1000), "b": np.arange(1000) * 0.5})
+    pq.write_table(pa.Table.from_pandas(frame), data / "t.parquet", row_group_size=100)
+    out, whole = tmp_path / "out", tmp_path / "whole"
+    spec = {"transformInput": {"contentType": "application/x-parquet", "splitType": "None"},
+            "dataProcessing": {"joinSource": "Input"}}
+    run_all(make_job(data, out, **spec), SumPredictor(), shards=3, split=2000)
+    run_all(make_job(data, whole, **spec), SumPredictor())
+    assert manifest(out)["inputs"][0]["parts"] > 2
+    result = pq.read_table(out / "t.parquet.out").to_pandas()
+    assert list(result.columns) == ["a", "b", "prediction"]
+    assert result["prediction"].tolist() == (frame["a"] + frame["b"]).tolist()
+    assert pq.read_table(whole / "t.parquet.out").equals(pq.read_table(out / "t.parquet.out"))
+
+
+def _png(value: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (4, 4), color=value).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_images_decode_and_corrupt_image_is_a_record_error(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    for value in (10, 20):
+        (data / f"img-{value}.png").write_bytes(_png(value))
+    (data / "img-30.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    job = make_job(data, out, transformInput={"contentType": "image/png", "splitType": "None"},
+                   model={"imagePreprocessing": {"colorMode": "L", "scale": 0.5, "layout": "NHW"}})
+    run_all(job, SumPredictor())
+    assert lines(out / "img-10.png.out") == ["5.0"]
+    assert lines(out / "img-20.png.out") == ["10.0"]
+    assert (out / "img-30.png.out").read_bytes() == b""
+    (error,) = [json.loads(line) for line in lines(out / "_errors/img-30.png.errors.jsonl")]
+    assert "not a decodable image" in error["reason"]
+
+
+def test_gzip_and_tfrecord_inputs(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "x.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n3,4\n"))
+    out = tmp_path / "out"
+    run_all(make_job(data, out), SumPredictor())
+    assert lines(out / "x.csv.gz.out") == ["3.0", "7.0"]
+    tf_in = tmp_path / "tf"
+    tf_in.mkdir()
+    payloads = [b"a", b"bbb", b"cc"]
+    (tf_in / "r.tfrecord").write_bytes(b"".join(tfrecord_frame(p) for p in payloads) + b"\x00" * 5)
+    tf_out = tmp_path / "tf-out"
+    run_all(make_job(tf_in, tf_out, transformInput={"contentType": "application/x-tfrecord", "splitType": "TFRecord"}),
+            SumPredictor())
+    assert lines(tf_out / "r.tfrecord.out") == ["1", "3", "2"]
+    (error,) = [json.loads(line) for line in lines(tf_out / "_errors/r.tfrecord.errors.jsonl")]
+    assert "truncated TFRecord header" in error["reason"]
+
+
+def test_concurrent_batches_keep_input_order(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    rows = [[i, 0] for i in range(300)]
+    write_csv(data / "x.csv", rows, header=["a", "b"])
+    out = tmp_path / "out"
+    run_all(make_job(data, out, miniBatchSize=5, maxConcurrentTransforms=6), SumPredictor(delay=0.01))
+    assert lines(out / "x.csv.out") == [str(float(i)) for i in range(300)]
+
+
+def test_timeouts_are_retried_then_fail_the_batch(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    write_csv(data / "x.csv", [[1, 1], [2, 2]], header=["a", "b"])
+
+    class SlowFirst(SumPredictor):
+        def predict(self, batch: ModelInput) -> ModelOutput:
+            self.calls += 1
+            if self.calls == 1:
+                time.sleep(3)
+            return super().predict(batch)
+
+    out = tmp_path / "out"
+    retry = {"maxRetries": 1, "timeoutSeconds": 1}
+    run_all(make_job(data, out, retrySettings=retry), SlowFirst())
+    assert lines(out / "x.csv.out") == ["2.0", "4.0"]
+
+    class Hangs(SumPredictor):
+        def predict(self, batch: ModelInput) -> ModelOutput:
+            time.sleep(2)
+            return super().predict(batch)
+
+    hung = tmp_path / "hung"
+    run_all(make_job(data, hung, retrySettings={"maxRetries": 0, "timeoutSeconds": 1}), Hangs())
+    errors = [json.loads(line) for line in lines(hung / "_errors/x.csv.errors.jsonl")]
+    assert [e["record"] for e in errors] == [0, 1]
+    assert all("did not return within 1 s" in e["reason"] for e in errors)
+
+
+def test_rerun_skips_completed_items(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    for i in range(4):
+        write_csv(data / f"f{i}.csv", [[i, 1]], header=["a", "b"])
+    out = tmp_path / "out"
+    job = make_job(data, out)
+    run_all(job, SumPredictor())
+    before = {p.name: p.read_bytes() for p in out.glob("*.out")}
+    (done,) = [p for p in out.rglob("done/00000002.json")]
+    done.unlink()
+    (out / "f2.csv.out").unlink()
+    for marker in out.rglob("finalized.json"):
+        marker.unlink()
+    predictor = SumPredictor()
+    run_all(job, predictor)
+    assert predictor.calls == 1
+    assert {p.name: p.read_bytes() for p in out.glob("*.out")} == before
