@@ -32,6 +32,9 @@ lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check runner operator tests bench examples
 	$(VENV)/bin/mypy
 
+bench-runner: install ## Runner throughput: kbt run --workers 2 vs an in-process baseline, 1M heart rows
+	$(PY) bench/runner_bench.py
+
 crds: install ## Regenerate crds/ and the chart's copy from the pydantic models
 	$(VENV)/bin/kbt crds --output-dir crds
 	$(MAKE) --no-print-directory chart-sync
@@ -92,3 +95,6 @@ minio: ## MinIO in kbt-system, buckets data/models/results, the kbt-s3 Secret
 	kubectl apply -f deploy/minio.yaml
 	kubectl -n kbt-system rollout status deployment/minio --timeout=180s
 	kubectl -n kbt-system wait --for=condition=complete job/minio-buckets --timeout=180s
+
+bench-flavors: install ## Flavor overhead vs a bare framework loop on CPU (MNIST torch/keras, ResNet50)
+	$(PY) bench/flavors_bench.py

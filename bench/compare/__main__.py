@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -43,7 +44,12 @@ def _subset(text: str | None, known: tuple[str, ...], what: str) -> tuple[str, .
     return chosen
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds the context managers: servers and moto stop
+
+
 def main(argv: list[str] | None = None) -> Path:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     plan = choose_plan(
         args.quick,

@@ -220,6 +220,9 @@ def ray_data(task: Task) -> None:
         batch_size=task.batch_size,
         batch_format=batch_format,
         compute=ray.data.ActorPoolStrategy(size=task.workers),
+        # The pool shares one logical CPU so read and write tasks keep the other: with 1 CPU
+        # per actor, N=2 actors hold both CPUs and the read tasks never get scheduled.
+        num_cpus=1 / task.workers,
     )
     predictions.write_csv(output, filesystem=filesystem)
     seconds = time.perf_counter() - started

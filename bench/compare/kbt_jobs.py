@@ -7,11 +7,11 @@ from typing import Any
 
 import yaml
 
-from bench.compare.models import GENERATION, IMAGE_PREP, TEXT_MAX_TOKENS
+from bench.compare.models import GENERATION, IMAGE_PREP
 from bench.compare.task import Task
 
 CONTENT_TYPES = {"csv": "text/csv", "parquet": "application/x-parquet", "png": "image/png", "jpeg": "image/jpeg"}
-TORCH_CLASSES = {"mnist": "torch_nets:MnistMLP", "resnet50": "torch_nets:ResNet50"}
+TORCH_CLASSES = {"mnist": "torch_nets:MnistDigits", "resnet50": "torch_nets:ResNet50Classes"}
 
 
 def model_spec(task: Task) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def model_spec(task: Task) -> dict[str, Any]:
             "uri": str(model_dir),
             "flavor": "transformers",
             "task": "summarization",
-            "generation": {**GENERATION, "truncation": True, "max_length": TEXT_MAX_TOKENS},
+            "generation": {**GENERATION, "batch_size": task.batch_size},
         }
     raise ValueError(f"unknown workload {task.workload!r}")
 

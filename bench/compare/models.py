@@ -178,14 +178,14 @@ def _torch_scorer(workload: str, model_dir: Path) -> Scorer:
 
     from bench.compare import torch_nets
 
-    net = torch_nets.MnistMLP() if workload == "mnist" else torch_nets.ResNet50()
+    net = torch_nets.MnistDigits() if workload == "mnist" else torch_nets.ResNet50Classes()
     net.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu"))
     net.eval()
 
     def score(tensor: np.ndarray) -> list[Any]:
         with torch.inference_mode():
-            logits = net(torch.from_numpy(tensor))
-        return list(logits.argmax(dim=1).tolist())
+            labels = net(torch.from_numpy(tensor))
+        return list(labels.tolist())
 
     return score
 

@@ -24,6 +24,7 @@ from moto.server import ThreadedMotoServer
 
 OUTPUT_URI = "s3://results/heart/"
 PREVIEW_ROWS = 5
+SUMMARY_KEYS = ("job", "model", "counts", "errors", "timing")
 
 
 def free_port() -> int:
@@ -57,8 +58,8 @@ def show_results(endpoint: str) -> None:
     manifest_key = prefix + "_manifest.json"
     if manifest_key in keys:
         summary = json.loads(client.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
-        print(f"\ns3://{bucket}/{manifest_key}:")
-        print(json.dumps(summary, indent=2)[:3000])
+        print(f"\ns3://{bucket}/{manifest_key} (summary):")
+        print(json.dumps({key: summary.get(key) for key in SUMMARY_KEYS}, indent=2))
     for key in (k for k in keys if "/_errors/" in k):
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
         print(f"\nrejected records (s3://{bucket}/{key}):")

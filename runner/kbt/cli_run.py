@@ -24,13 +24,28 @@ def _load_jobs(manifest: Path, model_files: list[Path]) -> tuple[list[BatchTrans
 
 
 def run(
-    manifest: Annotated[Path, typer.Argument(help="Manifest with a BatchTransformJob (and optionally its Model).")],
-    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Worker processes (default: min(shards, CPUs)).")] = None,
-    model_file: Annotated[list[Path] | None, typer.Option("--model-file", "-m", help="Manifest(s) with Model documents.")] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of transformOutput.s3OutputPath.")] = None,
-    shards: Annotated[int | None, typer.Option("--shards", help="Shards to plan (default: max(job's shards, workers)).")] = None,
-    split_size_mb: Annotated[float | None, typer.Option("--split-size-mb", help="Split objects larger than this (default 64).")] = None,
-    job_name: Annotated[str | None, typer.Option("--job", help="Run only the BatchTransformJob with this name.")] = None,
+    manifest: Annotated[
+        Path, typer.Argument(help="Manifest with a BatchTransformJob (and optionally its Model).")
+    ],
+    *,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Worker processes (default: min(shards, CPUs)).")
+    ] = None,
+    model_file: Annotated[
+        list[Path] | None, typer.Option("--model-file", "-m", help="Manifest(s) with Model documents.")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write here instead of transformOutput.s3OutputPath.")
+    ] = None,
+    shards: Annotated[
+        int | None, typer.Option("--shards", help="Shards to plan (default: max(job's shards, workers)).")
+    ] = None,
+    split_size_mb: Annotated[
+        float | None, typer.Option("--split-size-mb", help="Split objects larger than this (default 64).")
+    ] = None,
+    job_name: Annotated[
+        str | None, typer.Option("--job", help="Run only the BatchTransformJob with this name.")
+    ] = None,
 ) -> None:
     """Run a BatchTransformJob on this machine: same shards, same output as in a cluster."""
     from kbt.runner.errors import RunnerError
@@ -46,7 +61,9 @@ def run(
         raise typer.Exit(2) from None
     jobs = [j for j in jobs if job_name is None or j.metadata.name == job_name]
     if not jobs:
-        console.print(f"[red]✗ {manifest}: no BatchTransformJob{' named ' + job_name if job_name else ''} to run[/red]")
+        console.print(
+            f"[red]✗ {manifest}: no BatchTransformJob{' named ' + job_name if job_name else ''} to run[/red]"
+        )
         raise typer.Exit(2)
     for job in jobs:
         if output is not None:
@@ -59,7 +76,9 @@ def run(
         shard_count = shards or max(job.spec.shards, workers or 1)
         worker_count = workers or min(shard_count, os.cpu_count() or 1)
         split = int(split_size_mb * MIB) if split_size_mb else split_bytes_setting()
-        console.print(f"kbt run: job [bold]{resolved.name}[/bold], {shard_count} shard(s), {worker_count} worker(s)")
+        console.print(
+            f"kbt run: job [bold]{resolved.name}[/bold], {shard_count} shard(s), {worker_count} worker(s)"
+        )
         try:
             summary = run_local(resolved, worker_count, shard_count, split, console)
         except Exception as exc:
@@ -80,8 +99,12 @@ def run(
 
 
 def shard(
-    job: Annotated[Path, typer.Option("--job", help="ResolvedJob JSON (the operator mounts /etc/kbt/job.json).")],
-    index: Annotated[int | None, typer.Option("--index", help="Shard index (default: JOB_COMPLETION_INDEX).")] = None,
+    job: Annotated[
+        Path, typer.Option("--job", help="ResolvedJob JSON (the operator mounts /etc/kbt/job.json).")
+    ],
+    index: Annotated[
+        int | None, typer.Option("--index", help="Shard index (default: JOB_COMPLETION_INDEX).")
+    ] = None,
 ) -> None:
     """Run one shard of a resolved job; exit code and termination message tell the operator why."""
     from kbt.runner.shard import shard_main

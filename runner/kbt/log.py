@@ -32,7 +32,7 @@ class _TapHandler(logging.StreamHandler[TextIO]):
                 tap(line)
 
 
-def configure(format: str | None = None, level: int | str | None = None) -> None:  # noqa: A002
+def configure(format: str | None = None, level: int | str | None = None) -> None:
     """(Re)configure logging for this process; ``format`` is "console" or "json"."""
     chosen = (format or os.environ.get("KBT_LOG_FORMAT") or "console").lower()
     if chosen not in _FORMATS:
@@ -71,6 +71,12 @@ def configure(format: str | None = None, level: int | str | None = None) -> None
     root.setLevel(level or os.environ.get("KBT_LOG_LEVEL", "INFO").upper())
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def ensure_configured() -> None:
+    """Configure with the defaults unless ``configure`` already ran in this process."""
+    if not any(isinstance(h, _TapHandler) for h in logging.getLogger().handlers):
+        configure()
 
 
 def _identity(_: Any, __: str, event: Any) -> Any:

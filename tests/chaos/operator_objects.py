@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from kbt.api.models import BatchTransformJob, Model, ModelSpec
+from kbt.runner.resolve import resolve_job
 from kbt_operator.catalog import Catalog
 from kbt_operator.job_builder import JobRequest, build_job
 from kbt_operator.owned import shard_objects
-from kbt_operator.resolve import resolve_job
 
 RUNNER_IMAGE = "ghcr.io/kbt/runner:1"
 RUNNER_GPU_IMAGE = "ghcr.io/kbt/runner-cuda:1"
@@ -25,10 +25,11 @@ def operator_objects(doc: dict[str, Any]) -> list[dict[str, Any]]:
     steps raise (pydantic ValidationError, UnknownInstanceType).
     """
     job = BatchTransformJob.model_validate(doc)
-    model = None
+    models = {}
     if job.spec.modelName is not None:
-        model = Model(metadata={"name": job.spec.modelName}, spec=ModelSpec(uri="s3://models/m/", flavor="sklearn"))  # type: ignore[arg-type]
-    resolved = resolve_job(job, model)
+        spec = ModelSpec(uri="s3://models/m/", flavor="sklearn")
+        models[job.spec.modelName] = Model(metadata={"name": job.spec.modelName}, spec=spec)
+    resolved = resolve_job(job, models)
     instance = Catalog.builtin().lookup(job.spec.transformResources.instanceType)
     metadata = {key: doc["metadata"][key] for key in ("name", "namespace", "uid")}
     request = JobRequest(resolved=resolved, instance=instance, runner_image=RUNNER_IMAGE, runner_gpu_image=RUNNER_GPU_IMAGE)

@@ -14,7 +14,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 KBT = Path(sys.executable).with_name("kbt")
-S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def load_example(example: str, module: str) -> ModuleType:
@@ -44,12 +48,12 @@ def retarget(manifest: Path, work: Path, target: Path) -> Path:
     return copy
 
 
-def kbt_run(*manifests: Path, extra_env: dict[str, str] | None = None, timeout: float = 240) -> str:
+def kbt_run(*arguments: Path | str, extra_env: dict[str, str] | None = None, timeout: float = 240) -> str:
     """`kbt run` the manifests from the repository root; fails the test with kbt's output unless
     it exits 0. Returns stdout and stderr together."""
     env = {**os.environ, **S3_CREDENTIALS, **(extra_env or {})}
     result = subprocess.run(
-        [str(KBT), "run", *map(str, manifests)],
+        [str(KBT), "run", *map(str, arguments)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -59,5 +63,5 @@ def kbt_run(*manifests: Path, extra_env: dict[str, str] | None = None, timeout: 
     )
     output = result.stdout + result.stderr
     if result.returncode != 0:
-        pytest.fail(f"kbt run {' '.join(map(str, manifests))} exited {result.returncode}:\n{output[-6000:]}")
+        pytest.fail(f"kbt run {' '.join(map(str, arguments))} exited {result.returncode}:\n{output[-6000:]}")
     return output

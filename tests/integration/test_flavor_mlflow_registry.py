@@ -39,9 +39,18 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
-        str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-        "--artifacts-destination", str(folder / "artifacts"),
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
     ]
     log = (folder / "server.log").open("w")
     server = subprocess.Popen(
@@ -123,7 +132,9 @@ def test_registry_uris_for_other_flavors_are_downloaded(
     mlflow_server: str, registered: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    local = fetch_model(ModelSpec(uri="models:/heart@champion", flavor="custom", scoringScript="s.py"), tmp_path)
+    local = fetch_model(
+        ModelSpec(uri="models:/heart@champion", flavor="custom", scoringScript="s.py"), tmp_path
+    )
     assert (local / "MLmodel").is_file()
     assert any(path.name.startswith("model.") for path in local.iterdir())  # the pickled estimator
 

@@ -49,7 +49,10 @@ def test_fetch_local_and_file_uris(tmp_path: Path) -> None:
     model = tmp_path / "my model.pkl"
     model.write_bytes(b"x")
     assert fetch_model(ModelSpec(uri=str(model), flavor="sklearn"), tmp_path) == model
-    assert fetch_model(ModelSpec(uri="file://" + str(model).replace(" ", "%20"), flavor="sklearn"), tmp_path) == model
+    assert (
+        fetch_model(ModelSpec(uri="file://" + str(model).replace(" ", "%20"), flavor="sklearn"), tmp_path)
+        == model
+    )
     with pytest.raises(ModelLoadError, match="model not found"):
         fetch_model(ModelSpec(uri=str(tmp_path / "absent"), flavor="sklearn"), tmp_path)
 
@@ -76,7 +79,9 @@ def test_backoff_halves_on_cuda_oom_and_keeps_order() -> None:
 
 
 def test_backoff_joins_frames_and_lists() -> None:
-    frames = predict_with_backoff(_oom_above(1, lambda b: pd.DataFrame({"y": b.frame["x"] + 1})), make_batch(4))
+    frames = predict_with_backoff(
+        _oom_above(1, lambda b: pd.DataFrame({"y": b.frame["x"] + 1})), make_batch(4)
+    )
     assert list(frames["y"]) == [1, 2, 3, 4]
     lists = predict_with_backoff(_oom_above(2, lambda b: list(b.texts or [])), make_batch(5))
     assert lists == ["0", "1", "2", "3", "4"]

@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import joblib
-import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -21,7 +20,7 @@ MNIST_DIGITS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # what 0.png .. 9.png show
 
 # In the style of Azure's mnist batch-deployment example: model folder from AZUREML_MODEL_DIR,
 # a global model loaded in init(), run() over image file paths returning a DataFrame.
-AZURE_IMAGE_SCRIPT = '''
+AZURE_IMAGE_SCRIPT = """
 import glob
 import os
 
@@ -50,10 +49,10 @@ def run(mini_batch):
             scores = torch.softmax(model(torch.from_numpy(data)), dim=1)[0]
         results.append([os.path.basename(image), int(scores.argmax()), float(scores.max())])
     return pd.DataFrame(results, columns=["file", "class", "probability"])
-'''
+"""
 
 # Azure batch-endpoint tabular style: CSV file paths in, a DataFrame with one row per CSV row out.
-AZURE_TABULAR_FILES_SCRIPT = '''
+AZURE_TABULAR_FILES_SCRIPT = """
 import os
 import joblib
 import pandas as pd
@@ -72,10 +71,10 @@ def run(mini_batch):
         df["file"] = os.path.basename(file_path)
         results.append(df)
     return pd.concat(results)
-'''
+"""
 
 # Azure ParallelRunStep tabular style: the mini-batch is a DataFrame.
-AZURE_DATAFRAME_SCRIPT = '''
+AZURE_DATAFRAME_SCRIPT = """
 import os
 import joblib
 
@@ -88,9 +87,9 @@ def init():
 def run(mini_batch):
     mini_batch["target"] = model.predict(mini_batch[["a", "b"]])
     return mini_batch[["id", "target"]].values.tolist()
-'''
+"""
 
-OWN_FILES_SCRIPT = '''
+OWN_FILES_SCRIPT = """
 import os
 
 
@@ -103,7 +102,7 @@ def run(mini_batch):
     for path in mini_batch:
         with open(os.path.join(out, os.path.basename(path) + ".len"), "w") as f:
             f.write(str(os.path.getsize(path)))
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +139,10 @@ def test_azure_image_script_gets_files_named_like_their_sources(tmp_path: Path, 
     script = write_script(tmp_path / "code", AZURE_IMAGE_SCRIPT)
     predictor = load(model_dir, script, tmp_path, codePaths=[str(FIXTURES / "mnist")])
     sources = [f"digits/{i}.png" for i in range(10)]
-    records = [Record(source, 0, (datasets / "mnist" / "images" / Path(source).name).read_bytes()) for source in sources]
+    records = [
+        Record(source, 0, (datasets / "mnist" / "images" / Path(source).name).read_bytes())
+        for source in sources
+    ]
     output = predictor.predict(ModelInput(records=records, content_type="image/png"))
     assert isinstance(output, pd.DataFrame)
     assert output["file"].tolist() == [f"{i}.png" for i in range(10)]
@@ -165,12 +167,16 @@ def test_tabular_as_files_like_azure_batch_endpoints(
     assert output["file"].tolist() == ["part-1.csv"] * 5 + ["part-2.csv"] * 3
 
 
-def test_tabular_as_dataframe(tmp_path: Path, tabular_model: tuple[Path, LogisticRegression, pd.DataFrame]) -> None:
+def test_tabular_as_dataframe(
+    tmp_path: Path, tabular_model: tuple[Path, LogisticRegression, pd.DataFrame]
+) -> None:
     model_dir, model, frame = tabular_model
     predictor = load(model_dir, write_script(model_dir, AZURE_DATAFRAME_SCRIPT), tmp_path)
     records = [Record("t.csv", i, b"") for i in range(len(frame))]
     output = predictor.predict(ModelInput(records=records[2:], frame=frame.iloc[2:], content_type="text/csv"))
-    assert output == [[i, int(t)] for i, t in zip(frame["id"][2:], model.predict(frame[["a", "b"]][2:]), strict=True)]
+    assert output == [
+        [i, int(t)] for i, t in zip(frame["id"][2:], model.predict(frame[["a", "b"]][2:]), strict=True)
+    ]
 
 
 def test_script_writing_its_own_outputs(tmp_path: Path) -> None:
@@ -183,17 +189,27 @@ def test_script_writing_its_own_outputs(tmp_path: Path) -> None:
 
 
 def test_script_errors_are_named(tmp_path: Path) -> None:
-    failing_init = write_script(tmp_path / "c1", "def init():\n    raise RuntimeError('no GPU')\n\ndef run(b):\n    return b\n")
+    failing_init = write_script(
+        tmp_path / "c1", "def init():\n    raise RuntimeError('no GPU')\n\ndef run(b):\n    return b\n"
+    )
     with pytest.raises(ModelLoadError, match=r"score.py init\(\) failed: RuntimeError: no GPU at score.py:2"):
         load(tmp_path, failing_init, tmp_path)
     with pytest.raises(ModelLoadError, match=r"defines no run\(\) function"):
         load(tmp_path, write_script(tmp_path / "c2", "def init():\n    pass\n"), tmp_path)
-    with pytest.raises(ModelLoadError, match="scoringScript 'absent.py' not found"):
+    with pytest.raises(ModelLoadError, match=r"scoringScript 'absent\.py' not found"):
         load(tmp_path, Path("absent.py"), tmp_path)
-    short = load(tmp_path, write_script(tmp_path / "c3", "def init():\n    pass\n\ndef run(b):\n    return b[:1]\n"), tmp_path)
+    short = load(
+        tmp_path,
+        write_script(tmp_path / "c3", "def init():\n    pass\n\ndef run(b):\n    return b[:1]\n"),
+        tmp_path,
+    )
     records = [Record("x.bin", 0, b"1"), Record("y.bin", 0, b"2")]
     with pytest.raises(BatchRejected, match=r"score.py run\(\) returned 1 predictions for 2 records"):
         short.predict(ModelInput(records=records, content_type="application/octet-stream"))
-    crashing = load(tmp_path, write_script(tmp_path / "c4", "def init():\n    pass\n\ndef run(b):\n    return 1 / 0\n"), tmp_path)
+    crashing = load(
+        tmp_path,
+        write_script(tmp_path / "c4", "def init():\n    pass\n\ndef run(b):\n    return 1 / 0\n"),
+        tmp_path,
+    )
     with pytest.raises(BatchRejected, match=r"starting at x.bin record 0: ZeroDivisionError"):
         crashing.predict(ModelInput(records=records, content_type="application/octet-stream"))

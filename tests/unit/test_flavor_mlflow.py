@@ -31,7 +31,9 @@ def heart_like(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, 
     )
     labels = [1, 0, 0, 1, 0, 1, 0, 1]
     model = make_pipeline(
-        ColumnTransformer([("thal", OneHotEncoder(handle_unknown="ignore"), ["thal"])], remainder="passthrough"),
+        ColumnTransformer(
+            [("thal", OneHotEncoder(handle_unknown="ignore"), ["thal"])], remainder="passthrough"
+        ),
         LogisticRegression(),
     ).fit(frame, labels)
     path = tmp_path_factory.mktemp("mlflow") / "model"
@@ -53,13 +55,16 @@ def test_predicts_with_columns_converted_to_the_signature(
 ) -> None:
     path, model, frame = heart_like
     predictor = load(path, tmp_path)
-    as_text = frame.astype(str)[["thal", "oldpeak", "age"]].assign(extra="ignored")  # CSV-ish: strings, reordered
+    # As a CSV reader may hand them over: all strings, other column order, an extra column.
+    as_text = frame.astype(str)[["thal", "oldpeak", "age"]].assign(extra="ignored")
     output = predictor.predict(batch(as_text))
     np.testing.assert_array_equal(np.asarray(output), model.predict(frame))  # type: ignore[attr-defined]
     assert predictor.device == "cpu"
 
 
-def test_bad_values_reject_only_their_records(tmp_path: Path, heart_like: tuple[Path, object, pd.DataFrame]) -> None:
+def test_bad_values_reject_only_their_records(
+    tmp_path: Path, heart_like: tuple[Path, object, pd.DataFrame]
+) -> None:
     path, _, frame = heart_like
     dirty = frame.astype(object)
     dirty.loc[2, "age"] = "forty"
@@ -74,7 +79,9 @@ def test_bad_values_reject_only_their_records(tmp_path: Path, heart_like: tuple[
     assert "column 'oldpeak' expects double, got 'n/a'" in problems[5]
 
 
-def test_missing_column_fails_the_whole_input(tmp_path: Path, heart_like: tuple[Path, object, pd.DataFrame]) -> None:
+def test_missing_column_fails_the_whole_input(
+    tmp_path: Path, heart_like: tuple[Path, object, pd.DataFrame]
+) -> None:
     path, _, frame = heart_like
     with pytest.raises(InputSchemaError, match=r"needs column\(s\) 'thal' \(string\) which the input lacks"):
         load(path, tmp_path).predict(batch(frame.drop(columns="thal")))
@@ -95,11 +102,20 @@ def test_mlflow_pytorch_model_through_pyfunc_with_tensor_signature(tmp_path: Pat
     with torch.no_grad():
         expected = net(torch.from_numpy(probe)).numpy()
     mlflow.pytorch.save_model(
-        net, tmp_path / "torch", signature=infer_signature(probe, expected), input_example=probe,
+        net,
+        tmp_path / "torch",
+        signature=infer_signature(probe, expected),
+        input_example=probe,
         pip_requirements=["torch"],
     )
     predictor = load(tmp_path / "torch", tmp_path)
-    flat = ModelInput(records=[Record("x", i, b"") for i in range(4)], frame=pd.DataFrame(probe.reshape(4, 6)))
+    flat = ModelInput(
+        records=[Record("x", i, b"") for i in range(4)], frame=pd.DataFrame(probe.reshape(4, 6))
+    )
     np.testing.assert_allclose(np.asarray(predictor.predict(flat)), expected, rtol=1e-5)  # reshaped to (2, 3)
-    with pytest.raises(InputSchemaError, match=r"expects per-record tensor shape \(2, 3\), the input has \(5,\)"):
-        predictor.predict(ModelInput(records=[Record("x", 0, b"")], tensor=np.zeros((1, 5), dtype=np.float32)))
+    with pytest.raises(
+        InputSchemaError, match=r"expects per-record tensor shape \(2, 3\), the input has \(5,\)"
+    ):
+        predictor.predict(
+            ModelInput(records=[Record("x", 0, b"")], tensor=np.zeros((1, 5), dtype=np.float32))
+        )

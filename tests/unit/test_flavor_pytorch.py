@@ -19,7 +19,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 # What the ten seed images show (verified by eye; the file names are not the digits).
 MNIST_DIGITS = {0: 7, 1: 2, 2: 1, 3: 0, 4: 4, 5: 1, 6: 4, 7: 9, 8: 5, 9: 9}
 
-TINY_MODULE = '''
+TINY_MODULE = """
 import torch
 from torch import nn
 
@@ -32,7 +32,7 @@ class Tiny(nn.Module):
 
     def forward(self, x):
         return self.dropout(self.linear(x))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +78,14 @@ def test_torch_export_program_with_dynamic_batch(tmp_path: Path, tiny: tuple[Pat
     )
     torch.export.save(program, tmp_path / "model.pt2")
     values = np.random.default_rng(2).normal(size=(7, 4)).astype(np.float32)
-    np.testing.assert_allclose(load(tmp_path / "model.pt2").predict(batch(values)), expected(module, values), rtol=1e-5)
+    np.testing.assert_allclose(
+        load(tmp_path / "model.pt2").predict(batch(values)), expected(module, values), rtol=1e-5
+    )
 
 
-def test_state_dict_with_model_class_and_frame_input(tmp_path: Path, tiny: tuple[Path, torch.nn.Module]) -> None:
+def test_state_dict_with_model_class_and_frame_input(
+    tmp_path: Path, tiny: tuple[Path, torch.nn.Module]
+) -> None:
     folder, module = tiny
     torch.save(module.state_dict(), tmp_path / "weights.pth")
     predictor = load(tmp_path / "weights.pth", modelClass="tiny_net:Tiny", codePaths=[str(folder)])
@@ -100,7 +104,12 @@ def test_state_dict_errors(tmp_path: Path, tiny: tuple[Path, torch.nn.Module]) -
     with pytest.raises(ModelLoadError, match="is a state_dict: set modelClass"):
         load(tmp_path / "weights.pt")
     with pytest.raises(ModelLoadError, match="does not fit tiny_net:Tiny"):
-        load(tmp_path / "weights.pt", modelClass="tiny_net:Tiny", modelClassArgs={"outputs": 5}, codePaths=[str(folder)])
+        load(
+            tmp_path / "weights.pt",
+            modelClass="tiny_net:Tiny",
+            modelClassArgs={"outputs": 5},
+            codePaths=[str(folder)],
+        )
     with pytest.raises(ModelLoadError, match="cannot import module 'absent_module'"):
         load(tmp_path / "weights.pt", modelClass="absent_module:Net")
     with pytest.raises(ModelLoadError, match="has no 'Missing'"):
@@ -109,7 +118,9 @@ def test_state_dict_errors(tmp_path: Path, tiny: tuple[Path, torch.nn.Module]) -
 
 def mnist_images(datasets: Path) -> np.ndarray:
     """The ten seed PNGs as an (N, 28, 28, 1) float batch of raw 0..255 pixels (NHWC, like the runner)."""
-    images = [np.asarray(Image.open(datasets / "mnist" / "images" / f"{i}.png").convert("L")) for i in range(10)]
+    images = [
+        np.asarray(Image.open(datasets / "mnist" / "images" / f"{i}.png").convert("L")) for i in range(10)
+    ]
     return np.stack(images).astype(np.float32)[..., None]
 
 

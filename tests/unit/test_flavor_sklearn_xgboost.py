@@ -85,14 +85,18 @@ def test_sklearn_errors_name_the_problem(tmp_path: Path, training: tuple[pd.Data
 
 
 @pytest.mark.parametrize("suffix", [".json", ".ubj"])
-def test_xgboost_native_booster(tmp_path: Path, training: tuple[pd.DataFrame, np.ndarray], suffix: str) -> None:
+def test_xgboost_native_booster(
+    tmp_path: Path, training: tuple[pd.DataFrame, np.ndarray], suffix: str
+) -> None:
     frame, labels = training
     classifier = xgb.XGBClassifier(n_estimators=5, max_depth=2).fit(frame, labels)
     classifier.get_booster().save_model(str(tmp_path / f"model{suffix}"))
     predictor = load(tmp_path / f"model{suffix}", "xgboost")
     shuffled = frame[["thalach", "age", "chol"]]
     np.testing.assert_array_equal(predictor.predict(batch_of(shuffled)), classifier.predict(frame))
-    proba = load(tmp_path / f"model{suffix}", "xgboost", predictMethod="predict_proba").predict(batch_of(frame))
+    proba = load(tmp_path / f"model{suffix}", "xgboost", predictMethod="predict_proba").predict(
+        batch_of(frame)
+    )
     assert isinstance(proba, pd.DataFrame)
     np.testing.assert_allclose(proba.to_numpy(), classifier.predict_proba(frame), rtol=1e-6)
     with pytest.raises(InputSchemaError, match="'age'"):
@@ -104,7 +108,9 @@ def test_xgboost_multiclass_and_regression(tmp_path: Path, training: tuple[pd.Da
     classes = labels + (frame["thalach"] > 150).to_numpy().astype(int)
     multi = xgb.XGBClassifier(n_estimators=4, max_depth=2).fit(frame, classes)
     multi.get_booster().save_model(str(tmp_path / "multi.json"))
-    np.testing.assert_array_equal(load(tmp_path / "multi.json", "xgboost").predict(batch_of(frame)), multi.predict(frame))
+    np.testing.assert_array_equal(
+        load(tmp_path / "multi.json", "xgboost").predict(batch_of(frame)), multi.predict(frame)
+    )
     regressor = xgb.XGBRegressor(n_estimators=4).fit(frame, frame["chol"] * 2)
     regressor.get_booster().save_model(str(tmp_path / "reg.json"))
     np.testing.assert_allclose(

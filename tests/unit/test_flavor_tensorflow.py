@@ -40,7 +40,9 @@ def load(path: Path) -> Predictor:
     return load_predictor(LoadContext(ModelSpec(uri=str(path), flavor="tensorflow"), path, path.parent))
 
 
-def test_keras_file_reshapes_flat_rows_to_the_input_shape(tiny_keras: tuple[Path, Path, np.ndarray, np.ndarray]) -> None:
+def test_keras_file_reshapes_flat_rows_to_the_input_shape(
+    tiny_keras: tuple[Path, Path, np.ndarray, np.ndarray],
+) -> None:
     keras_file, _, probe, expected = tiny_keras
     predictor = load(keras_file)
     np.testing.assert_allclose(predictor.predict(batch(tensor=probe)), expected, rtol=1e-5)
@@ -51,9 +53,12 @@ def test_keras_file_reshapes_flat_rows_to_the_input_shape(tiny_keras: tuple[Path
         predictor.predict(batch(tensor=np.zeros((1, 4), dtype=np.float32)))
 
 
-def test_savedmodel_export_through_serving_signature(tiny_keras: tuple[Path, Path, np.ndarray, np.ndarray]) -> None:
+def test_savedmodel_export_through_serving_signature(
+    tiny_keras: tuple[Path, Path, np.ndarray, np.ndarray],
+) -> None:
     _, saved_model, probe, expected = tiny_keras
-    output = load(saved_model).predict(batch(tensor=probe[..., None]))  # (N, 2, 3, 1): same values, extra axis
+    with_channel = probe[..., None]  # (N, 2, 3, 1): same values, an extra axis to fit away
+    output = load(saved_model).predict(batch(tensor=with_channel))
     np.testing.assert_allclose(output, expected, rtol=1e-5)
 
 

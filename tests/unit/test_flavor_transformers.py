@@ -37,8 +37,14 @@ def tokenizer() -> Any:
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
-        bos_token="[CLS]", eos_token="[SEP]", model_max_length=64,
+        tokenizer_object=core,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        bos_token="[CLS]",
+        eos_token="[SEP]",
+        model_max_length=64,
     )
 
 
@@ -52,8 +58,14 @@ def bert_config(tokenizer: Any, **extra: Any) -> Any:
     from transformers import BertConfig
 
     return BertConfig(
-        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64, pad_token_id=0, **extra,
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        **extra,
     )
 
 
@@ -125,9 +137,20 @@ def test_summarization_generates_like_the_model_alone(tmp_path: Path, tokenizer:
 
     torch.manual_seed(3)
     config = BartConfig(
-        vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
-        pad_token_id=0, bos_token_id=2, eos_token_id=3, decoder_start_token_id=3, forced_eos_token_id=None,
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+        decoder_start_token_id=3,
+        forced_eos_token_id=None,
     )
     model = BartForConditionalGeneration(config).eval()
     folder = save(model, tokenizer, tmp_path / "bart")
@@ -147,12 +170,12 @@ def test_text_input_errors(tmp_path: Path, tokenizer: Any) -> None:
     folder = save(BertModel(bert_config(tokenizer)), tokenizer, tmp_path / "m")
     predictor = load(folder, "feature-extraction")
     two_columns = pd.DataFrame({"title": ["a"], "body": ["b"]})
-    with pytest.raises(InputSchemaError, match="needs a 'text' or 'inputs' column.*title, body"):
+    with pytest.raises(InputSchemaError, match=r"needs a 'text' or 'inputs' column.*title, body"):
         predictor.predict(ModelInput(records=[Record("a.csv", 0, b"")], frame=two_columns))
     with_gap = pd.DataFrame({"text": ["fine", None, "also fine"]})
     with pytest.raises(RecordsRejected) as rejected:
         predictor.predict(ModelInput(records=[Record("a.csv", i, b"") for i in range(3)], frame=with_gap))
     assert list(rejected.value.problems) == [1]
     assert "a.csv record 1: no text" in str(rejected.value)
-    with pytest.raises(ModelLoadError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match=r"no config\.json"):
         load(tmp_path, "text-classification")

@@ -62,8 +62,13 @@ def test_recordio_roundtrip_and_multipart() -> None:
     first, second = b"abc", b"defg"
     magic = framing.RECORDIO_MAGIC_BYTES
     multi = (
-        magic + (len(first) | (1 << 29)).to_bytes(4, "little") + first + b"\0"
-        + magic + (len(second) | (3 << 29)).to_bytes(4, "little") + second
+        magic
+        + (len(first) | (1 << 29)).to_bytes(4, "little")
+        + first
+        + b"\0"
+        + magic
+        + (len(second) | (3 << 29)).to_bytes(4, "little")
+        + second
     )
     records = list(recordio_records(io.BytesIO(stream + multi)))
     assert [r for r, _ in records] == [*payloads, first + magic + second]
@@ -71,7 +76,7 @@ def test_recordio_roundtrip_and_multipart() -> None:
 
 
 def test_recordio_bad_magic_names_offset() -> None:
-    with pytest.raises(FramingError, match="bad RecordIO magic .* at byte 12"):
+    with pytest.raises(FramingError, match=r"bad RecordIO magic .* at byte 12"):
         list(recordio_records(io.BytesIO(recordio_frame(b"data") + b"\x01" * 8)))
 
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kbt.api.models import BatchTransformJobSpec, ModelSpec
+from kbt.api.models import BatchTransformJobSpec
 from kbt.flavors.base import ModelInput, ModelOutput
 from kbt.resolved import ResolvedJob
 from kbt.runner.errors import ErrorThresholdExceeded, InputError
@@ -96,7 +96,9 @@ def manifest(output: Path) -> dict[str, Any]:
 def test_csv_outputs_per_input_in_order(tmp_path: Path) -> None:
     data = tmp_path / "in"
     rng = random.Random(1)
-    tables = {f"part-{i}.csv": [[rng.randint(0, 9), rng.randint(0, 9)] for _ in range(30 + i)] for i in range(3)}
+    tables = {
+        f"part-{i}.csv": [[rng.randint(0, 9), rng.randint(0, 9)] for _ in range(30 + i)] for i in range(3)
+    }
     for name, rows in tables.items():
         write_csv(data / name, rows, header=["a", "b"])
     out = tmp_path / "out"
@@ -132,14 +134,14 @@ def test_schema_mismatch_fails_fast(tmp_path: Path) -> None:
     data = tmp_path / "in"
     write_csv(data / "x.csv", [["word", "other"]] * 150, header=["a", "b"])
     predictor = SumPredictor()
-    with pytest.raises(InputError, match="first 1.. records all failed the same way"):
+    with pytest.raises(InputError, match=r"first 1.. records all failed the same way"):
         run_all(make_job(data, tmp_path / "out", miniBatchSize=1000), predictor)
 
 
 def test_split_csv_with_quoted_newlines_matches_unsplit(tmp_path: Path) -> None:
     data = tmp_path / "in"
     rng = random.Random(7)
-    rows = [[i, rng.choice(['x', 'multi\n"line"', 'a,b']), rng.randint(0, 100)] for i in range(400)]
+    rows = [[i, rng.choice(["x", 'multi\n"line"', "a,b"]), rng.randint(0, 100)] for i in range(400)]
     write_csv(data / "big.csv", rows, header=["id", "text", "v"])
 
     class IdPlusV(SumPredictor):
@@ -173,7 +175,8 @@ def test_csv_filters_and_join(tmp_path: Path) -> None:
     write_csv(data / "x.csv", [["id1", 1, 2], ["id2", 3, 4]])
     out = tmp_path / "out"
     job = make_job(
-        data, out,
+        data,
+        out,
         transformInput={"csv": {"header": False}},
         dataProcessing={"inputFilter": "$[1:]", "joinSource": "Input"},
     )
@@ -181,7 +184,8 @@ def test_csv_filters_and_join(tmp_path: Path) -> None:
     assert lines(out / "x.csv.out") == ["id1,1,2,3.0", "id2,3,4,7.0"]
     filtered = tmp_path / "filtered"
     job = make_job(
-        data, filtered,
+        data,
+        filtered,
         transformInput={"csv": {"header": False}},
         dataProcessing={"inputFilter": "$[1:]", "joinSource": "Input", "outputFilter": "$[0,-1]"},
     )
@@ -195,13 +199,19 @@ def test_json_filter_join_and_output_filter(tmp_path: Path) -> None:
     (data / "x.jsonl").write_text('{"id": 1, "features": [1, 2]}\n{"id": 2, "features": [5, 5]}\n{"id": 3}\n')
     out = tmp_path / "out"
     job = make_job(
-        data, out,
+        data,
+        out,
         transformInput={"contentType": "application/jsonlines"},
-        dataProcessing={"inputFilter": "$.features", "joinSource": "Input", "outputFilter": "$['id','SageMakerOutput']"},
+        dataProcessing={
+            "inputFilter": "$.features",
+            "joinSource": "Input",
+            "outputFilter": "$['id','SageMakerOutput']",
+        },
     )
     run_all(job, SumPredictor())
     assert [json.loads(line) for line in lines(out / "x.jsonl.out")] == [
-        {"id": 1, "SageMakerOutput": 3.0}, {"id": 2, "SageMakerOutput": 10.0},
+        {"id": 1, "SageMakerOutput": 3.0},
+        {"id": 2, "SageMakerOutput": 10.0},
     ]
     (error,) = [json.loads(line) for line in lines(out / "_errors/x.jsonl.errors.jsonl")]
     assert error["record"] == 2 and "matches nothing" in error["reason"]
@@ -212,8 +222,11 @@ def test_append_row_and_summary_only(tmp_path: Path) -> None:
     for i in range(3):
         write_csv(data / f"f{i}.csv", [[i, j] for j in range(5)], header=["a", "b"])
     out = tmp_path / "out"
-    run_all(make_job(data, out, transformOutput={"outputAction": "appendRow", "appendRowFileName": "all.csv"}),
-            SumPredictor(), shards=2)
+    run_all(
+        make_job(data, out, transformOutput={"outputAction": "appendRow", "appendRowFileName": "all.csv"}),
+        SumPredictor(),
+        shards=2,
+    )
     assert lines(out / "all.csv") == [str(float(i + j)) for i in range(3) for j in range(5)]
     assert not list(out.glob("*.out"))
     summary_out = tmp_path / "summary"
@@ -228,8 +241,10 @@ def test_parquet_split_by_row_groups_to_parquet(tmp_path: Path) -> None:
     frame = pd.DataFrame({"a": np.arange(1000), "b": np.arange(1000) * 0.5})
     pq.write_table(pa.Table.from_pandas(frame), data / "t.parquet", row_group_size=100)
     out, whole = tmp_path / "out", tmp_path / "whole"
-    spec = {"transformInput": {"contentType": "application/x-parquet", "splitType": "None"},
-            "dataProcessing": {"joinSource": "Input"}}
+    spec = {
+        "transformInput": {"contentType": "application/x-parquet", "splitType": "None"},
+        "dataProcessing": {"joinSource": "Input"},
+    }
     run_all(make_job(data, out, **spec), SumPredictor(), shards=3, split=2000)
     run_all(make_job(data, whole, **spec), SumPredictor())
     assert manifest(out)["inputs"][0]["parts"] > 2
@@ -254,8 +269,12 @@ def test_images_decode_and_corrupt_image_is_a_record_error(tmp_path: Path) -> No
         (data / f"img-{value}.png").write_bytes(_png(value))
     (data / "img-30.png").write_bytes(b"not an image")
     out = tmp_path / "out"
-    job = make_job(data, out, transformInput={"contentType": "image/png", "splitType": "None"},
-                   model={"imagePreprocessing": {"colorMode": "L", "scale": 0.5, "layout": "NHW"}})
+    job = make_job(
+        data,
+        out,
+        transformInput={"contentType": "image/png", "splitType": "None"},
+        model={"imagePreprocessing": {"colorMode": "L", "scale": 0.5, "layout": "NHW"}},
+    )
     run_all(job, SumPredictor())
     assert lines(out / "img-10.png.out") == ["5.0"]
     assert lines(out / "img-20.png.out") == ["10.0"]
@@ -276,8 +295,12 @@ def test_gzip_and_tfrecord_inputs(tmp_path: Path) -> None:
     payloads = [b"a", b"bbb", b"cc"]
     (tf_in / "r.tfrecord").write_bytes(b"".join(tfrecord_frame(p) for p in payloads) + b"\x00" * 5)
     tf_out = tmp_path / "tf-out"
-    run_all(make_job(tf_in, tf_out, transformInput={"contentType": "application/x-tfrecord", "splitType": "TFRecord"}),
-            SumPredictor())
+    run_all(
+        make_job(
+            tf_in, tf_out, transformInput={"contentType": "application/x-tfrecord", "splitType": "TFRecord"}
+        ),
+        SumPredictor(),
+    )
     assert lines(tf_out / "r.tfrecord.out") == ["1", "3", "2"]
     (error,) = [json.loads(line) for line in lines(tf_out / "_errors/r.tfrecord.errors.jsonl")]
     assert "truncated TFRecord header" in error["reason"]
@@ -337,3 +360,22 @@ def test_rerun_skips_completed_items(tmp_path: Path) -> None:
     run_all(job, predictor)
     assert predictor.calls == 1
     assert {p.name: p.read_bytes() for p in out.glob("*.out")} == before
+
+
+def test_json_array_documents_and_csv_without_split_type(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "doc.json").write_text('[{"a": 1, "b": 2}, {"a": 3, "b": 4}]')
+    (data / "one.json").write_text('{"a": 10, "b": 1}')
+    (data / "broken.json").write_text('{"a": ')
+    out = tmp_path / "out"
+    run_all(make_job(data, out, transformInput={"contentType": "application/json", "splitType": "None"}), SumPredictor())
+    assert lines(out / "doc.json.out") == ["3.0", "7.0"]
+    assert lines(out / "one.json.out") == ["11.0"]
+    (error,) = [json.loads(line) for line in lines(out / "_errors/broken.json.errors.jsonl")]
+    assert "not a JSON document" in error["reason"]
+    csv_in = tmp_path / "csv"
+    write_csv(csv_in / "x.csv", [[1, 2], [3, 4]], header=["a", "b"])
+    csv_out = tmp_path / "csv-out"
+    run_all(make_job(csv_in, csv_out, transformInput={"splitType": "None"}), SumPredictor())
+    assert lines(csv_out / "x.csv.out") == ["3.0", "7.0"]

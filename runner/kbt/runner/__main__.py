@@ -22,7 +22,9 @@ def main() -> int:
     parser.add_argument("--shards", type=int)
     parser.add_argument("--split-bytes", type=int)
     args = parser.parse_args()
-    sinks: list[ProgressSink] = [StreamSink(sys.stdout)] if os.environ.get("KBT_PROGRESS_STREAM") == "1" else []
+    sinks: list[ProgressSink] = (
+        [StreamSink(sys.stdout)] if os.environ.get("KBT_PROGRESS_STREAM") == "1" else []
+    )
     return shard_main(args.job, args.index, sinks, shards=args.shards, split_bytes=args.split_bytes)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-from jsonpath_ng.ext import parse
+from jsonpath_ng.ext.parser import parse
 
 from kbt.runner.errors import ConfigError
 
@@ -55,7 +55,9 @@ def apply_json(path: JSONPath | None, value: Any) -> Any:
     if len(matches) == 1:
         return matches[0].value
     names = [str(m.path) for m in matches]
-    if all(isinstance(getattr(m.path, "fields", None), tuple) for m in matches) and len(set(names)) == len(names):
+    if all(isinstance(getattr(m.path, "fields", None), tuple) for m in matches) and len(set(names)) == len(
+        names
+    ):
         return {name: m.value for name, m in zip(names, matches, strict=True)}
     return [m.value for m in matches]
 

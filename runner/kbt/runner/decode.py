@@ -128,10 +128,13 @@ def _parse_csv(rows: list[bytes], columns: list[str] | None, delimiter: str) -> 
         column_names=columns, autogenerate_column_names=columns is None, use_threads=False
     )
     parse_options = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
-    table = pacsv.read_csv(io.BytesIO(b"\n".join(rows) + b"\n"), read_options=read_options, parse_options=parse_options)
+    table = pacsv.read_csv(
+        io.BytesIO(b"\n".join(rows) + b"\n"), read_options=read_options, parse_options=parse_options
+    )
     if table.num_rows != len(rows):
         raise pa.ArrowInvalid(f"parsed {table.num_rows} rows from {len(rows)} records")
-    return table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
 
 
 def _check_rows(batch: Batch, columns: list[str] | None, delimiter: str) -> tuple[list[int], dict[int, str]]:

@@ -85,7 +85,7 @@ def normalize(output: ModelOutput, records: int) -> Rows:
     elif isinstance(output, dict):
         columns = {}
         for name, value in output.items():
-            array = np.asarray(value)
+            array: Any = np.asarray(value)
             if array.ndim == 2:
                 columns.update({f"{name}_{i}": array[:, i] for i in range(array.shape[1])})
             else:
@@ -137,7 +137,9 @@ class Encoder:
             return
         tabular_in = self.content == ContentType.CSV or self.content in PARQUET_TYPES
         json_in = self.content in JSON_TYPES or self.content in PARQUET_TYPES
-        ok = {AcceptType.CSV: tabular_in, AcceptType.PARQUET: self.content in PARQUET_TYPES}.get(self.accept, json_in)
+        ok = {AcceptType.CSV: tabular_in, AcceptType.PARQUET: self.content in PARQUET_TYPES}.get(
+            self.accept, json_in
+        )
         if not ok:
             raise ConfigError(
                 f"dataProcessing.joinSource Input: cannot join {self.content.value} input with "
@@ -165,9 +167,14 @@ class Encoder:
             text = _csv_text([[line] for line in lines], fields, self.separator, raw_prefix=True)
             return Encoded(text.encode())
         if self.join:
-            fields = [inputs + out for inputs, out in zip(self._input_fields(batch, decoded), fields, strict=True)]
+            fields = [
+                inputs + out for inputs, out in zip(self._input_fields(batch, decoded), fields, strict=True)
+            ]
         if self.output_filter is not None:
-            fields = [[row[i] for i in select_positions(self.output_filter, len(row), "outputFilter")] for row in fields]
+            fields = [
+                [row[i] for i in select_positions(self.output_filter, len(row), "outputFilter")]
+                for row in fields
+            ]
         return Encoded(_csv_text([], fields, self.separator).encode())
 
     def _json(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
@@ -202,7 +209,9 @@ def _frame_records(batch: Batch, decoded: Decoded) -> list[Any]:
     return jsonable(batch.frame.iloc[decoded.positions].to_dict(orient="records"))  # type: ignore[no-any-return]
 
 
-def _csv_text(prefixes: list[list[str]], fields: list[list[Any]], separator: str, raw_prefix: bool = False) -> str:
+def _csv_text(
+    prefixes: list[list[str]], fields: list[list[Any]], separator: str, raw_prefix: bool = False
+) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=separator or "")
     if not raw_prefix:

@@ -38,10 +38,10 @@ class Stopped(RunnerError):
 
 def exit_code_for(exc: BaseException) -> ExitCode:
     """The exit code a shard reports for ``exc`` (see kbt.runner.exitcodes)."""
+    from pydantic import ValidationError
+
     from kbt.flavors.base import ModelLoadError
     from kbt.flavors.errors import DeviceOutOfMemoryError, InputSchemaError
-
-    from pydantic import ValidationError
 
     if isinstance(exc, RunnerError):
         return exc.exit_code

@@ -29,7 +29,7 @@ log = get_logger(__name__)
 
 
 def all_shards_done(layout: Layout, plan: Plan) -> bool:
-    return len(layout.store.list(layout.shard_prefix())) >= plan.shards
+    return len(layout.store.list_objects(layout.shard_prefix())) >= plan.shards
 
 
 def _compose(job: ResolvedJob, layout: Layout, key: str, parts: list[str], scratch: Path) -> None:
@@ -82,16 +82,25 @@ def _outputs(job: ResolvedJob, layout: Layout, plan: Plan, scratch: Path) -> lis
     return outputs
 
 
-def _manifest(job: ResolvedJob, layout: Layout, plan: Plan, outputs: list[str], markers: dict[int, Any]) -> dict[str, Any]:
+def _manifest(
+    job: ResolvedJob, layout: Layout, plan: Plan, outputs: list[str], markers: dict[int, Any]
+) -> dict[str, Any]:
     store = layout.store
-    shards = [read_json(store, info.key) for info in store.list(layout.shard_prefix())]
+    shards = [read_json(store, info.key) for info in store.list_objects(layout.shard_prefix())]
     inputs: dict[str, dict[str, Any]] = {}
     for item in plan.items:
         marker = markers[item.ordinal]
-        entry = inputs.setdefault(item.name, {
-            "object": plan.input_store + item.key, "name": item.name, "bytes": item.size,
-            "records": 0, "failed": 0, "parts": item.parts,
-        })
+        entry = inputs.setdefault(
+            item.name,
+            {
+                "object": plan.input_store + item.key,
+                "name": item.name,
+                "bytes": item.size,
+                "records": 0,
+                "failed": 0,
+                "parts": item.parts,
+            },
+        )
         entry["records"] += marker["records"]
         entry["failed"] += marker["failed"]
     records = sum(m["records"] for m in markers.values())
@@ -101,7 +110,12 @@ def _manifest(job: ResolvedJob, layout: Layout, plan: Plan, outputs: list[str], 
         "job": {"name": job.name, "namespace": job.namespace, "uid": job.uid},
         "model": {"ref": job.model_ref, "uri": job.model.uri, "flavor": job.model.flavor},
         "device": sorted({s.get("device", "") for s in shards} - {""}),
-        "counts": {"records": records, "succeeded": records - failed, "failed": failed, "objects": len(inputs)},
+        "counts": {
+            "records": records,
+            "succeeded": records - failed,
+            "failed": failed,
+            "objects": len(inputs),
+        },
         "inputs": list(inputs.values()),
         "outputs": [store.uri(key) for key in outputs],
         "errors": [store.uri(m["errors"]) for m in markers.values() if m.get("errors")],
@@ -131,8 +145,12 @@ def finalize(job: ResolvedJob, layout: Layout, plan: Plan, scratch: Path) -> boo
     manifest = _manifest(job, layout, plan, outputs, markers)
     store.put(layout.manifest_key(), json.dumps(manifest, indent=2).encode())
     store.put(layout.finalized_key(), json.dumps({"finishedAt": utc_now()}).encode())
-    for info in store.list(layout.state + "parts/"):
+    for info in store.list_objects(layout.state + "parts/"):
         store.delete(info.key)
-    log.info("finalized", records=manifest["counts"]["records"], failed=manifest["counts"]["failed"],
-             manifest=store.uri(layout.manifest_key()))
+    log.info(
+        "finalized",
+        records=manifest["counts"]["records"],
+        failed=manifest["counts"]["failed"],
+        manifest=store.uri(layout.manifest_key()),
+    )
     return True

@@ -31,18 +31,40 @@ def _strip_cr(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\r") else line
 
 
-def line_records(stream: BinaryIO, csv_quotes: bool = False) -> Iterator[Framed]:
-    """Records separated by newlines; with ``csv_quotes`` a quoted newline does not end one."""
+class OversizedRecord:
+    """Stands in for a record longer than the reader's limit; its bytes were skipped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return f"record is longer than {self.limit} bytes (maxPayloadInMB); skipped"
+
+
+def line_records(
+    stream: BinaryIO, csv_quotes: bool = False, max_record: int | None = None
+) -> Iterator[tuple[bytes | OversizedRecord, int]]:
+    """Records separated by newlines; with ``csv_quotes`` a quoted newline does not end one.
+
+    A record longer than ``max_record`` is never held in memory: its bytes are skipped up to
+    the next newline and an ``OversizedRecord`` is yielded at its offset.
+    """
     pending = b""  # an incomplete record carried between chunks
     pending_offset = 0
     position = 0  # offset of the next chunk
+    skipping: int | None = None  # offset of the oversized record being skipped
     while chunk := stream.read(READ_CHUNK):
+        chunk_offset, position = position, position + len(chunk)
+        if skipping is not None:
+            newline = chunk.find(b"\n")
+            if newline == -1:
+                continue
+            yield OversizedRecord(max_record or 0), skipping
+            skipping, chunk, chunk_offset = None, chunk[newline + 1 :], chunk_offset + newline + 1
         data = pending + chunk
-        base = pending_offset if pending else position
-        position += len(chunk)
+        offset = pending_offset if pending else chunk_offset
         lines = data.split(b"\n")
         tail = lines.pop()
-        offset = base
         if csv_quotes and b'"' in data:
             lines, tail = _join_quoted(lines, tail)
         for line in lines:
@@ -51,7 +73,11 @@ def line_records(stream: BinaryIO, csv_quotes: bool = False) -> Iterator[Framed]
                 yield record, offset
             offset += len(line) + 1
         pending, pending_offset = tail, offset
-    if pending.strip(b"\r"):
+        if max_record is not None and len(pending) > max_record:
+            skipping, pending = pending_offset, b""
+    if skipping is not None:
+        yield OversizedRecord(max_record or 0), skipping
+    elif pending.strip(b"\r"):
         yield _strip_cr(pending), pending_offset
 
 

@@ -44,7 +44,7 @@ def list_inputs(spec: BatchTransformJobSpec) -> tuple[Store, list[InputObject]]:
     else:
         store, prefix = open_location(source.s3Uri, settings)
         folder = _folder(prefix)
-        objects = [InputObject(o.key, o.key[len(folder):], o.size) for o in store.list(prefix)]
+        objects = [InputObject(o.key, o.key[len(folder) :], o.size) for o in store.list_objects(prefix)]
     out_store, out_prefix = open_location(spec.transformOutput.s3OutputPath, settings)
     if out_store.uri("") == store.uri("") and out_prefix:
         output_folder = out_prefix.rstrip("/") + "/"
@@ -80,7 +80,9 @@ def _manifest_objects(uri: str, settings: S3Settings) -> tuple[Store, list[Input
         try:
             return InputObject(key, name, store.size(key))
         except ObjectNotFound:
-            raise InputError(f"manifest file {uri}: entry {name!r}: {store.uri(key)} does not exist") from None
+            raise InputError(
+                f"manifest file {uri}: entry {name!r}: {store.uri(key)} does not exist"
+            ) from None
 
     with ThreadPoolExecutor(HEAD_THREADS) as pool:
         return store, list(pool.map(stat, dict.fromkeys(names)))

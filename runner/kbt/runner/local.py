@@ -55,19 +55,34 @@ def _follow(worker: Worker, stream: IO[str]) -> None:
     for line in stream:
         if line.startswith(StreamSink.PREFIX):
             try:
-                worker.report = json.loads(line[len(StreamSink.PREFIX):])
+                worker.report = json.loads(line[len(StreamSink.PREFIX) :])
             except ValueError:
                 continue
 
 
 def _start(job_path: Path, index: int, shards: int, split: int, work: Path) -> Worker:
     log_path, termination = work / f"shard-{index:05d}.log", work / f"shard-{index:05d}.termination"
-    env = {**os.environ, "KBT_PROGRESS_STREAM": "1", "KBT_TERMINATION_LOG": str(termination),
-           "KBT_LOG_FORMAT": os.environ.get("KBT_LOG_FORMAT", "console"),
-           "KBT_PROGRESS_INTERVAL": os.environ.get("KBT_PROGRESS_INTERVAL", "1")}
+    env = {
+        **os.environ,
+        "KBT_PROGRESS_STREAM": "1",
+        "KBT_TERMINATION_LOG": str(termination),
+        "KBT_LOG_FORMAT": os.environ.get("KBT_LOG_FORMAT", "console"),
+        "KBT_PROGRESS_INTERVAL": os.environ.get("KBT_PROGRESS_INTERVAL", "1"),
+    }
     env.pop("JOB_COMPLETION_INDEX", None)
-    command = [sys.executable, "-m", "kbt.runner", "--job", str(job_path), "--index", str(index),
-               "--shards", str(shards), "--split-bytes", str(split)]
+    command = [
+        sys.executable,
+        "-m",
+        "kbt.runner",
+        "--job",
+        str(job_path),
+        "--index",
+        str(index),
+        "--shards",
+        str(shards),
+        "--split-bytes",
+        str(split),
+    ]
     with log_path.open("w") as log_file:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env)
     worker = Worker(index, process, log_path, termination)
@@ -99,14 +114,23 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
     work = Path(tempfile.mkdtemp(prefix="kbt-run-"))
     job_path = work / "job.json"
     job.dump(job_path)
-    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-               TextColumn("{task.fields[records]} records, {task.fields[errors]} errors, {task.fields[rate]:.0f}/s {task.fields[state]}"),
-               TimeElapsedColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn(
+            "{task.fields[records]} records, {task.fields[errors]} errors, {task.fields[rate]:.0f}/s {task.fields[state]}"
+        ),
+        TimeElapsedColumn(),
+    ]
     waiting = list(range(shards))
     running: list[Worker] = []
     finished: list[Worker] = []
     with Progress(*columns, console=console, transient=False) as progress:
-        tasks = {i: progress.add_task(f"shard {i}", total=None, records=0, errors=0, rate=0.0, state="waiting") for i in range(shards)}
+        tasks = {
+            i: progress.add_task(f"shard {i}", total=None, records=0, errors=0, rate=0.0, state="waiting")
+            for i in range(shards)
+        }
         while waiting or running:
             while waiting and len(running) < workers:
                 running.append(_start(job_path, waiting.pop(0), shards, plan.split_bytes, work))
@@ -119,19 +143,22 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
                     _update(progress, tasks, worker)
                     running.remove(worker)
                     finished.append(worker)
-    return _summarise(job, layout, plan, finished, work, started, console)
+    return _summarise(job, layout, plan, finished, started=started)
 
 
-def _summarise(job: ResolvedJob, layout: Any, plan: Any, finished: list[Worker], work: Path,
-               started: float, console: Console) -> RunSummary:
+def _summarise(
+    job: ResolvedJob, layout: Any, plan: Any, finished: list[Worker], *, started: float
+) -> RunSummary:
     failures = [w for w in sorted(finished, key=lambda w: w.index) if w.process.returncode != 0]
     summary = RunSummary(int(ExitCode.OK), output=layout.store.uri(layout.prefix))
     if failures:
         summary.exit_code = failures[0].process.returncode
         for worker in failures:
             reason = worker.termination_path.read_text().strip() if worker.termination_path.exists() else ""
-            summary.reasons.append(f"shard {worker.index} (exit {worker.process.returncode}): {reason or 'no reason'}"
-                                   f"; log: {worker.log_path}")
+            summary.reasons.append(
+                f"shard {worker.index} (exit {worker.process.returncode}): {reason or 'no reason'}"
+                f"; log: {worker.log_path}"
+            )
     else:
         finalize(job, layout, plan, scratch_dir())
         summary.manifest = read_json(layout.store, layout.manifest_key())

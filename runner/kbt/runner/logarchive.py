@@ -53,6 +53,7 @@ class LogArchive:
         self.store.put(self.key, self.text().encode())
 
     def __enter__(self) -> LogArchive:
+        kbt_log.ensure_configured()
         kbt_log.add_tap(self.add)
         return self
 

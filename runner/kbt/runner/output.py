@@ -21,7 +21,9 @@ from kbt.runner.state import Layout, is_parquet_output, item_output_key
 
 
 class ItemWriter:
-    def __init__(self, job: ResolvedJob, layout: Layout, item: WorkItem, scratch: Path, input_uri: str) -> None:
+    def __init__(
+        self, job: ResolvedJob, layout: Layout, item: WorkItem, scratch: Path, input_uri: str
+    ) -> None:
         self.layout, self.item, self.input_uri = layout, item, input_uri
         self.key = item_output_key(job, layout, item)
         self.parquet = is_parquet_output(job)

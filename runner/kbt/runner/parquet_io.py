@@ -87,4 +87,6 @@ def iter_row_batches(
     try:
         yield from parquet.iter_batches(batch_size=max(1, rows), row_groups=groups)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{store.uri(key)}: cannot read Parquet row groups {groups[0]}..{groups[-1]}: {exc}") from exc
+        raise InputError(
+            f"{store.uri(key)}: cannot read Parquet row groups {groups[0]}..{groups[-1]}: {exc}"
+        ) from exc

@@ -63,8 +63,17 @@ class Threshold:
 
 
 class Pipeline:
-    def __init__(self, job: ResolvedJob, predictor: Predictor, input_store: Store, layout: Layout,
-                 stats: ShardStats, scratch: Path, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        job: ResolvedJob,
+        predictor: Predictor,
+        input_store: Store,
+        layout: Layout,
+        *,
+        stats: ShardStats,
+        scratch: Path,
+        stop: threading.Event,
+    ) -> None:
         self.job, self.input_store, self.layout, self.stats = job, input_store, layout, stats
         self.scratch, self.stop = scratch, stop
         self.decoder = Decoder(job)
@@ -135,7 +144,9 @@ class Pipeline:
         if not outcome.positions:
             return BatchResult(Encoded(), 0, failures)
         encoded = self.encoder.encode(batch, decoded, outcome.merged())
-        failures += [self._locate(batch, decoded.positions[p], reason) for p, reason in encoded.rejected.items()]
+        failures += [
+            self._locate(batch, decoded.positions[p], reason) for p, reason in encoded.rejected.items()
+        ]
         return BatchResult(encoded, len(outcome.positions) - len(encoded.rejected), failures)
 
     @staticmethod
@@ -145,7 +156,9 @@ class Pipeline:
     # --- consumer ------------------------------------------------------------------------
     def run(self, items: list[WorkItem], on_commit: Any) -> None:
         source: queue.Queue[Any] = queue.Queue(maxsize=2 * self.concurrency + 2)
-        producer = threading.Thread(target=self._produce, args=(items, source), name="kbt-reader", daemon=True)
+        producer = threading.Thread(
+            target=self._produce, args=(items, source), name="kbt-reader", daemon=True
+        )
         producer.start()
         pending: deque[tuple[tuple[str, Any, Any], Future[BatchResult] | None]] = deque()
         writer: ItemWriter | None = None
@@ -173,8 +186,12 @@ class Pipeline:
                     if future is not None:
                         future.cancel()
 
-    def _drain(self, entry: tuple[tuple[str, Any, Any], Future[BatchResult] | None],
-               writer: ItemWriter | None, on_commit: Any) -> ItemWriter | None:
+    def _drain(
+        self,
+        entry: tuple[tuple[str, Any, Any], Future[BatchResult] | None],
+        writer: ItemWriter | None,
+        on_commit: Any,
+    ) -> ItemWriter | None:
         (kind, payload, reader), future = entry
         if kind == "start":
             return ItemWriter(self.job, self.layout, payload, self.scratch, self.input_store.uri(payload.key))
@@ -216,4 +233,3 @@ class Pipeline:
                 f"the first {seen} records all failed the same way, so the input does not fit the "
                 f"model: {reason} (first: {self.first_failure})"
             )
-

@@ -17,6 +17,7 @@ shards (and reruns) agree even if the input listing changes during the job.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -35,9 +36,21 @@ LINE_TYPES = {ContentType.CSV, ContentType.JSONLINES, ContentType.X_JSONLINES, C
 PARQUET_TYPES = {ContentType.PARQUET, ContentType.PARQUET_ALT}
 # Spec fields that cannot change what is written; everything else is part of the fingerprint.
 RUNTIME_FIELDS = {
-    "stop", "suspend", "retryFailedShards", "podOverrides", "backoffLimitPerIndex", "maxFailedIndexes",
-    "activeDeadlineSeconds", "queueName", "tags", "transformResources", "shardCount",
-    "maxConcurrentTransforms", "retrySettings", "environment", "sageMakerEndpoint",
+    "stop",
+    "suspend",
+    "retryFailedShards",
+    "podOverrides",
+    "backoffLimitPerIndex",
+    "maxFailedIndexes",
+    "activeDeadlineSeconds",
+    "queueName",
+    "tags",
+    "transformResources",
+    "shardCount",
+    "maxConcurrentTransforms",
+    "retrySettings",
+    "environment",
+    "sageMakerEndpoint",
 }
 
 
@@ -98,8 +111,14 @@ def split_bytes_setting() -> int:
 def fingerprint(job: ResolvedJob, shards: int, split_bytes: int) -> str:
     """Identifies one job's output state: same spec, model, shards and split size = same state."""
     spec = job.spec.model_dump(mode="json", exclude=RUNTIME_FIELDS)
-    material = {"job": [job.namespace, job.name, job.uid], "spec": spec, "model": job.model.model_dump(mode="json"),
-                "shards": shards, "split": split_bytes, "version": PLAN_VERSION}
+    material = {
+        "job": [job.namespace, job.name, job.uid],
+        "spec": spec,
+        "model": job.model.model_dump(mode="json"),
+        "shards": shards,
+        "split": split_bytes,
+        "version": PLAN_VERSION,
+    }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -116,7 +135,9 @@ def _items_for(store: Store, job: ResolvedJob, obj: InputObject, split: int, fir
     if content in PARQUET_TYPES:
         groups = parquet_row_group_ranges(store, obj.key, split)
         return [
-            WorkItem(first + i, obj.key, obj.name, obj.size, part=i, parts=len(groups), row_groups=(a, b), weight=w)
+            WorkItem(
+                first + i, obj.key, obj.name, obj.size, part=i, parts=len(groups), row_groups=(a, b), weight=w
+            )
             for i, (a, b, w) in enumerate(groups)
         ]
     if transform.splitType != SplitType.LINE or content not in LINE_TYPES:
@@ -126,9 +147,11 @@ def _items_for(store: Store, job: ResolvedJob, obj: InputObject, split: int, fir
     else:
         cuts = list(range(split, obj.size, split))
     bounds = [0, *cuts, obj.size]
-    ranges = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     return [
-        WorkItem(first + i, obj.key, obj.name, obj.size, start=a, end=b, part=i, parts=len(ranges), weight=b - a)
+        WorkItem(
+            first + i, obj.key, obj.name, obj.size, start=a, end=b, part=i, parts=len(ranges), weight=b - a
+        )
         for i, (a, b) in enumerate(ranges)
     ]
 

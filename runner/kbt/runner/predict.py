@@ -101,7 +101,9 @@ class ModelRunner:
     def run(self, batch: ModelInput, retries: int | None = None) -> Outcome:
         """Predict ``batch``; every record ends up predicted or failed with a reason."""
         outcome = Outcome()
-        self._run(batch, list(range(len(batch))), self.retry.maxRetries if retries is None else retries, outcome)
+        self._run(
+            batch, list(range(len(batch))), self.retry.maxRetries if retries is None else retries, outcome
+        )
         return outcome
 
     def _run(self, batch: ModelInput, positions: list[int], retries: int, outcome: Outcome) -> None:

@@ -126,8 +126,13 @@ class KubernetesSink:
 class Reporter:
     """Publishes ``stats`` to every sink every ``interval`` seconds and on demand."""
 
-    def __init__(self, stats: ShardStats, sinks: list[ProgressSink], interval: float,
-                 on_tick: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        stats: ShardStats,
+        sinks: list[ProgressSink],
+        interval: float,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
         self.stats, self.sinks, self.interval, self.on_tick = stats, list(sinks), interval, on_tick
         self._broken: set[int] = set()
         self._stop = threading.Event()

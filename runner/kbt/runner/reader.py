@@ -1,7 +1,8 @@
 """Read one work item into mini-batches: open (ranged, gunzipped), frame records, pack batches.
 
 Framing by splitType: ``Line`` (CSV quote-aware), ``RecordIO``, ``TFRecord``, ``None`` (the
-object is one record, except a JSON array document, which gives one record per element).
+object is one record, except a JSON array document, which gives one record per element, and
+CSV / JSON Lines, which are always read row by row).
 Parquet is read by row groups into ready-made frames. A byte range of a JSON Lines / text object
 owns the lines that start inside it: the stream opens one byte early and drops the line that
 starts there. Corrupt framing (bad CRC, truncated gzip) fails only that object: it is reported
@@ -23,12 +24,22 @@ import pandas as pd
 from kbt.api.models import BatchStrategy, ContentType, SplitType
 from kbt.flavors.base import Record
 from kbt.resolved import ResolvedJob
-from kbt.runner.framing import FramingError, Framed, line_records, recordio_records, tfrecord_records
+from kbt.runner.framing import (
+    Framed,
+    FramingError,
+    OversizedRecord,
+    line_records,
+    recordio_records,
+    tfrecord_records,
+)
 from kbt.runner.parquet_io import iter_row_batches, open_parquet
 from kbt.runner.plan import PARQUET_TYPES, WorkItem, is_gzip
 from kbt.runner.storage import Store
 
 HEADER_PROBE = 1024 * 1024
+# Row formats are read row by row even with splitType None (then the object is just never split),
+# so every row still gets its own prediction.
+ROW_TYPES = {ContentType.CSV, ContentType.JSONLINES, ContentType.X_JSONLINES}
 MIB = 1024 * 1024
 
 
@@ -96,14 +107,16 @@ class ItemReader:
         batch = Batch(seq, self.item, [], [])
         payload = 0
         for index, (data, offset) in enumerate(self._framed()):
-            if isinstance(data, FramingError):
+            if isinstance(data, FramingError | OversizedRecord):
                 batch.rejected.append((index, offset, str(data)))
                 continue
             if payload_limit and len(data) > payload_limit:
                 reason = f"record is {len(data)} bytes, more than maxPayloadInMB ({spec.maxPayloadInMB} MB)"
                 batch.rejected.append((index, offset, reason))
                 continue
-            if batch.records and (len(batch.records) >= count_limit or (payload_limit and payload + len(data) > payload_limit)):
+            if batch.records and (
+                len(batch.records) >= count_limit or (payload_limit and payload + len(data) > payload_limit)
+            ):
                 yield batch
                 seq += 1
                 batch, payload = Batch(seq, self.item, [], []), 0
@@ -115,7 +128,7 @@ class ItemReader:
 
     def _open(self, start: int, end: int | None) -> BinaryIO:
         self.counter = CountingReader(self.store.open(self.item.key, start, end))
-        raw: BinaryIO = io.BufferedReader(self.counter, 1024 * 1024)  # type: ignore[arg-type]
+        raw: BinaryIO = io.BufferedReader(self.counter, 1024 * 1024)
         if is_gzip(self.job, self.item.key):
             return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
         return raw
@@ -129,9 +142,10 @@ class ItemReader:
         aligned = ranged and item.start > 0
         base = item.start - 1 if aligned else item.start
         stream = self._open(base, None if ranged else item.end)
-        records: Iterator[Framed]
-        if transform.splitType == SplitType.LINE:
-            records = line_records(stream, csv_quotes=content == ContentType.CSV)
+        records: Iterator[tuple[bytes | OversizedRecord, int]]
+        if transform.splitType == SplitType.LINE or content in ROW_TYPES:
+            limit = spec_limit if (spec_limit := self.job.spec.maxPayloadInMB * MIB) else None
+            records = line_records(stream, csv_quotes=content == ContentType.CSV, max_record=limit)
         elif transform.splitType == SplitType.RECORDIO:
             records = recordio_records(stream)
         elif transform.splitType == SplitType.TFRECORD:
@@ -154,7 +168,12 @@ class ItemReader:
                         continue
                     yield data, offset
         except (FramingError, OSError, EOFError, zlib.error) as exc:
-            yield FramingError(f"unreadable from here on ({type(exc).__name__}: {exc}); rest of object skipped"), last
+            yield (
+                FramingError(
+                    f"unreadable from here on ({type(exc).__name__}: {exc}); rest of object skipped"
+                ),
+                last,
+            )
 
     def _documents(self, stream: BinaryIO, content: ContentType) -> Iterator[Framed]:
         data = stream.read()

@@ -9,6 +9,8 @@ had reached. When the attempts are spent the error becomes ``StorageUnavailable`
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import os
 import socket
@@ -29,19 +31,28 @@ from kbt.runner.storage import (
     ObjectInfo,
     ObjectNotFound,
     S3Settings,
-    Store,
     StorageError,
     StorageUnavailable,
+    Store,
 )
 
 T = TypeVar("T")
 RETRIABLE_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeoutException",
-     "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequestsException"}
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+    }
 )
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 MIN_COPY_PART = 5 * 1024 * 1024  # S3's smallest multipart part (all but the last)
-_clients: dict[S3Settings, Any] = {}
+_clients: dict[tuple[S3Settings, str | None], Any] = {}
 _clients_lock = threading.Lock()
 
 
@@ -61,21 +72,25 @@ def attempts() -> int:
 
 
 def client_for(settings: S3Settings) -> Any:
-    """One thread-safe boto3 client per settings per process."""
+    """One thread-safe boto3 client per settings and endpoint per process."""
+    endpoint = (
+        settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    cache_key = (settings, endpoint)
     with _clients_lock:
-        if settings not in _clients:
+        if cache_key not in _clients:
+            s3_options: Any = {"addressing_style": settings.addressing_style}
             config = Config(
                 retries={"mode": "standard", "max_attempts": 3},
                 connect_timeout=10,
                 read_timeout=60,
                 max_pool_connections=32,
-                s3={"addressing_style": settings.addressing_style},
+                s3=s3_options,
             )
-            endpoint = settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None
-            _clients[settings] = boto3.session.Session().client(
+            _clients[cache_key] = boto3.session.Session().client(
                 "s3", endpoint_url=endpoint, region_name=settings.region, config=config
             )
-        return _clients[settings]
+        return _clients[cache_key]
 
 
 class S3Store(Store):
@@ -110,7 +125,7 @@ class S3Store(Store):
                 raise StorageUnavailable(f"S3 unavailable: {what} {self.uri(key)}: {exc}") from exc
             raise
 
-    def list(self, prefix: str) -> list[ObjectInfo]:
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
         def listing() -> list[ObjectInfo]:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
             return [
@@ -127,7 +142,7 @@ class S3Store(Store):
         return int(head["ContentLength"])
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
-        return io.BufferedReader(_RangeReader(self, key, start, end), COPY_CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(_RangeReader(self, key, start, end), COPY_CHUNK)
 
     def put(self, key: str, data: bytes) -> None:
         self.call("write", key, lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data))
@@ -163,8 +178,12 @@ class S3Store(Store):
                 copied = self.call(
                     "copy part",
                     part,
-                    lambda number=number, part=part: self.client.upload_part_copy(  # type: ignore[misc]
-                        Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                    functools.partial(
+                        self.client.upload_part_copy,
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
                         CopySource={"Bucket": self.bucket, "Key": part},
                     ),
                 )
@@ -177,10 +196,9 @@ class S3Store(Store):
                 ),
             )
         except BaseException:
-            try:
+            # a failed abort leaves the upload to lifecycle rules; the original error matters
+            with contextlib.suppress(Exception):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            except Exception:  # the upload expires by lifecycle rules; the original error matters
-                pass
             raise
 
 
@@ -199,7 +217,9 @@ class _RangeReader(io.RawIOBase):
     def _open_body(self) -> Any:
         byte_range = f"bytes={self._pos}-" + ("" if self._end is None else str(self._end - 1))
         try:
-            response = self._store.client.get_object(Bucket=self._store.bucket, Key=self._key, Range=byte_range)
+            response = self._store.client.get_object(
+                Bucket=self._store.bucket, Key=self._key, Range=byte_range
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 return None  # reading at or past the end of the object
@@ -233,4 +253,3 @@ class _RangeReader(io.RawIOBase):
             self._body.close()
             self._body = None
         super().close()
-

@@ -98,11 +98,26 @@ def run_shard(
     stats = ShardStats(index)
     archive = LogArchive(layout.store, layout.log_key(index))
     interval = progress_interval or float(os.environ.get("KBT_PROGRESS_INTERVAL", "5"))
-    reporter = Reporter(stats, [*default_sinks(layout, index), *(sinks or [])], interval, on_tick=_every(LOG_FLUSH_SECONDS, archive.flush))
+    reporter = Reporter(
+        stats,
+        [*default_sinks(layout, index), *(sinks or [])],
+        interval,
+        on_tick=_every(LOG_FLUSH_SECONDS, archive.flush),
+    )
     with archive:
         reporter.start()
         try:
-            result = _run(job, index, total, layout, stats, stop, predictor, split_bytes, started)
+            result = _run(
+                job,
+                index,
+                total,
+                layout,
+                stats=stats,
+                stop=stop,
+                predictor=predictor,
+                split_bytes=split_bytes,
+                started=started,
+            )
             stats.state = "completed"
             return result
         except BaseException as exc:
@@ -115,8 +130,18 @@ def run_shard(
             _quietly(archive.flush)
 
 
-def _run(job: ResolvedJob, index: int, total: int, layout: Layout, stats: ShardStats, stop: threading.Event,
-         predictor: Predictor | None, split_bytes: int | None, started: float) -> ShardResult:
+def _run(
+    job: ResolvedJob,
+    index: int,
+    total: int,
+    layout: Layout,
+    *,
+    stats: ShardStats,
+    stop: threading.Event,
+    predictor: Predictor | None,
+    split_bytes: int | None,
+    started: float,
+) -> ShardResult:
     plan = load_or_create_plan(job, layout, total, split_bytes)
     items = plan.for_shard(index)
     markers = done_markers(layout)
@@ -128,7 +153,9 @@ def _run(job: ResolvedJob, index: int, total: int, layout: Layout, stats: ShardS
             stats.records_processed += markers[item.ordinal]["records"]
             stats.records_failed += markers[item.ordinal]["failed"]
     todo = [item for item in items if item.ordinal not in markers]
-    log.info("shard starting", shard=index, shards=total, items=len(items), todo=len(todo), plan=plan.fingerprint)
+    log.info(
+        "shard starting", shard=index, shards=total, items=len(items), todo=len(todo), plan=plan.fingerprint
+    )
     scratch = scratch_dir()
     input_store, _ = open_location(plan.input_store or "/", s3_settings(job.spec))
     if todo:
@@ -142,19 +169,32 @@ def _run(job: ResolvedJob, index: int, total: int, layout: Layout, stats: ShardS
             stats.bytes_done += item.weight
             log.info("work item done", item=item.label, records=marker["records"], failed=marker["failed"])
 
-        Pipeline(job, model, input_store, layout, stats, scratch, stop).run(todo, committed)
+        Pipeline(job, model, input_store, layout, stats=stats, scratch=scratch, stop=stop).run(
+            todo, committed
+        )
     Threshold(job.spec.errorThreshold).check(stats.records_failed, stats.records_processed, final=True)
     seconds = time.monotonic() - started
     shard_marker = {
-        "index": index, "records": stats.records_processed, "failed": stats.records_failed,
-        "items": len(items), "device": stats.device, "startedAt": stats.started_at,
-        "finishedAt": utc_now(), "seconds": round(seconds, 3),
+        "index": index,
+        "records": stats.records_processed,
+        "failed": stats.records_failed,
+        "items": len(items),
+        "device": stats.device,
+        "startedAt": stats.started_at,
+        "finishedAt": utc_now(),
+        "seconds": round(seconds, 3),
     }
     layout.store.put(layout.shard_done_key(index), json.dumps(shard_marker, sort_keys=True).encode())
     stats.state = "finalizing"
     finalized = all_shards_done(layout, plan) and finalize(job, layout, plan, scratch)
-    log.info("shard done", shard=index, records=stats.records_processed, failed=stats.records_failed,
-             seconds=round(seconds, 1), finalized=finalized)
+    log.info(
+        "shard done",
+        shard=index,
+        records=stats.records_processed,
+        failed=stats.records_failed,
+        seconds=round(seconds, 1),
+        finalized=finalized,
+    )
     return ShardResult(index, stats.records_processed, stats.records_failed, seconds, finalized)
 
 
@@ -201,8 +241,13 @@ def shard_index_from_env() -> int:
     return completion
 
 
-def shard_main(job_path: Path, index: int | None, extra_sinks: list[ProgressSink] | None = None,
-               shards: int | None = None, split_bytes: int | None = None) -> int:
+def shard_main(
+    job_path: Path,
+    index: int | None,
+    extra_sinks: list[ProgressSink] | None = None,
+    shards: int | None = None,
+    split_bytes: int | None = None,
+) -> int:
     """Process entry point of a shard; returns the exit code (see kbt.runner.exitcodes)."""
     kbt_log.configure()
     stop = threading.Event()

@@ -26,14 +26,16 @@ def csv_split_points(store: Store, key: str, size: int, split: int) -> list[int]
     pending = 0  # index into targets
     with store.open(key) as reader:
         while pending < len(targets) and (chunk := reader.read(SCAN_CHUNK)):
-            pending = _cuts_in_chunk(chunk, position, quotes_before, targets, pending, cuts)
+            pending = _cuts_in_chunk(
+                chunk, position, quotes_before, targets=targets, pending=pending, cuts=cuts
+            )
             quotes_before += chunk.count(b'"')
             position += len(chunk)
     return [cut for cut in cuts if 0 < cut < size]
 
 
 def _cuts_in_chunk(
-    chunk: bytes, position: int, quotes_before: int, targets: list[int], pending: int, cuts: list[int]
+    chunk: bytes, position: int, quotes_before: int, *, targets: list[int], pending: int, cuts: list[int]
 ) -> int:
     """Record the cut of every target whose boundary lies in ``chunk``; return targets left."""
     end = position + len(chunk)

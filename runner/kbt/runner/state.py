@@ -86,7 +86,9 @@ def layout_for(job: ResolvedJob, shards: int, split_bytes: int | None = None) ->
     from kbt.runner.inputs import s3_settings
 
     store, prefix = open_location(job.spec.transformOutput.s3OutputPath, s3_settings(job.spec))
-    return Layout(store, directory_prefix(prefix), fingerprint(job, shards, split_bytes or split_bytes_setting()))
+    return Layout(
+        store, directory_prefix(prefix), fingerprint(job, shards, split_bytes or split_bytes_setting())
+    )
 
 
 def item_output_key(job: ResolvedJob, layout: Layout, item: WorkItem) -> str | None:
@@ -106,7 +108,9 @@ def is_parquet_output(job: ResolvedJob) -> bool:
     return output_type(job) == AcceptType.PARQUET
 
 
-def load_or_create_plan(job: ResolvedJob, layout: Layout, shards: int, split_bytes: int | None = None) -> Plan:
+def load_or_create_plan(
+    job: ResolvedJob, layout: Layout, shards: int, split_bytes: int | None = None
+) -> Plan:
     """The stored plan, or a new one stored now (then read back, so racing shards converge)."""
     try:
         return Plan.from_json(layout.store.read(layout.plan_key()))
@@ -124,7 +128,7 @@ def read_json(store: Store, key: str) -> Any:
 def done_markers(layout: Layout) -> dict[int, dict[str, Any]]:
     """Every work item's done-marker, by ordinal."""
     markers = {}
-    for info in layout.store.list(layout.done_prefix()):
+    for info in layout.store.list_objects(layout.done_prefix()):
         marker = read_json(layout.store, info.key)
         markers[int(marker["ordinal"])] = marker
     return markers

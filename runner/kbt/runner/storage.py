@@ -60,7 +60,7 @@ class Store(ABC):
         """The URI of ``key`` (``s3://bucket/key`` or the local path)."""
 
     @abstractmethod
-    def list(self, prefix: str) -> list[ObjectInfo]:
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
         """Every object whose key starts with ``prefix``, sorted by key."""
 
     @abstractmethod
@@ -136,7 +136,7 @@ class LocalStore(Store):
     def uri(self, key: str) -> str:
         return key
 
-    def list(self, prefix: str) -> list[ObjectInfo]:
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
         root = Path(prefix if prefix.endswith("/") else os.path.dirname(prefix) or "/")
         if Path(prefix).is_file():
             return [ObjectInfo(prefix, Path(prefix).stat().st_size)]
@@ -158,7 +158,7 @@ class LocalStore(Store):
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         try:
-            return io.BufferedReader(_LocalRange(Path(key), start, end), COPY_CHUNK)  # type: ignore[return-value]
+            return io.BufferedReader(_LocalRange(Path(key), start, end), COPY_CHUNK)
         except FileNotFoundError:
             raise ObjectNotFound(f"{key}: no such file") from None
         except OSError as exc:
