@@ -28,6 +28,12 @@ test: install ## Run the whole test suite (unit, integration; e2e when KUBECONFI
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+e2e: install ## Operator tests on the cluster in KUBECONFIG (env: tests/e2e/test_operator_cluster.py)
+	$(PY) -m pytest tests/e2e -m e2e -v $(PYTEST_ARGS)
+
+bench-operator: install ## Operator on kmock: 200 BatchTransformJobs -> Jobs, status lag, RSS
+	$(PY) bench/operator_bench.py --jobs 200
+
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check runner operator tests bench examples
 	$(VENV)/bin/mypy
@@ -98,3 +104,11 @@ minio: ## MinIO in kbt-system, buckets data/models/results, the kbt-s3 Secret
 
 bench-flavors: install ## Flavor overhead vs a bare framework loop on CPU (MNIST torch/keras, ResNet50)
 	$(PY) bench/flavors_bench.py
+
+BENCH_ARGS ?=
+bench: install ## kbt vs HTTP invocations, Ray Data, pandas, in-memory ceiling -> bench/results/latest.md (~15-20 min; BENCH_ARGS=--quick, --rows 10000000)
+	$(PY) -m bench.compare $(BENCH_ARGS)
+
+.PHONY: chaos
+chaos: install ## Fault injection at full strength (50 shard kills per mode, S3 faults, 20 operator kills, disk full, OOM) + bad input, fuzz, security; prints a summary table
+	$(PY) bench/chaos_report.py

@@ -61,6 +61,33 @@ def baseline(model_dir: Path, data: Path, out: Path) -> float:
     return time.perf_counter() - started
 
 
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found.extend(frontier)
+    return found
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM (peak resident set) of a live process, in MiB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def kbt_job(data: Path, model_dir: Path, output: Path) -> dict[str, object]:
     return {
         "apiVersion": "kbt.dev/v1alpha1",
@@ -115,12 +142,16 @@ def main() -> int:
         "--split-size-mb",
         str(args.split_mb),
     ]
-    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kbt_rss = 0.0
+    while process.poll() is None:
+        kbt_rss = max(kbt_rss, max((peak_rss_mib(pid) for pid in descendants(process.pid)), default=0.0))
+        time.sleep(0.5)
+    _, stderr = process.communicate()
     wall = time.perf_counter() - started
-    if result.returncode != 0:
-        print(result.stderr[-3000:], file=sys.stderr)
-        return result.returncode
-    kbt_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if process.returncode != 0:
+        print(stderr[-3000:], file=sys.stderr)
+        return process.returncode
     progress = [
         json.loads(p.read_text()) for p in sorted((work / "out" / "_kbt" / "progress").glob("*.json"))
     ]

@@ -20,16 +20,26 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition (also KBT_BENCH_QUICK=1)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, one repetition (also KBT_BENCH_QUICK=1)"
+    )
     parser.add_argument("--rows", type=int, help="tabular rows, e.g. 10000000 (default 1,000,000)")
     parser.add_argument("--mnist-images", type=int, help="MNIST PNGs (default 20,000)")
     parser.add_argument("--resnet-images", type=int, help="ResNet-50 JPEGs (default 96)")
     parser.add_argument("--docs", type=int, help="billsum documents (default 400)")
     parser.add_argument("--repeats", type=int, help="repetitions per contender (default 3)")
     parser.add_argument("--workers", type=int, help="workers / actors / requests in flight (default 2)")
+    parser.add_argument(
+        "--local-tabular",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also score the tabular files from local disk (default: on, off with --quick)",
+    )
     parser.add_argument("--workloads", help=f"comma-separated subset of {','.join(WORKLOADS)}")
     parser.add_argument("--contenders", help=f"comma-separated subset of {','.join(CONTENDERS)}")
-    parser.add_argument("--work-dir", type=Path, help="where data, models and outputs go (default: a temp dir)")
+    parser.add_argument(
+        "--work-dir", type=Path, help="where data, models and outputs go (default: a temp dir)"
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where latest.md and PNGs go")
     return parser.parse_args(argv)
 
@@ -59,6 +69,7 @@ def main(argv: list[str] | None = None) -> Path:
         docs=args.docs,
         repeats=args.repeats,
         workers=args.workers,
+        local_tabular=args.local_tabular,
         workloads=_subset(args.workloads, WORKLOADS, "workloads"),
         contenders=_subset(args.contenders, CONTENDERS, "contenders"),
     )

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from bench.compare.models import IMAGE_PREP, batch_input, decode_table, load_scorer
 from bench.compare.procmon import emit_result
 from bench.compare.storage import S3_ENV, Store
@@ -65,8 +64,12 @@ def pandas_script(task: Task) -> None:
         rows: list[tuple[str, Any]] = []
         for start in range(0, len(names), task.batch_size):
             chunk = names[start : start + task.batch_size]
-            rows.extend(zip(chunk, score(prep.stack([prep.decode(source.read(n)) for n in chunk])), strict=True))
-        sink.write("predictions.csv", pd.DataFrame(rows, columns=["file", "prediction"]).to_csv(index=False).encode())
+            rows.extend(
+                zip(chunk, score(prep.stack([prep.decode(source.read(n)) for n in chunk])), strict=True)
+            )
+        sink.write(
+            "predictions.csv", pd.DataFrame(rows, columns=["file", "prediction"]).to_csv(index=False).encode()
+        )
         records = len(rows)
     else:
         for name in names:
@@ -109,7 +112,11 @@ def _requests(task: Task, source: Store) -> Iterator[tuple[str, bytes, str]]:
             # Quoted fields span lines, so records are re-encoded; mini-batches of batch_size.
             frame = decode_table(data, task)
             for start in range(0, len(frame), task.batch_size):
-                yield name, frame.iloc[start : start + task.batch_size].to_csv(index=False).encode(), "text/csv"
+                yield (
+                    name,
+                    frame.iloc[start : start + task.batch_size].to_csv(index=False).encode(),
+                    "text/csv",
+                )
             continue
         if task.input_format == "parquet":
             data = decode_table(data, task).to_csv(index=False).encode()
@@ -207,13 +214,17 @@ def ray_data(task: Task) -> None:
     if task.kind == "image":
         prep = IMAGE_PREP[task.workload]
         size = None if prep.size is None else (prep.size[1], prep.size[0])
-        dataset = ray.data.read_images(source, filesystem=filesystem, mode=prep.color_mode, size=size, include_paths=True)
+        dataset = ray.data.read_images(
+            source, filesystem=filesystem, mode=prep.color_mode, size=size, include_paths=True
+        )
     elif task.input_format == "parquet":
         dataset = ray.data.read_parquet(source, filesystem=filesystem)
     else:
         convert = pacsv.ConvertOptions(column_types={"thal": "string"} if task.workload == "heart" else None)
         parse = pacsv.ParseOptions(newlines_in_values=task.kind == "text")
-        dataset = ray.data.read_csv(source, filesystem=filesystem, parse_options=parse, convert_options=convert)
+        dataset = ray.data.read_csv(
+            source, filesystem=filesystem, parse_options=parse, convert_options=convert
+        )
     predictions = dataset.map_batches(
         RayPredictor,
         fn_constructor_args=(json.dumps(task.__dict__),),
@@ -226,7 +237,7 @@ def ray_data(task: Task) -> None:
     )
     predictions.write_csv(output, filesystem=filesystem)
     seconds = time.perf_counter() - started
-    records = sum(len(pd.read_csv(io.BytesIO(blob))) for blob in _outputs(task))
+    records = sum(len(pd.read_csv(io.BytesIO(blob))) for blob in _outputs(task) if blob.strip())
     emit_result(seconds=seconds, records=records)
     ray.shutdown()
 
@@ -244,15 +255,10 @@ def _outputs(task: Task) -> Iterator[bytes]:
 KBT = str(Path(sys.executable).with_name("kbt"))
 
 
-def _count_output_records(task: Task) -> int:
-    """Lines in every output object outside _-prefixed folders (manifests, errors)."""
-    sink = Store(task.output_uri, task.s3_endpoint)
-    total = 0
-    for name in sink.list():
-        if name.startswith("_") or "/_" in name:
-            continue
-        total += sink.read(name).count(b"\n")
-    return total
+def _kbt_succeeded_records(task: Task) -> int:
+    """Records kbt scored, from the job manifest it writes next to the outputs."""
+    manifest = json.loads(Store(task.output_uri, task.s3_endpoint).read("_manifest.json"))
+    return int(manifest["counts"]["succeeded"])
 
 
 def kbt_run(task: Task) -> None:
@@ -263,7 +269,7 @@ def kbt_run(task: Task) -> None:
     job = write_job_yaml(task, Path(task.extra["scratch"]) / "job.yaml")
     started = time.perf_counter()
     subprocess.run([KBT, "run", str(job), "--workers", str(task.workers)], check=True, stdout=sys.stderr)
-    emit_result(seconds=time.perf_counter() - started, records=_count_output_records(task))
+    emit_result(seconds=time.perf_counter() - started, records=_kbt_succeeded_records(task))
 
 
 def kbt_shards(task: Task) -> None:
@@ -280,7 +286,7 @@ def kbt_shards(task: Task) -> None:
     failed = [index for index, shard in enumerate(shards) if shard.wait() != 0]
     if failed:
         raise SystemExit(f"kbt shard failed for indexes {failed}")
-    emit_result(seconds=time.perf_counter() - started, records=_count_output_records(task))
+    emit_result(seconds=time.perf_counter() - started, records=_kbt_succeeded_records(task))
 
 
 CONTENDERS: dict[str, Callable[[Task], None]] = {

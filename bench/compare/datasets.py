@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from bench.compare.models import DATASETS
 
 THAL_CATEGORIES = ("fixed", "normal", "reversible")
@@ -45,7 +44,9 @@ def write_tabular(rows: int, files: int, out_dir: Path) -> dict[str, Path]:
     for index, part in enumerate(np.array_split(np.arange(rows), files)):
         chunk = frame.iloc[part]
         chunk.to_csv(dirs["csv"] / f"part-{index:03d}.csv", index=False)
-        pq.write_table(pa.Table.from_pandas(chunk, preserve_index=False), dirs["parquet"] / f"part-{index:03d}.parquet")
+        pq.write_table(
+            pa.Table.from_pandas(chunk, preserve_index=False), dirs["parquet"] / f"part-{index:03d}.parquet"
+        )
     return dirs
 
 
@@ -54,7 +55,10 @@ def write_mnist(count: int, out_dir: Path, per_dir: int = 10_000) -> None:
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    seeds = [np.asarray(Image.open(p).convert("L"), np.int16) for p in sorted((DATASETS / "mnist" / "images").glob("*.png"))]
+    seeds = [
+        np.asarray(Image.open(p).convert("L"), np.int16)
+        for p in sorted((DATASETS / "mnist" / "images").glob("*.png"))
+    ]
     shutil.rmtree(out_dir, ignore_errors=True)
     for index in range(count):
         digit = index % len(seeds)

@@ -6,10 +6,11 @@ them; each run is a fresh process whose tree RSS is sampled (plus the model serv
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -57,41 +58,62 @@ class Harness:
         self.model_dirs = {name: work / "models" / name for name in ("heart", "mnist", "resnet50", "bart")}
         self.measurements: list[Measurement] = []
         self.server_descriptions: dict[str, str] = {}
-        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **S3_ENV)
+        self.env = dict(
+            os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **S3_ENV
+        )
 
     # ------------------------------------------------------------------ preparation
     def prepare(self) -> None:
-        """Build models and inputs, reusing what a previous run with the same sizes left."""
+        """Build the models and inputs the chosen workloads need, reusing a previous run's."""
         plan = self.plan
+        wanted = set(plan.workloads)
         builders = {
-            "heart": lambda d: models.build_heart(d),
-            "mnist": lambda d: models.build_mnist(d),
-            "resnet50": lambda d: models.build_resnet50(d),
-            "bart": lambda d: models.build_bart(d, datasets.billsum_texts()),
+            "heart": ({"tabular", "scale"}, models.build_heart),
+            "mnist": ({"mnist"}, models.build_mnist),
+            "resnet50": ({"resnet50"}, models.build_resnet50),
+            "bart": ({"text"}, self._build_bart),
         }
-        for name, build in builders.items():
+        for name, (users, build) in builders.items():
             marker = self.model_dirs[name].with_suffix(".done")
-            if not marker.exists():
+            if users & wanted and not marker.exists():
                 log(f"building model {name}")
                 build(self.model_dirs[name])
                 marker.touch()
-        steps = {
-            f"tabular-{plan.rows}-{plan.files}": lambda d: datasets.write_tabular(plan.rows, plan.files, d),
-            f"mnist-{plan.mnist_images}": lambda d: datasets.write_mnist(plan.mnist_images, d),
-            f"jpeg-{plan.resnet_images}": lambda d: datasets.write_jpegs(plan.resnet_images, d),
-            f"bills-{plan.docs}": lambda d: datasets.write_billsum(plan.docs, d),
+        steps: dict[str, tuple[set[str], Callable[[Path], object]]] = {
+            self.tabular_name(plan.rows): (
+                {"tabular", "scale"},
+                lambda d: datasets.write_tabular(plan.rows, plan.files, d),
+            ),
+            f"mnist-{plan.mnist_images}": ({"mnist"}, lambda d: datasets.write_mnist(plan.mnist_images, d)),
+            f"jpeg-{plan.resnet_images}": (
+                {"resnet50"},
+                lambda d: datasets.write_jpegs(plan.resnet_images, d),
+            ),
+            f"bills-{plan.docs}": ({"text"}, lambda d: datasets.write_billsum(plan.docs, d)),
         }
-        if "scale" in plan.workloads:
-            for factor in (100, 10):
-                rows = max(plan.rows // factor, plan.files)
-                steps[f"tabular-{rows}-{plan.files}"] = lambda d, r=rows: datasets.write_tabular(r, plan.files, d)
-        for name, write in steps.items():
+        for rows in self.scale_rows()[:-1]:
+            steps[self.tabular_name(rows)] = ({"scale"}, functools.partial(self._write_tabular, rows))
+        for name, (users, write) in steps.items():
             target, marker = self.data / name, self.data / f"{name}.done"
-            if not marker.exists():
+            if users & wanted and not marker.exists():
                 log(f"generating {name}")
                 target.mkdir(parents=True, exist_ok=True)
                 write(target)
                 marker.touch()
+
+    def _write_tabular(self, rows: int, target: Path) -> None:
+        datasets.write_tabular(rows, self.plan.files, target)
+
+    @staticmethod
+    def _build_bart(model_dir: Path) -> None:
+        models.build_bart(model_dir, datasets.billsum_texts())
+
+    def tabular_name(self, rows: int) -> str:
+        return f"tabular-{rows}-{self.plan.files}"
+
+    def scale_rows(self) -> list[int]:
+        """Input sizes of the scale workload: 1x, 10x and 100x (the last is the tabular size)."""
+        return [max(self.plan.rows // factor, self.plan.files) for factor in (100, 10, 1)]
 
     def local(self, name: str) -> Path:
         return self.data / name
@@ -103,7 +125,7 @@ class Harness:
             workload=workload,
             kind=kind,  # type: ignore[arg-type]
             input_format=fmt,  # type: ignore[arg-type]
-            input_uri=input_uri,
+            input_uri=input_uri if input_uri.endswith("/") else input_uri + "/",  # a prefix, as in S3
             output_uri=str(self.work / "out" / slug),
             model_dir=str(self.model_dirs[workload]),
             workers=self.plan.workers,
@@ -116,54 +138,106 @@ class Harness:
 
     def tabular_variants(self, endpoint: str) -> list[Variant]:
         plan = self.plan
-        base = self.local(f"tabular-{plan.rows}-{plan.files}")
+        base = self.local(self.tabular_name(plan.rows))
         variants: list[Variant] = []
         for fmt in ("csv", "parquet"):
-            task = self._task("heart", "tabular", fmt, f"s3://bench-in/tabular/{fmt}/", f"{fmt}-s3",
-                              batch_size=plan.tabular_batch, records=plan.rows)
+            task = self._task(
+                "heart",
+                "tabular",
+                fmt,
+                f"s3://bench-in/tabular/{fmt}/",
+                f"{fmt}-s3",
+                batch_size=plan.tabular_batch,
+                records=plan.rows,
+            )
             contenders = tuple(c for c in plan.contenders if fmt == "csv" or c != "ceiling")
             variants.append(Variant(f"{fmt} / S3", self._s3_output(task, endpoint), contenders))
         if plan.local_tabular:
             for fmt in ("csv", "parquet"):
-                task = self._task("heart", "tabular", fmt, str(base / fmt), f"{fmt}-local",
-                                  batch_size=plan.tabular_batch, records=plan.rows)
-                variants.append(Variant(f"{fmt} / local", task, tuple(c for c in plan.contenders if c != "ceiling")))
+                task = self._task(
+                    "heart",
+                    "tabular",
+                    fmt,
+                    str(base / fmt),
+                    f"{fmt}-local",
+                    batch_size=plan.tabular_batch,
+                    records=plan.rows,
+                )
+                variants.append(
+                    Variant(f"{fmt} / local", task, tuple(c for c in plan.contenders if c != "ceiling"))
+                )
         return variants
 
     def image_variants(self, workload: str, endpoint: str) -> list[Variant]:
         plan = self.plan
         if workload == "mnist":
             # 100k-object prefixes are impractical on moto (per-request cost): local files.
-            task = self._task("mnist", "image", "png", str(self.local(f"mnist-{plan.mnist_images}")), "png-local",
-                              batch_size=plan.image_batch, records=plan.mnist_images)
+            task = self._task(
+                "mnist",
+                "image",
+                "png",
+                str(self.local(f"mnist-{plan.mnist_images}")),
+                "png-local",
+                batch_size=plan.image_batch,
+                records=plan.mnist_images,
+            )
             return [Variant("png / local", task, plan.contenders)]
-        task = self._task("resnet50", "image", "jpeg", "s3://bench-in/jpeg/", "jpeg-s3",
-                          batch_size=plan.resnet_batch, records=plan.resnet_images)
+        task = self._task(
+            "resnet50",
+            "image",
+            "jpeg",
+            "s3://bench-in/jpeg/",
+            "jpeg-s3",
+            batch_size=plan.resnet_batch,
+            records=plan.resnet_images,
+        )
         return [Variant("jpeg / S3", self._s3_output(task, endpoint), plan.contenders)]
 
     def text_variants(self, endpoint: str) -> list[Variant]:
-        task = self._task("bart", "text", "csv", "s3://bench-in/bills/", "csv-s3",
-                          batch_size=self.plan.text_batch, records=self.plan.docs)
+        task = self._task(
+            "bart",
+            "text",
+            "csv",
+            "s3://bench-in/bills/",
+            "csv-s3",
+            batch_size=self.plan.text_batch,
+            records=self.plan.docs,
+        )
         return [Variant("csv / S3", self._s3_output(task, endpoint), self.plan.contenders)]
 
     def scale_variants(self) -> Iterator[Variant]:
         plan = self.plan
         scale_contenders = tuple(c for c in ("kbt-run", "pandas") if c in plan.contenders)
-        for factor, label in ((100, "1x"), (10, "10x"), (1, "100x")):
-            rows = max(plan.rows // factor, plan.files)
-            task = self._task("heart", "tabular", "csv", str(self.local(f"tabular-{rows}-{plan.files}") / "csv"),
-                              f"scale-{label}", batch_size=plan.tabular_batch, records=rows)
+        for rows, label in zip(self.scale_rows(), ("1x", "10x", "100x"), strict=True):
+            task = self._task(
+                "heart",
+                "tabular",
+                "csv",
+                str(self.local(self.tabular_name(rows)) / "csv"),
+                f"scale-{label}",
+                batch_size=plan.tabular_batch,
+                records=rows,
+            )
             yield Variant(f"{label} ({rows:,} rows)", task, scale_contenders)
         worker_contenders = tuple(c for c in ("kbt-run", "ray") if c in plan.contenders)
-        full = self.local(f"tabular-{plan.rows}-{plan.files}") / "csv"
+        full = self.local(self.tabular_name(plan.rows)) / "csv"
         for workers in plan.worker_counts:
-            task = self._task("heart", "tabular", "csv", str(full), f"workers-{workers}",
-                              batch_size=plan.tabular_batch, records=plan.rows)
+            task = self._task(
+                "heart",
+                "tabular",
+                "csv",
+                str(full),
+                f"workers-{workers}",
+                batch_size=plan.tabular_batch,
+                records=plan.rows,
+            )
             yield Variant(f"{workers} workers", replace(task, workers=workers), worker_contenders)
 
     # ------------------------------------------------------------------ running
     def run_variant(self, workload: str, variant: Variant, repeats: int, server: Server | None) -> None:
-        results = {c: Measurement(workload, variant.label, c, variant.task.records) for c in variant.contenders}
+        results = {
+            c: Measurement(workload, variant.label, c, variant.task.records) for c in variant.contenders
+        }
         self.measurements.extend(results.values())
         scratch = self.work / "scratch" / Path(variant.task.output_uri.rstrip("/")).name
         scratch.mkdir(parents=True, exist_ok=True)
@@ -198,16 +272,23 @@ class Harness:
                 measurement.wall_seconds.append(run.wall_seconds)
                 measurement.peak_rss_mb.append(run.peak_rss_mb)
                 measurement.records = int(run.result.get("records", 0))
-                log(f"  {measurement.seconds[-1]:.2f}s  {run.peak_rss_mb:.0f} MiB  {measurement.records} records")
+                log(
+                    f"  {measurement.seconds[-1]:.2f}s  {run.peak_rss_mb:.0f} MiB  {measurement.records} records"
+                )
 
     def run(self) -> None:
         plan = self.plan
         self.prepare()
         with ExitStack() as stack:
             endpoint = stack.enter_context(moto_server())
-            upload_dir(self.local(f"tabular-{plan.rows}-{plan.files}"), "s3://bench-in/tabular/", endpoint)
-            upload_dir(self.local(f"jpeg-{plan.resnet_images}"), "s3://bench-in/jpeg/", endpoint)
-            upload_dir(self.local(f"bills-{plan.docs}"), "s3://bench-in/bills/", endpoint)
+            uploads = {
+                "tabular": (self.tabular_name(plan.rows), "s3://bench-in/tabular/"),
+                "resnet50": (f"jpeg-{plan.resnet_images}", "s3://bench-in/jpeg/"),
+                "text": (f"bills-{plan.docs}", "s3://bench-in/bills/"),
+            }
+            for workload, (name, uri) in uploads.items():
+                if workload in plan.workloads:
+                    upload_dir(self.local(name), uri, endpoint)
             groups: list[tuple[str, str, list[Variant]]] = []
             if "tabular" in plan.workloads:
                 groups.append(("tabular", "heart", self.tabular_variants(endpoint)))
@@ -221,7 +302,12 @@ class Harness:
                     server = None
                     if "http" in plan.contenders:
                         server = serving.enter_context(
-                            model_server(model, self.model_dirs[model], plan.workers, self.work / "logs" / f"server-{model}.log")
+                            model_server(
+                                model,
+                                self.model_dirs[model],
+                                plan.workers,
+                                self.work / "logs" / f"server-{model}.log",
+                            )
                         )
                         self.server_descriptions[workload] = server.description
                     for variant in variants:
@@ -231,8 +317,13 @@ class Harness:
                     self.run_variant("scale", variant, plan.scale_repeats, None)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(
-            {"plan": asdict(self.plan), "servers": self.server_descriptions,
-             "measurements": [asdict(m) for m in self.measurements]},
-            indent=1,
-        ))
+        path.write_text(
+            json.dumps(
+                {
+                    "plan": asdict(self.plan),
+                    "servers": self.server_descriptions,
+                    "measurements": [asdict(m) for m in self.measurements],
+                },
+                indent=1,
+            )
+        )

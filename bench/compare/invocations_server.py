@@ -11,14 +11,14 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from bench.compare.models import IMAGE_PREP, load_scorer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
-
-from bench.compare.models import IMAGE_PREP, load_scorer
 
 WORKLOAD = os.environ.get("BENCH_WORKLOAD", "mnist")
 score = load_scorer(WORKLOAD, Path(os.environ.get("BENCH_MODEL_DIR", ".")))
@@ -33,7 +33,7 @@ async def invocations(request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("image/"):
         prep = IMAGE_PREP[WORKLOAD]
-        batch = prep.stack([prep.decode(body)])
+        batch: Any = prep.stack([prep.decode(body)])
     elif content_type.startswith("text/csv"):
         batch = list(pd.read_csv(io.BytesIO(body))["text"])
     else:

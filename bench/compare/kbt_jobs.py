@@ -6,11 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from bench.compare.models import GENERATION, IMAGE_PREP
 from bench.compare.task import Task
 
-CONTENT_TYPES = {"csv": "text/csv", "parquet": "application/x-parquet", "png": "image/png", "jpeg": "image/jpeg"}
+CONTENT_TYPES = {
+    "csv": "text/csv",
+    "parquet": "application/x-parquet",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+}
 TORCH_CLASSES = {"mnist": "torch_nets:MnistDigits", "resnet50": "torch_nets:ResNet50Classes"}
 
 
@@ -25,7 +29,11 @@ def model_spec(task: Task) -> dict[str, Any]:
         }
     if task.workload in TORCH_CLASSES:
         prep = IMAGE_PREP[task.workload]
-        preprocessing: dict[str, Any] = {"colorMode": prep.color_mode, "scale": prep.scale, "layout": prep.layout}
+        preprocessing: dict[str, Any] = {
+            "colorMode": prep.color_mode,
+            "scale": prep.scale,
+            "layout": prep.layout,
+        }
         if prep.size is not None:
             preprocessing |= {"width": prep.size[0], "height": prep.size[1]}
         if prep.mean is not None:
@@ -65,7 +73,12 @@ def job_manifest(task: Task, name: str) -> dict[str, Any]:
     }
     if task.s3_endpoint is not None:
         spec["s3"] = {"endpointUrl": task.s3_endpoint, "addressingStyle": "path"}
-    return {"apiVersion": "kbt.dev/v1alpha1", "kind": "BatchTransformJob", "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": "kbt.dev/v1alpha1",
+        "kind": "BatchTransformJob",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def write_job_yaml(task: Task, path: Path, name: str = "bench") -> Path:

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from bench.compare.task import Task
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +26,12 @@ IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 SUMMARY_TOKENS = 24  # every summary is exactly this long (min = max new tokens), whatever the weights
 TEXT_MAX_TOKENS = 256  # BART input truncation
-GENERATION: dict[str, int | bool] = {"max_new_tokens": SUMMARY_TOKENS, "min_new_tokens": SUMMARY_TOKENS, "num_beams": 1, "do_sample": False}
+GENERATION: dict[str, int | bool] = {
+    "max_new_tokens": SUMMARY_TOKENS,
+    "min_new_tokens": SUMMARY_TOKENS,
+    "num_beams": 1,
+    "do_sample": False,
+}
 
 # MLflow refuses to unpickle models unless told; these are ours (built here).
 os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
@@ -56,7 +60,7 @@ class ImagePrep:
 
     def tensor(self, pixels: np.ndarray) -> np.ndarray:
         """A stack of decoded images (N, H, W[, C]) to the float32 model input."""
-        batch = pixels.astype(np.float32) * np.float32(self.scale)
+        batch: np.ndarray = pixels.astype(np.float32) * np.float32(self.scale)
         if self.mean is not None and self.std is not None:
             batch = (batch - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         if self.layout == "flat":
@@ -81,7 +85,7 @@ IMAGE_PREP = {
 def build_heart(model_dir: Path) -> None:
     """The heart-classifier example's MLflow model (sklearn + XGBoost pipeline), trained here."""
     sys.path.insert(0, str(HEART_EXAMPLE))
-    import prepare  # examples/heart-classifier/prepare.py
+    import prepare  # type: ignore[import-not-found]  # examples/heart-classifier/prepare.py
 
     features, labels = prepare.load_training(DATASETS / "heart" / "train" / "heart.csv")
     pipeline, _ = prepare.train(features, labels)
@@ -98,7 +102,6 @@ def build_mnist(model_dir: Path) -> None:
 def build_resnet50(model_dir: Path) -> None:
     """A randomly initialised ResNet-50 state_dict (seed 0) plus its module."""
     import torch
-
     from bench.compare.torch_nets import ResNet50
 
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +124,7 @@ def build_bart(model_dir: Path, texts: list[str]) -> None:
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tokenizer,
         bos_token="<s>",
         eos_token="</s>",
@@ -146,7 +149,7 @@ def build_bart(model_dir: Path, texts: list[str]) -> None:
         decoder_start_token_id=2,
     )
     torch.manual_seed(0)
-    model = BartForConditionalGeneration(config).eval()
+    model = BartForConditionalGeneration(config).eval()  # type: ignore[no-untyped-call]
     model.generation_config.max_length = None
     model.save_pretrained(model_dir)
     fast.save_pretrained(model_dir)
@@ -175,7 +178,6 @@ def load_scorer(workload: str, model_dir: Path) -> Scorer:
 
 def _torch_scorer(workload: str, model_dir: Path) -> Scorer:
     import torch
-
     from bench.compare import torch_nets
 
     net = torch_nets.MnistDigits() if workload == "mnist" else torch_nets.ResNet50Classes()
@@ -195,10 +197,12 @@ def _summarizer(model_dir: Path) -> Scorer:
     from transformers import AutoTokenizer, BartForConditionalGeneration
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = BartForConditionalGeneration.from_pretrained(model_dir).eval()
+    model = BartForConditionalGeneration.from_pretrained(model_dir).eval()  # type: ignore[no-untyped-call]
 
     def score(texts: list[str]) -> list[Any]:
-        encoded = tokenizer(texts, truncation=True, max_length=TEXT_MAX_TOKENS, padding=True, return_tensors="pt")
+        encoded = tokenizer(
+            texts, truncation=True, max_length=TEXT_MAX_TOKENS, padding=True, return_tensors="pt"
+        )
         with torch.inference_mode():
             generated = model.generate(**encoded, **GENERATION)
         return list(tokenizer.batch_decode(generated, skip_special_tokens=True))
@@ -210,7 +214,8 @@ def decode_table(data: bytes, task: Task) -> pd.DataFrame:
     if task.input_format == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(io.BytesIO(data)).to_pandas()
+        frame: pd.DataFrame = pq.read_table(io.BytesIO(data)).to_pandas()
+        return frame
     dtypes = {"thal": str} if task.workload == "heart" else None
     return pd.read_csv(io.BytesIO(data), dtype=dtypes)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -98,9 +99,15 @@ def run_measured(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         started = time.perf_counter()
-        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=log)
-        with PeakSampler([child.pid, *extra_pids]) as sampler:
-            stdout, _ = child.communicate(timeout=timeout)
+        # Own session, so an interrupted benchmark can end the child and all it started.
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        try:
+            with PeakSampler([child.pid, *extra_pids]) as sampler:
+                stdout, _ = child.communicate(timeout=timeout)
+        except BaseException:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            raise
         wall = time.perf_counter() - started
         log.write(stdout)
     if child.returncode != 0:

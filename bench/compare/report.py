@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 from collections.abc import Sequence
@@ -79,7 +80,7 @@ def ratio(rows: Sequence[Row], row: Row, kbt: str = "kbt-run") -> float | None:
 
 
 def _fmt(value: float | None, pattern: str = "{:.2f}") -> str:
-    return "–" if value is None or value != value else pattern.format(value)
+    return "–" if value is None or math.isnan(value) else pattern.format(value)
 
 
 def results_table(rows: Sequence[Row], workload: str) -> list[str]:
@@ -88,7 +89,11 @@ def results_table(rows: Sequence[Row], workload: str) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in (r for r in rows if r.workload == workload):
-        status = f"FAILED: {row.error[:120]}" if row.error else ("yes" if row.records_ok else "record count differs")
+        status = (
+            f"FAILED: {row.error[:120]}"
+            if row.error
+            else ("yes" if row.records_ok else "record count differs")
+        )
         lines.append(
             f"| {row.variant} | {LABELS.get(row.contender, row.contender)} | {row.runs} | {_fmt(row.median_s)} "
             f"| {_fmt(row.low_s)}–{_fmt(row.high_s)} | {_fmt(row.throughput, '{:,.0f}')} | {_fmt(row.rss_mb, '{:,.0f}')} "
@@ -105,13 +110,21 @@ def goal_lines(rows: Sequence[Row]) -> list[str]:
                 other = _find(rows, workload, variant, contender)
                 value = None if other is None else ratio(rows, other)
                 verdict = "–" if value is None else ("MET" if value >= target else "MISSED")
-                lines.append(f"| {workload} | {variant} | kbt ≥ {target}x {contender} | {_fmt(value, '{:.2f}x')} | {verdict} |")
-    kbt_scale = [r for r in rows if r.workload == "scale" and r.contender == "kbt-run" and r.runs and "rows" in r.variant]
+                lines.append(
+                    f"| {workload} | {variant} | kbt ≥ {target}x {contender} | {_fmt(value, '{:.2f}x')} | {verdict} |"
+                )
+    kbt_scale = [
+        r
+        for r in rows
+        if r.workload == "scale" and r.contender == "kbt-run" and r.runs and "rows" in r.variant
+    ]
     if len(kbt_scale) >= 2:
         growth = kbt_scale[-1].rss_mb / kbt_scale[0].rss_mb
         verdict = "MET" if growth <= FLAT_MEMORY else "MISSED"
-        lines.append(f"| scale | {kbt_scale[0].variant} → {kbt_scale[-1].variant} | kbt peak RSS ≤ {FLAT_MEMORY}x "
-                     f"as input grows 100x | {growth:.2f}x | {verdict} |")
+        lines.append(
+            f"| scale | {kbt_scale[0].variant} → {kbt_scale[-1].variant} | kbt peak RSS ≤ {FLAT_MEMORY}x "
+            f"as input grows 100x | {growth:.2f}x | {verdict} |"
+        )
     return lines
 
 
@@ -128,8 +141,10 @@ def plot(rows: Sequence[Row], out_dir: Path) -> list[Path]:
             continue
         figure, axis = plt.subplots(figsize=(9, 0.35 * len(chosen) + 1.5))
         labels = [f"{r.variant}: {r.contender}" for r in chosen]
-        errors = [[r.throughput - r.throughput * r.median_s / r.high_s for r in chosen],
-                  [r.throughput * r.median_s / r.low_s - r.throughput for r in chosen]]
+        errors = [
+            [r.throughput - r.throughput * r.median_s / r.high_s for r in chosen],
+            [r.throughput * r.median_s / r.low_s - r.throughput for r in chosen],
+        ]
         colors = ["tab:green" if r.contender.startswith("kbt") else "tab:gray" for r in chosen]
         axis.barh(labels, [r.throughput for r in chosen], xerr=errors, color=colors)
         axis.invert_yaxis()
@@ -153,9 +168,11 @@ def plot(rows: Sequence[Row], out_dir: Path) -> list[Path]:
             if by_workers:
                 workers = [int(r.variant.split()[0]) for r in by_workers]
                 worker_axis.plot(workers, [r.throughput for r in by_workers], marker="o", label=contender)
-        for axis, title, ylabel in ((size_axis, "throughput vs input rows", "records/s"),
-                                    (rss_axis, "peak RSS vs input rows", "MiB"),
-                                    (worker_axis, "throughput vs workers", "records/s")):
+        for axis, title, ylabel in (
+            (size_axis, "throughput vs input rows", "records/s"),
+            (rss_axis, "peak RSS vs input rows", "MiB"),
+            (worker_axis, "throughput vs workers", "records/s"),
+        ):
             axis.set_title(title)
             axis.set_ylabel(ylabel)
             axis.legend()

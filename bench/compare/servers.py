@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-
 from bench.compare.storage import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,16 +52,41 @@ def model_server(workload: str, model_dir: Path, workers: int, log: Path) -> Ite
         BENCH_MODEL_DIR=str(model_dir),
     )
     if workload == "heart":
-        command = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-                   "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
+        command = [
+            str(bin_dir / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(model_dir),
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(workers),
+        ]
         description = f"mlflow models serve --env-manager local -w {workers}"
     else:
-        command = [str(bin_dir / "uvicorn"), "bench.compare.invocations_server:app", "--host", "127.0.0.1",
-                   "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+        command = [
+            str(bin_dir / "uvicorn"),
+            "bench.compare.invocations_server:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ]
         description = f"uvicorn bench.compare.invocations_server --workers {workers}"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as log_file:
-        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_ready(base, process, log)

@@ -79,7 +79,9 @@ class Store:
         if not self.is_s3:
             return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
         names: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        ):
             names.extend(obj["Key"].removeprefix(self.prefix) for obj in page.get("Contents", []))
         return sorted(names)
 

@@ -20,7 +20,8 @@ class MnistMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(x.shape[0], -1)
-        return self.out(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+        logits: torch.Tensor = self.out(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+        return logits
 
 
 class Bottleneck(nn.Module):
@@ -70,7 +71,8 @@ class ResNet50(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.blocks(self.stem(x))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(features, 1), 1))
+        logits: torch.Tensor = self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(features, 1), 1))
+        return logits
 
 
 class MnistDigits(MnistMLP):

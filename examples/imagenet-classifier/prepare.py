@@ -16,7 +16,9 @@ import argparse
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -44,14 +46,22 @@ def save_keras_model(model_dir: Path) -> Path:
 
 
 def save_mlflow_model(keras_path: Path, target: Path) -> None:
-    import mlflow.pyfunc
     import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
-    from mlflow_model import ResNet50Top5
 
     shutil.rmtree(target, ignore_errors=True)
     signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (-1, *IMAGE_SIZE, 3))]))
+    with warnings.catch_warnings():
+        # The explicit tensor signature replaces MLflow's type-hint and input-example inference.
+        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+        _save_pyfunc(target, keras_path, signature)
+
+
+def _save_pyfunc(target: Path, keras_path: Path, signature: Any) -> None:
+    import mlflow.pyfunc
+    from mlflow_model import ResNet50Top5
+
     mlflow.pyfunc.save_model(
         str(target),
         python_model=ResNet50Top5(),

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chaos.bad_inputs import good_csv
 from kbt.api.models import BatchTransformJob, Model
 from kbt.resolved import ResolvedJob
 from kbt.runner.resolve import resolve_job
-
-from chaos.bad_inputs import good_csv
 
 SCORE_PY = """\
 def init():
@@ -95,7 +94,7 @@ def run_shard_process(
     full_env.pop("JOB_COMPLETION_INDEX", None)
     command = [sys.executable, "-m", "kbt.runner", "--job", str(job_path), "--index", str(index),
                "--shards", str(shards), "--split-bytes", str(split_bytes)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=job_path.parent)
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=job_path.parent)
     reason = termination.read_text().strip() if termination.exists() else ""
     return ShardRun(done.returncode, reason, done.stdout + done.stderr)
 

@@ -99,7 +99,7 @@ def clean_run(base: ResolvedJob, root: Path, shards: int, split: int) -> tuple[l
     for index in range(shards):
         pids[index] = _fork_shard(job, index, shards, split, work / f"writes-{index}")
     durations, codes = [], []
-    for index, pid in pids.items():
+    for pid in pids.values():
         codes.append(_wait(pid))
         durations.append(time.monotonic() - started)
     if any(codes):

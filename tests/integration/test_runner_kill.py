@@ -159,3 +159,27 @@ def test_kbt_run_with_model_document(tmp_path: Path) -> None:
     failed = CliRunner().invoke(app, ["run", str(missing), "--output", str(tmp_path / "out2")])
     assert failed.exit_code == 3
     assert "no input objects found" in failed.output
+
+
+def test_sigterm_stops_with_the_stopped_code(tmp_path: Path) -> None:
+    data, model = _inputs(tmp_path), _model(tmp_path)
+    termination = tmp_path / "termination"
+    env = {
+        **os.environ,
+        "KBT_TERMINATION_LOG": str(termination),
+        "JOB_COMPLETION_INDEX": "1",
+        "SCORE_SLEEP": "0.5",
+        "KBT_PROGRESS_INTERVAL": "0.2",
+        "KBT_SHARD_MAP": "1,0",
+    }
+    job = _write_job(tmp_path / "job.json", _job(data, model, tmp_path / "out", append=False))
+    command = [sys.executable, "-m", "kbt.runner", "--job", str(job), "--split-bytes", "1500"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = tmp_path / "out" / "_kbt" / "progress" / "shard-00000.json"  # shard map: index 1 -> shard 0
+    deadline = time.monotonic() + 60
+    while not (progress.exists() and json.loads(progress.read_text())["state"] == "running"):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 6
+    assert termination.read_text().strip() == "stopped by SIGTERM"

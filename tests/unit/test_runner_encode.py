@@ -38,3 +38,36 @@ def test_filters() -> None:
     assert apply_json(compile_filter("$.features", "inputFilter"), {"features": [1, 2]}) == [1, 2]
     with pytest.raises(ConfigError, match="invalid JSONPath"):
         compile_filter("$[[", "inputFilter")
+
+
+def test_reporter_disables_a_failing_sink_and_keeps_the_others() -> None:
+    from kbt.runner.progress import Reporter, ShardStats
+
+    class Broken:
+        def publish(self, report: dict[str, object]) -> None:
+            raise OSError("ConfigMap API unreachable")
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.reports: list[dict[str, object]] = []
+
+        def publish(self, report: dict[str, object]) -> None:
+            self.reports.append(report)
+
+    stats = ShardStats(index=4, records_processed=10, records_failed=1, bytes_total=100, bytes_done=40)
+    recorder = Recorder()
+    reporter = Reporter(stats, [Broken(), recorder], interval=60)
+    reporter.publish()
+    stats.state = "completed"
+    reporter.publish()
+    assert [r["state"] for r in recorder.reports] == ["starting", "completed"]
+    report = recorder.reports[-1]
+    assert {
+        k: report[k] for k in ("index", "recordsProcessed", "recordsFailed", "bytesProcessed", "bytesTotal")
+    } == {
+        "index": 4,
+        "recordsProcessed": 10,
+        "recordsFailed": 1,
+        "bytesProcessed": 40,
+        "bytesTotal": 100,
+    }

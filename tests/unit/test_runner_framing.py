@@ -112,3 +112,13 @@ def test_assign_is_contiguous_and_balanced() -> None:
     assert [owners.count(s) for s in range(4)] == [25, 25, 25, 25]
     assert assign([5, 1000, 5], 3) == [0, 1, 2]
     assert assign([0, 0, 0, 0], 2) == [0, 0, 1, 1]
+
+
+def test_oversized_lines_are_skipped_not_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(framing, "READ_CHUNK", 16)
+    data = b"ok\n" + b"x" * 200 + b"\nafter\n" + b"y" * 100
+    records = list(line_records(io.BytesIO(data), max_record=50))
+    assert records[0] == (b"ok", 0)
+    assert isinstance(records[1][0], framing.OversizedRecord) and records[1][1] == 3
+    assert records[2] == (b"after", 204)
+    assert isinstance(records[3][0], framing.OversizedRecord) and records[3][1] == 210

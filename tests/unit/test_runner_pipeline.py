@@ -369,7 +369,10 @@ def test_json_array_documents_and_csv_without_split_type(tmp_path: Path) -> None
     (data / "one.json").write_text('{"a": 10, "b": 1}')
     (data / "broken.json").write_text('{"a": ')
     out = tmp_path / "out"
-    run_all(make_job(data, out, transformInput={"contentType": "application/json", "splitType": "None"}), SumPredictor())
+    run_all(
+        make_job(data, out, transformInput={"contentType": "application/json", "splitType": "None"}),
+        SumPredictor(),
+    )
     assert lines(out / "doc.json.out") == ["3.0", "7.0"]
     assert lines(out / "one.json.out") == ["11.0"]
     (error,) = [json.loads(line) for line in lines(out / "_errors/broken.json.errors.jsonl")]

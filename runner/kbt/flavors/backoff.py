@@ -7,7 +7,6 @@ raises ``DeviceOutOfMemoryError``. The outputs of the halves are joined back in 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -15,8 +14,9 @@ import pandas as pd
 
 from kbt.flavors.base import ModelInput, ModelOutput
 from kbt.flavors.errors import DeviceOutOfMemoryError
+from kbt.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 OOM_ERROR_NAMES = frozenset({"OutOfMemoryError", "ResourceExhaustedError"})
 OOM_MESSAGES = ("out of memory", "cuda_error_out_of_memory", "resource exhausted")
@@ -68,7 +68,7 @@ def predict_with_backoff(
             where = f"{batch.records[0].source} record {batch.records[0].index}" if batch.records else "?"
             raise DeviceOutOfMemoryError(f"out of device memory on a single record ({where}): {exc}") from exc
         half = len(batch) // 2
-        log.warning("out of device memory on %d records: retrying in halves of %d", len(batch), half)
+        log.warning("out of device memory: retrying in halves", records=len(batch), half=half)
     first = predict_with_backoff(predict, slice_batch(batch, 0, half), release_memory)
     second = predict_with_backoff(predict, slice_batch(batch, half, len(batch)), release_memory)
     return join_rows(first, second)

@@ -14,7 +14,6 @@ entry per record; ``None`` (the script wrote its own outputs) gives rows without
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import shutil
 import sys
@@ -31,8 +30,9 @@ from kbt.api.models import ContentType
 from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadError, ModelOutput, Record
 from kbt.flavors.loading import add_code_paths, model_directory
 from kbt.flavors.outputs import expect_rows
+from kbt.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MINI_BATCH_MODE = "KBT_MINI_BATCH"
 TABULAR = frozenset(
@@ -197,5 +197,5 @@ def load(ctx: LoadContext) -> ScoringScriptPredictor:
         raise ModelLoadError(f"{script.name} init() failed: {_last_frame(exc)}") from exc
     scratch = ctx.scratch_dir / "custom-inputs"
     scratch.mkdir(parents=True, exist_ok=True)
-    log.info("scoring script %s initialised (model dir %s)", script, model_dir)
+    log.info("scoring script initialised", script=str(script), model_dir=str(model_dir))
     return ScoringScriptPredictor(module, script, scratch, files_for_tabular=mode == "files")

@@ -7,17 +7,17 @@ apply on GPU only: on CPU models run in fp32 (half precision is slower there, an
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kbt.api.models import DevicePreference, ModelSpec, Precision
 from kbt.flavors.base import ModelLoadError
+from kbt.log import get_logger
 
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 NVIDIA_PROC = Path("/proc/driver/nvidia/gpus")
 
@@ -63,7 +63,7 @@ def torch_dtype(spec: ModelSpec, device: str) -> torch.dtype:
     if spec.precision == Precision.FP32:
         return torch.float32
     if not device.startswith("cuda"):
-        log.info("precision %s ignored on CPU: running in fp32", spec.precision)
+        log.info("precision ignored on CPU: running in fp32", precision=spec.precision)
         return torch.float32
     return torch.float16 if spec.precision == Precision.FP16 else torch.bfloat16
 

@@ -10,7 +10,6 @@ unpacked.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +19,9 @@ from urllib.parse import unquote, urlparse
 
 from kbt.api.models import Flavor, ModelSpec
 from kbt.flavors.base import ModelLoadError
+from kbt.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
@@ -120,7 +120,7 @@ def _download_prefix(client: Any, bucket: str, prefix: str, keys: list[str], tar
 
     with ThreadPoolExecutor(max_workers=min(DOWNLOAD_THREADS, len(keys))) as pool:
         list(pool.map(download, keys))
-    log.info("fetched %d model files from s3://%s/%s", len(keys), bucket, prefix)
+    log.info("fetched model files", files=len(keys), uri=f"s3://{bucket}/{prefix}")
     return target
 
 

@@ -9,7 +9,6 @@ MLflow PyTorch models are told the device kbt chose.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,9 @@ from kbt.flavors.fetch import is_mlflow_uri
 from kbt.flavors.loading import add_code_paths
 from kbt.flavors.mlflow_schema import conform_frame, conform_tensor
 from kbt.flavors.outputs import array_rows, expect_rows
+from kbt.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 WHAT = "the MLflow model"
 
@@ -115,5 +115,5 @@ def load(ctx: LoadContext) -> MlflowPredictor:
         model = mlflow.pyfunc.load_model(str(model_dir), model_config=config)
     except Exception as exc:
         raise ModelLoadError(f"cannot load MLflow model {ctx.spec.uri}: {type(exc).__name__}: {exc}") from exc
-    log.info("loaded MLflow model %s (flavors %s) on %s", ctx.spec.uri, ", ".join(flavors), device)
+    log.info("loaded MLflow model", uri=ctx.spec.uri, flavors=sorted(flavors), device=device)
     return MlflowPredictor(model, device)

@@ -9,7 +9,6 @@ Softmax and the like are the model's business. Out-of-memory batches are retried
 
 from __future__ import annotations
 
-import logging
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,8 +26,9 @@ from kbt.flavors.device import torch_device, torch_dtype
 from kbt.flavors.errors import InputSchemaError
 from kbt.flavors.loading import add_code_paths, find_model_file, import_attribute, model_directory
 from kbt.flavors.outputs import array_rows, named_arrays_frame
+from kbt.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MODEL_SUFFIXES = (".pt2", ".pt", ".pth", ".ts", ".torchscript", ".safetensors", ".bin")
 WHAT = "the PyTorch model"
@@ -176,5 +176,5 @@ def load(ctx: LoadContext) -> TorchPredictor:
         if dtype != torch.float32:
             module.to(dtype)
         dtype = _parameter_dtype(module)
-    log.info("loaded PyTorch model %s on %s (%s)", path.name, device, dtype)
+    log.info("loaded PyTorch model", file=path.name, device=device, dtype=str(dtype))
     return TorchPredictor(module, device, dtype)

@@ -8,7 +8,6 @@ column is an ``InputSchemaError``, extra columns (ids, labels) are ignored.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadEr
 from kbt.flavors.errors import InputSchemaError
 from kbt.flavors.loading import add_code_paths, find_model_file, model_directory
 from kbt.flavors.outputs import array_rows
+from kbt.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MODEL_SUFFIXES = (".skops", ".joblib", ".pkl", ".pickle", ".sav")
 
@@ -35,7 +35,7 @@ def load_estimator(path: Path) -> Any:
             import skops.io
 
             trusted = skops.io.get_untrusted_types(file=path)
-            log.info("trusting skops types of %s: %s", path.name, ", ".join(trusted) or "none")
+            log.info("trusting skops types", file=path.name, types=trusted)
             return skops.io.load(path, trusted=trusted)
         return joblib.load(path)
     except Exception as exc:

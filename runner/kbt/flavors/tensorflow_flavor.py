@@ -11,7 +11,6 @@ same names. Tensors are reshaped to the model's input shape when only the layout
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,9 @@ from kbt.flavors.device import keras_dtype_policy, tensorflow_device
 from kbt.flavors.errors import InputSchemaError
 from kbt.flavors.loading import add_code_paths, find_model_file, model_directory
 from kbt.flavors.outputs import array_rows, named_arrays_frame
+from kbt.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 WHAT = "the TensorFlow model"
@@ -145,7 +145,7 @@ def _restore_saved_model(path: Path) -> Any:
     except Exception as first_error:  # Keras 2 SavedModels with optimizer slots Keras 3 cannot revive
         from tensorflow.python.saved_model import load_v1_in_v2
 
-        log.info("tf.saved_model.load failed (%s); loading the serving graph instead", first_error)
+        log.info("tf.saved_model.load failed: loading the serving graph instead", error=str(first_error))
         try:
             return load_v1_in_v2.load(str(path), tags=["serve"])
         except Exception as exc:
@@ -177,7 +177,7 @@ def load(ctx: LoadContext) -> TensorFlowPredictor:
         if ctx.local_path.is_dir() and (ctx.local_path / "saved_model.pb").is_file():
             if keras_dtype_policy(ctx.spec, device):
                 log.info(
-                    "precision %s ignored for a SavedModel: its graph fixes the dtypes", ctx.spec.precision
+                    "precision ignored for a SavedModel: its graph fixes dtypes", precision=ctx.spec.precision
                 )
             predictor = _load_saved_model(ctx.local_path, device)
         else:
@@ -192,5 +192,5 @@ def load(ctx: LoadContext) -> TensorFlowPredictor:
         raise ModelLoadError(
             f"cannot load TensorFlow model {ctx.local_path}: {type(exc).__name__}: {exc}"
         ) from exc
-    log.info("loaded TensorFlow model %s on %s", ctx.local_path, device)
+    log.info("loaded TensorFlow model", path=str(ctx.local_path), device=device)
     return predictor

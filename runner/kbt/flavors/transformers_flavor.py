@@ -12,7 +12,6 @@ Within a mini-batch texts are sorted by length, batched by ``generation.batch_si
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadEr
 from kbt.flavors.device import torch_device, torch_dtype
 from kbt.flavors.errors import InputSchemaError, RecordsRejected
 from kbt.flavors.outputs import array_rows, jsonable
+from kbt.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 TEXT_COLUMNS = ("text", "inputs")
 DEFAULT_BATCH_SIZE = 16
@@ -190,7 +190,7 @@ def load(ctx: LoadContext) -> EncoderPredictor | PipelinePredictor:
         raise
     except Exception as exc:
         raise ModelLoadError(f"cannot load transformers model {model_dir} for task {task}: {exc}") from exc
-    log.info("loaded transformers pipeline %s from %s on %s", task, model_dir, device)
+    log.info("loaded transformers pipeline", task=task, path=str(model_dir), device=device)
     return PipelinePredictor(pipe, device, batch_size, options)
 
 
@@ -211,7 +211,7 @@ def _load_encoder(
         model_class = transformers.AutoModelForSeq2SeqLM
     model = model_class.from_pretrained(str(model_dir), dtype=dtype).to(device).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir))
-    log.info("loaded transformers %s model from %s on %s", task, model_dir, device)
+    log.info("loaded transformers model", task=task, path=str(model_dir), device=device)
     return EncoderPredictor(
         model, tokenizer, task, device, batch_size, _max_input_tokens(tokenizer, model.config), options
     )

@@ -14,6 +14,8 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
+import numpy as np
+
 from kbt.runner.crc32c import masked_crc32c
 
 READ_CHUNK = 4 * 1024 * 1024
@@ -41,13 +43,14 @@ class OversizedRecord:
         return f"record is longer than {self.limit} bytes (maxPayloadInMB); skipped"
 
 
-def line_records(
+def line_chunks(
     stream: BinaryIO, csv_quotes: bool = False, max_record: int | None = None
-) -> Iterator[tuple[bytes | OversizedRecord, int]]:
-    """Records separated by newlines; with ``csv_quotes`` a quoted newline does not end one.
+) -> Iterator[tuple[list[bytes | OversizedRecord], list[int]]]:
+    """Records separated by newlines, a list per chunk read: (records, their offsets).
 
-    A record longer than ``max_record`` is never held in memory: its bytes are skipped up to
-    the next newline and an ``OversizedRecord`` is yielded at its offset.
+    With ``csv_quotes`` a quoted newline does not end a record. A record longer than
+    ``max_record`` is never held in memory: its bytes are skipped up to the next newline and an
+    ``OversizedRecord`` stands in its place.
     """
     pending = b""  # an incomplete record carried between chunks
     pending_offset = 0
@@ -55,30 +58,48 @@ def line_records(
     skipping: int | None = None  # offset of the oversized record being skipped
     while chunk := stream.read(READ_CHUNK):
         chunk_offset, position = position, position + len(chunk)
+        records: list[bytes | OversizedRecord] = []
+        offsets: list[int] = []
         if skipping is not None:
             newline = chunk.find(b"\n")
             if newline == -1:
                 continue
-            yield OversizedRecord(max_record or 0), skipping
+            records.append(OversizedRecord(max_record or 0))
+            offsets.append(skipping)
             skipping, chunk, chunk_offset = None, chunk[newline + 1 :], chunk_offset + newline + 1
         data = pending + chunk
         offset = pending_offset if pending else chunk_offset
         lines = data.split(b"\n")
-        tail = lines.pop()
+        pending = lines.pop()
         if csv_quotes and b'"' in data:
-            lines, tail = _join_quoted(lines, tail)
-        for line in lines:
-            record = _strip_cr(line)
-            if record:
-                yield record, offset
-            offset += len(line) + 1
-        pending, pending_offset = tail, offset
+            lines, pending = _join_quoted(lines, pending)
+        starts = (np.cumsum([0, *map(len, lines)]) + np.arange(len(lines) + 1) + offset).tolist()
+        pending_offset = starts[-1]
+        if b"\r" in data:
+            lines = [_strip_cr(line) for line in lines]
+        if all(lines):
+            records.extend(lines)
+            offsets.extend(starts[:-1])
+        else:
+            kept = [(line, start) for line, start in zip(lines, starts, strict=False) if line]
+            records.extend(line for line, _ in kept)
+            offsets.extend(start for _, start in kept)
         if max_record is not None and len(pending) > max_record:
             skipping, pending = pending_offset, b""
+        if records:
+            yield records, offsets
     if skipping is not None:
-        yield OversizedRecord(max_record or 0), skipping
+        yield [OversizedRecord(max_record or 0)], [skipping]
     elif pending.strip(b"\r"):
-        yield _strip_cr(pending), pending_offset
+        yield [_strip_cr(pending)], [pending_offset]
+
+
+def line_records(
+    stream: BinaryIO, csv_quotes: bool = False, max_record: int | None = None
+) -> Iterator[tuple[bytes | OversizedRecord, int]]:
+    """``line_chunks`` one record at a time."""
+    for records, offsets in line_chunks(stream, csv_quotes, max_record):
+        yield from zip(records, offsets, strict=True)
 
 
 def _join_quoted(lines: list[bytes], tail: bytes) -> tuple[list[bytes], bytes]:

@@ -17,17 +17,20 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from itertools import repeat
+from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from kbt.api.models import BatchStrategy, ContentType, SplitType
 from kbt.flavors.base import Record
 from kbt.resolved import ResolvedJob
+from kbt.runner.errors import InputError
 from kbt.runner.framing import (
     Framed,
     FramingError,
-    OversizedRecord,
+    line_chunks,
     line_records,
     recordio_records,
     tfrecord_records,
@@ -39,6 +42,7 @@ from kbt.runner.storage import Store
 HEADER_PROBE = 1024 * 1024
 # Row formats are read row by row even with splitType None (then the object is just never split),
 # so every row still gets its own prediction.
+Chunk = tuple[list[Any], list[int]]
 ROW_TYPES = {ContentType.CSV, ContentType.JSONLINES, ContentType.X_JSONLINES}
 MIB = 1024 * 1024
 
@@ -102,29 +106,10 @@ class ItemReader:
         if ContentType(spec.transformInput.contentType) in PARQUET_TYPES:
             yield from self._parquet_batches(first_seq, count_limit)
             return
-        payload_limit = spec.maxPayloadInMB * MIB
-        seq = first_seq
-        batch = Batch(seq, self.item, [], [])
-        payload = 0
-        for index, (data, offset) in enumerate(self._framed()):
-            if isinstance(data, FramingError | OversizedRecord):
-                batch.rejected.append((index, offset, str(data)))
-                continue
-            if payload_limit and len(data) > payload_limit:
-                reason = f"record is {len(data)} bytes, more than maxPayloadInMB ({spec.maxPayloadInMB} MB)"
-                batch.rejected.append((index, offset, reason))
-                continue
-            if batch.records and (
-                len(batch.records) >= count_limit or (payload_limit and payload + len(data) > payload_limit)
-            ):
-                yield batch
-                seq += 1
-                batch, payload = Batch(seq, self.item, [], []), 0
-            batch.records.append(Record(self.item.name, index, data))
-            batch.offsets.append(offset)
-            payload += len(data)
-        if batch.records or batch.rejected:
-            yield batch
+        packer = _Packer(self.item, first_seq, count_limit, spec.maxPayloadInMB)
+        for records, offsets in self._chunks():
+            yield from packer.add(records, offsets)
+        yield from packer.finish()
 
     def _open(self, start: int, end: int | None) -> BinaryIO:
         self.counter = CountingReader(self.store.open(self.item.key, start, end))
@@ -133,47 +118,47 @@ class ItemReader:
             return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
         return raw
 
-    def _framed(self) -> Iterator[tuple[bytes | FramingError, int]]:
-        """(record bytes or the framing error that ended the object, absolute offset)."""
+    def _chunks(self) -> Iterator[Chunk]:
+        """Records with absolute offsets, a list at a time; a framing error that ends the object
+        comes last, in place of a record."""
         transform = self.job.spec.transformInput
         content = ContentType(transform.contentType)
         item = self.item
         ranged = item.is_split and content != ContentType.CSV and transform.splitType == SplitType.LINE
-        aligned = ranged and item.start > 0
-        base = item.start - 1 if aligned else item.start
+        base = item.start - 1 if ranged and item.start > 0 else item.start
         stream = self._open(base, None if ranged else item.end)
-        records: Iterator[tuple[bytes | OversizedRecord, int]]
+        chunks: Iterator[Chunk]
         if transform.splitType == SplitType.LINE or content in ROW_TYPES:
-            limit = spec_limit if (spec_limit := self.job.spec.maxPayloadInMB * MIB) else None
-            records = line_records(stream, csv_quotes=content == ContentType.CSV, max_record=limit)
+            limit = self.job.spec.maxPayloadInMB * MIB or None
+            chunks = line_chunks(stream, csv_quotes=content == ContentType.CSV, max_record=limit)
         elif transform.splitType == SplitType.RECORDIO:
-            records = recordio_records(stream)
+            chunks = (([data], [offset]) for data, offset in recordio_records(stream))
         elif transform.splitType == SplitType.TFRECORD:
-            records = tfrecord_records(stream)
+            chunks = (([data], [offset]) for data, offset in tfrecord_records(stream))
         else:
-            records = self._documents(stream, content)
+            chunks = (([data], [offset]) for data, offset in self._documents(stream, content))
         header_pending = content == ContentType.CSV and transform.csv.header and item.start == 0
-        last = 0
+        last = base
         try:
             with stream:
-                for data, relative in records:
-                    offset = base + relative
-                    if aligned and relative == 0:
-                        continue  # the line straddling the range start belongs to the previous range
-                    if ranged and item.end is not None and offset >= item.end:
-                        break
-                    last = offset
+                for found, relative in chunks:
+                    records, offsets = found, [base + r for r in relative] if base else relative
                     if header_pending:
-                        self.header, header_pending = _csv_header(data, transform.csv.delimiter), False
-                        continue
-                    yield data, offset
+                        header_pending = False
+                        if not isinstance(records[0], bytes):
+                            raise InputError(f"{self.store.uri(item.key)}: CSV header {records[0]}")
+                        self.header = _csv_header(records[0], transform.csv.delimiter)
+                        records, offsets = records[1:], offsets[1:]
+                    if ranged:
+                        records, offsets, done = _within(records, offsets, item.start, item.end)
+                    if offsets:
+                        last = offsets[-1]
+                        yield records, offsets
+                    if ranged and done:
+                        return
         except (FramingError, OSError, EOFError, zlib.error) as exc:
-            yield (
-                FramingError(
-                    f"unreadable from here on ({type(exc).__name__}: {exc}); rest of object skipped"
-                ),
-                last,
-            )
+            reason = f"unreadable from here on ({type(exc).__name__}: {exc}); rest of object skipped"
+            yield [FramingError(reason)], [last]
 
     def _documents(self, stream: BinaryIO, content: ContentType) -> Iterator[Framed]:
         data = stream.read()
@@ -200,6 +185,74 @@ class ItemReader:
             self.parquet_bytes = self.item.weight * index // total_rows
 
 
+def _within(
+    records: list[Any], offsets: list[int], start: int, end: int | None
+) -> tuple[list[Any], list[int], bool]:
+    """The records that start inside [start, end), and whether the range is finished."""
+    keep = [i for i, offset in enumerate(offsets) if offset >= start and (end is None or offset < end)]
+    finished = end is not None and bool(offsets) and offsets[-1] >= end
+    return [records[i] for i in keep], [offsets[i] for i in keep], finished
+
+
+class _Packer:
+    """Packs records into mini-batches bounded by count and payload bytes, in bulk."""
+
+    def __init__(self, item: WorkItem, first_seq: int, count_limit: int, payload_mb: int) -> None:
+        self.item, self.seq, self.count_limit = item, first_seq, count_limit
+        self.payload_mb, self.payload_limit = payload_mb, payload_mb * MIB
+        self.index = 0  # record number within the item
+        self._reset()
+
+    def _reset(self) -> None:
+        self.records: list[Record] = []
+        self.offsets: list[int] = []
+        self.rejected: list[tuple[int, int, str]] = []
+        self.payload = 0
+
+    def _flush(self) -> Batch:
+        batch = Batch(self.seq, self.item, self.records, self.offsets, rejected=self.rejected)
+        self.seq += 1
+        self._reset()
+        return batch
+
+    def add(self, chunk: list[Any], offsets: list[int]) -> Iterator[Batch]:
+        position, count = 0, len(chunk)
+        name = self.item.name
+        while position < count:
+            if chunk[position].__class__ is not bytes:  # an oversized record or a framing error
+                self.rejected.append((self.index + position, offsets[position], str(chunk[position])))
+                position += 1
+                continue
+            # only a chunk's first entry can stand in for a record (see line_chunks, _chunks)
+            stop = min(count, position + self.count_limit - len(self.records))
+            if self.payload_limit:
+                sizes = np.fromiter(map(len, chunk[position:stop]), dtype=np.int64, count=stop - position)
+                fitting = int(
+                    np.searchsorted(np.cumsum(sizes) + self.payload, self.payload_limit, side="right")
+                )
+                if fitting == 0 and not self.records:
+                    size = int(sizes[0])
+                    reason = f"record is {size} bytes, more than maxPayloadInMB ({self.payload_mb} MB)"
+                    self.rejected.append((self.index + position, offsets[position], reason))
+                    position += 1
+                    continue
+                stop = position + fitting
+                self.payload += int(sizes[:fitting].sum())
+            first = self.index + position
+            self.records.extend(
+                map(Record, repeat(name), range(first, first + stop - position), chunk[position:stop])
+            )
+            self.offsets.extend(offsets[position:stop])
+            position = stop
+            if len(self.records) >= self.count_limit or (position < count and self.payload_limit):
+                yield self._flush()
+        self.index += count
+
+    def finish(self) -> Iterator[Batch]:
+        if self.records or self.rejected:
+            yield self._flush()
+
+
 def _csv_header(line: bytes, delimiter: str) -> list[str]:
     import csv
 
@@ -210,5 +263,5 @@ def read_csv_header(store: Store, key: str, delimiter: str) -> list[str]:
     """Column names from the first record of a CSV object (for parts after the first)."""
     with store.open(key, 0, HEADER_PROBE) as stream:
         for data, _ in line_records(stream, csv_quotes=True):
-            return _csv_header(data, delimiter)
+            return _csv_header(data, delimiter) if isinstance(data, bytes) else []
     return []

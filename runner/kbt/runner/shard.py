@@ -228,17 +228,20 @@ def write_termination_message(message: str) -> None:
 
 def shard_index_from_env() -> int:
     """JOB_COMPLETION_INDEX, mapped through KBT_SHARD_MAP (retry Jobs run only some shards)."""
+    from kbt.runner.errors import ConfigError
+
     raw = os.environ.get("JOB_COMPLETION_INDEX")
     if raw is None:
-        from kbt.runner.errors import ConfigError
-
         raise ConfigError("no shard index: pass --index or set JOB_COMPLETION_INDEX")
-    completion = int(raw)
-    shard_map = os.environ.get("KBT_SHARD_MAP")
-    if shard_map:
+    shard_map = os.environ.get("KBT_SHARD_MAP", "")
+    try:
+        completion = int(raw)
         shards = [int(part) for part in shard_map.split(",") if part.strip()]
-        return shards[completion]
-    return completion
+        return shards[completion] if shards else completion
+    except (ValueError, IndexError):
+        raise ConfigError(
+            f"JOB_COMPLETION_INDEX={raw!r} has no shard in KBT_SHARD_MAP={shard_map!r}"
+        ) from None
 
 
 def shard_main(
