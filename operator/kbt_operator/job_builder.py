@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kbt.api.models import ResourceOverrides
 from kbt.resolved import ResolvedJob
 from kbt.runner.exitcodes import NON_RETRIABLE, ExitCode
 from kbt_operator.catalog import InstanceType
@@ -63,6 +64,10 @@ def _merge_resources(base: Mapping[str, Any], override: Mapping[str, Any] | None
         else:
             merged[key] = value
     return merged
+
+
+def _overrides(resources: ResourceOverrides | None) -> dict[str, Any] | None:
+    return resources.model_dump(exclude_none=True) if resources else None
 
 
 def _unique(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -108,7 +113,7 @@ def _container(request: JobRequest) -> dict[str, Any]:
         "imagePullPolicy": request.image_pull_policy,
         "command": ["kbt", "shard", "--job", f"{CONFIG_DIR}/{JOB_CONFIG_KEY}"],
         "env": _env(request),
-        "resources": _merge_resources(request.instance.container_resources(), spec.podOverrides.resources),
+        "resources": _merge_resources(request.instance.container_resources(), _overrides(spec.podOverrides.resources)),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -152,7 +157,7 @@ def _pod_spec(request: JobRequest) -> dict[str, Any]:
     node_selector = {**request.instance.nodeSelector, **(overrides.nodeSelector or {})}
     if node_selector:
         pod["nodeSelector"] = node_selector
-    tolerations = _unique([*request.instance.pod_tolerations(), *(overrides.tolerations or [])])
+    tolerations = _unique([*request.instance.pod_tolerations(), *(t.model_dump(exclude_none=True) for t in overrides.tolerations or [])])
     if tolerations:
         pod["tolerations"] = tolerations
     affinity = overrides.affinity or request.instance.affinity

@@ -141,7 +141,7 @@ optional_spec_fields = _optional(
     backoffLimitPerIndex=st.integers(0, 100),
     maxFailedIndexes=st.integers(0, 5),
     activeDeadlineSeconds=st.integers(1, 10**6),
-    queueName=dns_subdomains,
+    queueName=dns_labels,
     environment=env_vars,
     tags=st.lists(st.fixed_dictionaries({"key": st.text(min_size=1, max_size=8), "value": st.text(max_size=8)}), max_size=2),
     dataProcessing=_optional(

@@ -15,6 +15,7 @@ from sklearn.linear_model import LinearRegression
 from kbt.api.models import ModelSpec
 from kbt.flavors import ModelLoadError, fetch_model, load_predictor
 from kbt.flavors.base import LoadContext, ModelInput, Record
+from kbt.runner.storage import S3Settings
 
 
 def trained_model_bytes() -> tuple[bytes, LinearRegression]:
@@ -69,3 +70,15 @@ def test_missing_models_are_load_errors(s3_client, bucket: str, tmp_path: Path) 
         fetch_model(ModelSpec(uri=f"s3://{bucket}/absent", flavor="sklearn"), tmp_path)
     with pytest.raises(ModelLoadError, match="cannot fetch model s3://no-such-bucket-kbt/m"):
         fetch_model(ModelSpec(uri="s3://no-such-bucket-kbt/m", flavor="sklearn"), tmp_path)
+
+
+def test_the_jobs_endpoint_is_used_not_only_the_environment(  # type: ignore[no-untyped-def]
+    s3_client, s3_env: str, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload, _ = trained_model_bytes()
+    s3_client.put_object(Bucket=bucket, Key="by-spec/model.joblib", Body=payload)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    spec = ModelSpec(uri=f"s3://{bucket}/by-spec/model.joblib", flavor="sklearn")
+    local = fetch_model(spec, tmp_path, S3Settings(endpoint_url=s3_env, region="us-east-1"))
+    assert predict(spec, local, tmp_path) == pytest.approx([21.0])

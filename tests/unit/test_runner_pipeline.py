@@ -382,3 +382,76 @@ def test_json_array_documents_and_csv_without_split_type(tmp_path: Path) -> None
     csv_out = tmp_path / "csv-out"
     run_all(make_job(csv_in, csv_out, transformInput={"splitType": "None"}), SumPredictor())
     assert lines(csv_out / "x.csv.out") == ["3.0", "7.0"]
+
+
+@pytest.mark.parametrize(
+    ("first_row", "setting", "expected"),
+    [
+        (b"age,sex,thal", None, ["age", "sex", "thal"]),
+        (b"63,1,fixed", None, None),  # any number: data (SageMaker's headerless CSV)
+        (b"-1.5e3,abc", None, None),
+        (b"63,1,fixed", True, ["63", "1", "fixed"]),
+        (b"age,sex", False, None),
+        (b'"a,b",c', None, ["a,b", "c"]),
+    ],
+)
+def test_csv_header_detection(first_row: bytes, setting: bool | None, expected: list[str] | None) -> None:
+    from kbt.api.models import CsvOptions
+    from kbt.runner.reader import header_or_none
+
+    assert header_or_none(first_row, CsvOptions(header=setting)) == expected
+
+
+@pytest.mark.parametrize("split", [None, 40])
+def test_headerless_numeric_csv_scores_every_row_by_default(tmp_path: Path, split: int | None) -> None:
+    data = tmp_path / "in"
+    write_csv(data / "x.csv", [[i, 2 * i] for i in range(1, 21)])
+    out = tmp_path / "out"
+    run_all(make_job(data, out), SumPredictor(), shards=2 if split else 1, split=split)
+    assert lines(out / "x.csv.out") == [str(float(3 * i)) for i in range(1, 21)]
+
+
+class ScoresPredictor:
+    """Three class scores per CSV row: the row's value picks the winning class."""
+
+    device = "cpu"
+
+    def predict(self, batch: ModelInput) -> ModelOutput:
+        assert batch.frame is not None
+        winners = batch.frame.iloc[:, 0].astype(int).to_numpy() % 3
+        scores = np.full((len(winners), 3), 0.1)
+        scores[np.arange(len(winners)), winners] = 0.8
+        return scores
+
+
+def test_classify_and_include_source_in_append_row(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    write_csv(data / "a.csv", [[0], [1]], header=["v"])
+    write_csv(data / "b.csv", [[2]], header=["v"])
+    out = tmp_path / "out"
+    job = make_job(
+        data,
+        out,
+        transformOutput={"outputAction": "appendRow", "includeSource": True},
+        model={"classify": {"topK": 1}},
+    )
+    run_all(job, ScoresPredictor())
+    assert lines(out / "predictions.csv") == ["a.csv,0,0.8", "a.csv,1,0.8", "b.csv,2,0.8"]
+
+
+def test_classify_top_k_with_labels_and_shape_errors() -> None:
+    from kbt.api.models import ClassifyOptions
+    from kbt.runner.classify import top_classes
+    from kbt.runner.errors import ConfigError
+
+    frame = top_classes([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]], ClassifyOptions(topK=2, labels=["cat", "dog", "eel"]))
+    assert frame.to_dict(orient="list") == {
+        "class_1": ["dog", "cat"],
+        "probability_1": [0.7, 0.5],
+        "class_2": ["eel", "eel"],
+        "probability_2": [0.2, 0.3],
+    }
+    with pytest.raises(ConfigError, match="one row of class scores per record"):
+        top_classes([0.1, 0.2], ClassifyOptions())
+    with pytest.raises(ConfigError, match="labels has 2 names but the model returns 3"):
+        top_classes([[0.1, 0.7, 0.2]], ClassifyOptions(labels=["a", "b"]))

@@ -158,6 +158,18 @@ class LocalObjectReference(_Model):
 # ---------------------------------------------------------------------------------------------
 
 
+class ClassifyOptions(_Model):
+    """Turn each record's row of class scores into its most likely classes."""
+
+    topK: Annotated[int, Field(ge=1, le=1000)] = Field(
+        1,
+        description="How many classes per record: columns class, probability (topK 1) or class_1, probability_1, ...",
+    )
+    labels: Annotated[list[Annotated[str, Field(max_length=256)]], Field(max_length=100_000)] | None = Field(
+        None, description="Class names by score index (default: the index itself)."
+    )
+
+
 class ImagePreprocessing(_Model):
     """How image records become tensors before they reach the model."""
 
@@ -209,14 +221,17 @@ class ModelSpec(_Model):
     scoringScript: Annotated[str, Field(max_length=1024)] | None = Field(
         None, description="Custom flavor: path of a Python file with init() and run(mini_batch)."
     )
-    codePaths: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=16)] = (
-        Field(default_factory=list, description="Extra directories put on sys.path.")
+    codePaths: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=16)] = Field(
+        default_factory=list, description="Extra directories put on sys.path."
     )
     precision: Precision = Field(Precision.FP32, description="fp16/bf16 apply on GPU only.")
     device: DevicePreference = Field(DevicePreference.AUTO)
     imagePreprocessing: ImagePreprocessing | None = None
     predictMethod: Literal["predict", "predict_proba"] = Field(
         "predict", description="scikit-learn/XGBoost: which estimator method produces output."
+    )
+    classify: ClassifyOptions | None = Field(
+        None, description="The model outputs class scores: write the top classes and their scores instead."
     )
 
     @model_validator(mode="after")
@@ -273,7 +288,14 @@ class DataSource(_Model):
 
 
 class CsvOptions(_Model):
-    header: bool = Field(True, description="First row holds column names.")
+    header: bool | None = Field(
+        None,
+        description=(
+            "First row holds column names: true, false, or unset to detect it (a first row"
+            " without any numeric field is a header, so SageMaker's headerless numeric CSV and"
+            " files with a header row both work without this setting)."
+        ),
+    )
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     columns: Annotated[list[str], Field(max_length=4096)] | None = Field(
         None, description="Column names when the files have no header row."
@@ -294,8 +316,13 @@ class TransformOutput(_Model):
     assembleWith: AssembleWith = AssembleWith.LINE
     kmsKeyId: Annotated[str, Field(max_length=2048)] | None = None
     outputAction: OutputAction = OutputAction.PER_INPUT
-    appendRowFileName: Annotated[str, Field(pattern=r"^[\w.\-]+$", max_length=255)] = (
-        "predictions.csv"
+    appendRowFileName: Annotated[str, Field(pattern=r"^[\w.\-]+$", max_length=255)] = "predictions.csv"
+    includeSource: bool = Field(
+        False,
+        description=(
+            "Put the input object's name in every output row, right before the prediction (CSV"
+            " column / JSON and Parquet field `file`): which file each appendRow row came from."
+        ),
     )
 
 
@@ -365,16 +392,35 @@ class S3Connection(_Model):
 _FREE_FORM: dict[str, JsonValue] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P)?$"
+Quantity = int | Annotated[str, Field(pattern=QUANTITY, max_length=64)]
+
+
+class ResourceOverrides(_Model):
+    """Container requests/limits by resource name (cpu, memory, nvidia.com/gpu, ...)."""
+
+    requests: dict[str, Quantity] | None = None
+    limits: dict[str, Quantity] | None = None
+
+
+class Toleration(_Model):
+    """A Kubernetes toleration (same fields and meaning as core/v1 Toleration)."""
+
+    key: Annotated[str, Field(max_length=316)] | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: Annotated[str, Field(max_length=63)] | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    tolerationSeconds: int | None = None
+
+
 class PodOverrides(_Model):
     """Per-job overrides of what the instance-type catalog puts on shard pods."""
 
-    resources: dict[str, Any] | None = Field(None, json_schema_extra=_FREE_FORM)
+    resources: ResourceOverrides | None = None
     nodeSelector: dict[str, str] | None = None
-    tolerations: Annotated[list[dict[str, Any]], Field(max_length=MAX_LIST)] | None = Field(
-        None, json_schema_extra={"items": _FREE_FORM}
-    )
+    tolerations: Annotated[list[Toleration], Field(max_length=MAX_LIST)] | None = None
     affinity: dict[str, Any] | None = Field(None, json_schema_extra=_FREE_FORM)
-    serviceAccountName: Annotated[str, Field(pattern=DNS_SUBDOMAIN)] | None = None
+    serviceAccountName: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253)] | None = None
     scratchSizeLimit: Annotated[str, Field(pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)?$")] = "10Gi"
 
 
@@ -382,9 +428,7 @@ class BatchTransformJobSpec(_Model):
     """What to score, with which model, where to write, on what hardware."""
 
     # --- SageMaker operator fields ---
-    transformJobName: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] | None = (
-        None
-    )
+    transformJobName: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] | None = None
     region: Annotated[str, Field(max_length=64)] | None = Field(
         None, description="S3 region (SageMaker compatibility)."
     )
@@ -413,12 +457,10 @@ class BatchTransformJobSpec(_Model):
     miniBatchSize: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         1000, description="Records per mini-batch (Azure mini_batch_size), within maxPayloadInMB."
     )
-    errorThreshold: Annotated[int | str, Field(json_schema_extra={"pattern": ERROR_THRESHOLD})] = (
-        Field(
-            -1,
-            description="Bad records tolerated per shard before it fails: a count, a percent "
-            "such as '5%', or -1 for unlimited (Azure semantics).",
-        )
+    errorThreshold: Annotated[int | str, Field(json_schema_extra={"pattern": ERROR_THRESHOLD})] = Field(
+        -1,
+        description="Bad records tolerated per shard before it fails: a count, a percent "
+        "such as '5%', or -1 for unlimited (Azure semantics).",
     )
     retrySettings: RetrySettings = Field(default_factory=RetrySettings)
     shardCount: Annotated[int, Field(ge=1, le=10000)] | None = Field(
@@ -426,13 +468,15 @@ class BatchTransformJobSpec(_Model):
     )
     s3: S3Connection = Field(default_factory=S3Connection)
     podOverrides: PodOverrides = Field(default_factory=PodOverrides)
-    backoffLimitPerIndex: Annotated[int, Field(ge=0, le=100)] = Field(
-        2, description="Retries of each shard."
-    )
+    backoffLimitPerIndex: Annotated[int, Field(ge=0, le=100)] = Field(2, description="Retries of each shard.")
     maxFailedIndexes: Annotated[int, Field(ge=0)] | None = None
     activeDeadlineSeconds: Annotated[int, Field(ge=1)] | None = None
-    queueName: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253)] | None = Field(
-        None, description="Kueue LocalQueue; the Job is created suspended and Kueue admits it."
+    queueName: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=63)] | None = Field(
+        None,
+        description=(
+            "Kueue LocalQueue (at most 63 characters: it becomes a label value); the Job is"
+            " created suspended and Kueue admits it."
+        ),
     )
     # --- mutable while running ---
     stop: bool = Field(False, description="Stop the job: shards get their grace period.")

@@ -2,9 +2,9 @@
 
 MLflow registry and run URIs (``runs:/``, ``models:/name/version``, ``models:/name@alias``) are
 left to the mlflow flavor, which resolves them against ``MLFLOW_TRACKING_URI``; other flavors
-get such a model's artifacts downloaded here. S3 access uses boto3's usual configuration
-(credentials from the environment, ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` for MinIO and
-other S3-compatible stores). A single ``.tar.gz`` object (SageMaker's ``model.tar.gz``) is
+get such a model's artifacts downloaded here. S3 access goes through the job's S3 connection
+(``spec.s3``: endpoint, addressing style, region; credentials from the environment, which the
+pod gets from the job's Secret), the same client the data plane uses. A single ``.tar.gz`` object (SageMaker's ``model.tar.gz``) is
 unpacked.
 """
 
@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlparse
 from kbt.api.models import Flavor, ModelSpec
 from kbt.flavors.base import ModelLoadError
 from kbt.log import get_logger
+from kbt.runner.storage import S3Settings
 
 log = get_logger(__name__)
 
@@ -33,10 +34,11 @@ def is_mlflow_uri(uri: str) -> bool:
     return uri.startswith(MLFLOW_SCHEMES)
 
 
-def fetch_model(spec: ModelSpec, scratch: Path) -> Path:
+def fetch_model(spec: ModelSpec, scratch: Path, s3: S3Settings | None = None) -> Path:
     """Return a local file or directory holding the model named by ``spec.uri``.
 
-    Remote models are downloaded under ``scratch/model``. For flavor ``mlflow`` with an MLflow
+    Remote models are downloaded under ``scratch/model``; ``s3`` says where S3 is (default: the
+    environment's endpoint). For flavor ``mlflow`` with an MLflow
     URI, returns ``Path("")``: the flavor resolves it. Raises ``ModelLoadError`` naming the URI
     when nothing can be fetched.
     """
@@ -46,7 +48,7 @@ def fetch_model(spec: ModelSpec, scratch: Path) -> Path:
             return Path("")
         return _download_mlflow_artifacts(uri, _fresh_dir(scratch / "model"))
     if uri.startswith("s3://"):
-        return _fetch_s3(uri, _fresh_dir(scratch / "model"))
+        return _fetch_s3(uri, _fresh_dir(scratch / "model"), s3 or S3Settings())
     local = Path(unquote(urlparse(uri).path)) if uri.startswith("file://") else Path(uri).expanduser()
     if not local.exists():
         raise ModelLoadError(f"model not found: {uri} (no such file or directory: {local})")
@@ -75,12 +77,13 @@ def _split_s3_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-def _fetch_s3(uri: str, target: Path) -> Path:
-    import boto3
+def _fetch_s3(uri: str, target: Path, settings: S3Settings) -> Path:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from kbt.runner.s3 import client_for
+
     bucket, key = _split_s3_uri(uri)
-    client = boto3.client("s3")
+    client = client_for(settings)
     try:
         prefix = key.rstrip("/") + "/" if key else ""
         keys = _list_keys(client, bucket, prefix)

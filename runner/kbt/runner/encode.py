@@ -6,7 +6,9 @@ holds it with one entry per record. Output formats (``accept``; default: like th
 Lines for images/text/binary): CSV rows, JSON values (JSON Lines / JSON), Parquet tables. Each
 record's output is followed by ``\\n`` when assembleWith is Line, by nothing when None
 (SageMaker's rule). ``joinSource: Input`` prefixes the input row (CSV) or adds the prediction
-under ``SageMakerOutput`` (JSON); the output filter then picks from the joined row.
+under ``SageMakerOutput`` (JSON); the output filter then picks from the joined row. A Model's
+``classify`` turns class scores into top classes first (kbt.runner.classify), and
+``includeSource`` puts the input object's name (``file``) before each prediction.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from kbt.api.models import AcceptType, AssembleWith, ContentType, JoinSource
 from kbt.flavors.base import BatchRejected, ModelOutput
 from kbt.flavors.outputs import jsonable
 from kbt.resolved import ResolvedJob
+from kbt.runner.classify import top_classes
 from kbt.runner.dataproc import FilterMismatch, apply_json, compile_filter, join_json, select_positions
 from kbt.runner.decode import JSON_TYPES, Decoded
 from kbt.runner.errors import ConfigError
@@ -33,6 +36,7 @@ from kbt.runner.plan import PARQUET_TYPES
 from kbt.runner.reader import Batch
 
 PREDICTION_COLUMN = "prediction"
+SOURCE_COLUMN = "file"
 
 
 @dataclass
@@ -130,6 +134,8 @@ class Encoder:
         self.join = processing is not None and processing.joinSource == JoinSource.INPUT
         self.output_filter = compile_filter(processing.outputFilter if processing else None, "outputFilter")
         self.delimiter = job.spec.transformInput.csv.delimiter
+        self.classify = job.model.classify
+        self.include_source = job.spec.transformOutput.includeSource
         self._check_join()
 
     def _check_join(self) -> None:
@@ -147,6 +153,12 @@ class Encoder:
             )
 
     def encode(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
+        if self.classify is not None and len(rows):
+            rows = Rows(
+                frame=top_classes(rows.frame if rows.frame is not None else rows.values or [], self.classify)
+            )
+        if self.include_source:
+            rows = with_source(rows, [batch.records[p].source for p in decoded.positions])
         if self.accept == AcceptType.CSV:
             return self._csv(batch, decoded, rows)
         if self.accept == AcceptType.PARQUET:
@@ -201,6 +213,13 @@ class Encoder:
         if self.output_filter is not None:
             frame = frame.iloc[:, select_positions(self.output_filter, frame.shape[1], "outputFilter")]
         return Encoded(table=pa.Table.from_pandas(frame, preserve_index=False))
+
+
+def with_source(rows: Rows, sources: list[str]) -> Rows:
+    """``rows`` with a first column ``file``: the input object each prediction came from."""
+    frame = rows.frame_view().reset_index(drop=True)
+    frame.insert(0, SOURCE_COLUMN, sources)
+    return Rows(frame=frame)
 
 
 def _frame_records(batch: Batch, decoded: Decoded) -> list[Any]:

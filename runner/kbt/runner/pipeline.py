@@ -89,10 +89,10 @@ class Pipeline:
     # --- producer ------------------------------------------------------------------------
     def _header(self, item: WorkItem) -> list[str] | None:
         csv = self.job.spec.transformInput.csv
-        if ContentType(self.job.spec.transformInput.contentType) != ContentType.CSV or not csv.header:
+        if ContentType(self.job.spec.transformInput.contentType) != ContentType.CSV or csv.header is False:
             return None
         if item.key not in self._headers:
-            self._headers[item.key] = read_csv_header(self.input_store, item.key, csv.delimiter)
+            self._headers[item.key] = read_csv_header(self.input_store, item.key, csv)
         return self._headers[item.key]
 
     def _put(self, out: queue.Queue[Any], message: Any) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from kbt.api.models import BatchStrategy, ContentType, SplitType
+from kbt.api.models import BatchStrategy, ContentType, CsvOptions, SplitType
 from kbt.flavors.base import Record
 from kbt.resolved import ResolvedJob
 from kbt.runner.errors import InputError
@@ -137,7 +137,7 @@ class ItemReader:
             chunks = (([data], [offset]) for data, offset in tfrecord_records(stream))
         else:
             chunks = (([data], [offset]) for data, offset in self._documents(stream, content))
-        header_pending = content == ContentType.CSV and transform.csv.header and item.start == 0
+        header_pending = content == ContentType.CSV and transform.csv.header is not False and item.start == 0
         last = base
         try:
             with stream:
@@ -147,8 +147,9 @@ class ItemReader:
                         header_pending = False
                         if not isinstance(records[0], bytes):
                             raise InputError(f"{self.store.uri(item.key)}: CSV header {records[0]}")
-                        self.header = _csv_header(records[0], transform.csv.delimiter)
-                        records, offsets = records[1:], offsets[1:]
+                        self.header = header_or_none(records[0], transform.csv)
+                        if self.header is not None:
+                            records, offsets = records[1:], offsets[1:]
                     if ranged:
                         records, offsets, done = _within(records, offsets, item.start, item.end)
                     if offsets:
@@ -259,9 +260,31 @@ def _csv_header(line: bytes, delimiter: str) -> list[str]:
     return next(csv.reader([line.decode("utf-8-sig")], delimiter=delimiter))
 
 
-def read_csv_header(store: Store, key: str, delimiter: str) -> list[str]:
-    """Column names from the first record of a CSV object (for parts after the first)."""
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def header_or_none(first_record: bytes, options: CsvOptions) -> list[str] | None:
+    """The column names in a CSV object's first record, or None when that record is data.
+
+    ``header: true`` always takes the first record, ``false`` never; unset takes it unless one
+    of its fields is a number (column names are not numbers; SageMaker CSV has no header).
+    """
+    if options.header is False:
+        return None
+    names = _csv_header(first_record, options.delimiter)
+    if options.header is None and any(_is_number(name) for name in names):
+        return None
+    return names
+
+
+def read_csv_header(store: Store, key: str, options: CsvOptions) -> list[str] | None:
+    """Column names of a CSV object, read from its first record (for parts after the first)."""
     with store.open(key, 0, HEADER_PROBE) as stream:
         for data, _ in line_records(stream, csv_quotes=True):
-            return _csv_header(data, delimiter) if isinstance(data, bytes) else []
-    return []
+            return header_or_none(data, options) if isinstance(data, bytes) else None
+    return None

@@ -60,7 +60,7 @@ def load_model(job: ResolvedJob, scratch: Path) -> Predictor:
     from kbt.flavors import fetch_model, load_predictor
 
     environment = {var.name: var.value for var in [*job.model.environment, *job.spec.environment]}
-    local = fetch_model(job.model, scratch)
+    local = fetch_model(job.model, scratch, s3_settings(job.spec))
     return load_predictor(LoadContext(job.model, local, scratch, environment=environment))
 
 

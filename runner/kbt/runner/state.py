@@ -14,6 +14,9 @@ Layout (``<out>`` = transformOutput.s3OutputPath)::
     <out>/_kbt/state/<fp>/shards/shard-NNNNN.json   done-marker of a shard (its totals)
     <out>/_kbt/state/<fp>/finalized.json  written once finalization has completed
 
+Names come from object keys and ManifestFile entries, which may hold ``.`` and ``..`` segments;
+such segments are written as ``%2E`` and ``%2E%2E`` so that every key stays under ``<out>``.
+
 A work item's output (and its errors file) is written atomically before its done-marker, so a
 shard killed at any point redoes at most the items without markers, with identical bytes.
 """
@@ -32,6 +35,16 @@ from kbt.runner.storage import ObjectNotFound, Store, directory_prefix, open_loc
 ERRORS_DIR = "_errors/"
 KBT_DIR = "_kbt/"
 MANIFEST_NAME = "_manifest.json"
+
+
+_ESCAPED_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+
+
+def contained(name: str) -> str:
+    """``name`` with its ``.``/``..`` segments escaped, so ``prefix + name`` stays under prefix."""
+    if "." not in name:
+        return name
+    return "/".join(_ESCAPED_SEGMENTS.get(segment, segment) for segment in name.split("/"))
 
 
 @dataclass(frozen=True)
@@ -75,11 +88,11 @@ class Layout:
         return self.prefix + MANIFEST_NAME
 
     def output_key(self, name: str) -> str:
-        return f"{self.prefix}{name}.out"
+        return f"{self.prefix}{contained(name)}.out"
 
     def errors_key(self, item: WorkItem) -> str:
         suffix = f".part-{item.part:05d}" if item.is_split else ""
-        return f"{self.prefix}{ERRORS_DIR}{item.name}{suffix}.errors.jsonl"
+        return f"{self.prefix}{ERRORS_DIR}{contained(item.name)}{suffix}.errors.jsonl"
 
 
 def layout_for(job: ResolvedJob, shards: int, split_bytes: int | None = None) -> Layout:
