@@ -261,6 +261,19 @@ def _kbt_succeeded_records(task: Task) -> int:
     return int(manifest["counts"]["succeeded"])
 
 
+def _kbt_loaded_seconds(task: Task) -> float:
+    """Seconds the shards needed once their model was loaded: records over the summed rates of
+    the shards' last progress reports (rate = records / time since the model was ready)."""
+    store = Store(task.output_uri, task.s3_endpoint)
+    reports = [json.loads(store.read(name)) for name in store.list() if name.startswith("_kbt/progress/")]
+    rate = sum(report["recordsPerSecond"] for report in reports)
+    return sum(report["recordsProcessed"] for report in reports) / rate if rate else float("nan")
+
+
+def _emit_kbt_result(task: Task, seconds: float) -> None:
+    emit_result(seconds=seconds, records=_kbt_succeeded_records(task), loaded_seconds=_kbt_loaded_seconds(task))
+
+
 def kbt_run(task: Task) -> None:
     import subprocess
 
@@ -269,7 +282,7 @@ def kbt_run(task: Task) -> None:
     job = write_job_yaml(task, Path(task.extra["scratch"]) / "job.yaml")
     started = time.perf_counter()
     subprocess.run([KBT, "run", str(job), "--workers", str(task.workers)], check=True, stdout=sys.stderr)
-    emit_result(seconds=time.perf_counter() - started, records=_kbt_succeeded_records(task))
+    _emit_kbt_result(task, time.perf_counter() - started)
 
 
 def kbt_shards(task: Task) -> None:
@@ -286,7 +299,7 @@ def kbt_shards(task: Task) -> None:
     failed = [index for index, shard in enumerate(shards) if shard.wait() != 0]
     if failed:
         raise SystemExit(f"kbt shard failed for indexes {failed}")
-    emit_result(seconds=time.perf_counter() - started, records=_kbt_succeeded_records(task))
+    _emit_kbt_result(task, time.perf_counter() - started)
 
 
 CONTENDERS: dict[str, Callable[[Task], None]] = {

@@ -18,6 +18,7 @@ from pathlib import Path
 from bench.compare import datasets, models
 from bench.compare.plan import Plan
 from bench.compare.procmon import ContenderFailed, run_measured
+from bench.compare.report import LOADED_SUFFIX
 from bench.compare.servers import Server, model_server
 from bench.compare.storage import S3_ENV, Store, moto_server, upload_dir
 from bench.compare.task import Task
@@ -272,9 +273,23 @@ class Harness:
                 measurement.wall_seconds.append(run.wall_seconds)
                 measurement.peak_rss_mb.append(run.peak_rss_mb)
                 measurement.records = int(run.result.get("records", 0))
+                if "loaded_seconds" in run.result:
+                    self._record_loaded(results, measurement, float(run.result["loaded_seconds"]))
                 log(
                     f"  {measurement.seconds[-1]:.2f}s  {run.peak_rss_mb:.0f} MiB  {measurement.records} records"
                 )
+
+    def _record_loaded(self, results: dict[str, Measurement], measurement: Measurement, seconds: float) -> None:
+        """kbt's time once its model is loaded, as a contender of its own (``<kbt>-loaded``)."""
+        name = f"{measurement.contender}{LOADED_SUFFIX}"
+        if name not in results:
+            results[name] = Measurement(measurement.workload, measurement.variant, name, measurement.expected_records)
+            self.measurements.append(results[name])
+        loaded = results[name]
+        loaded.seconds.append(seconds)
+        loaded.wall_seconds.append(seconds)
+        loaded.peak_rss_mb.append(measurement.peak_rss_mb[-1])
+        loaded.records = measurement.records
 
     def run(self) -> None:
         plan = self.plan

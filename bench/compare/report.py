@@ -16,10 +16,17 @@ GOALS: dict[str, dict[str, float]] = {  # workload -> contender -> minimum kbt-r
     "resnet50": {"ray": 1.0, "ceiling": 0.8},
     "text": {"ray": 1.0, "ceiling": 0.8},
 }
+# The HTTP server and the ceiling load their model before the clock starts; kbt's own timings
+# include its model load. `<kbt>-loaded` is kbt's time after the load (from its progress reports),
+# the like-for-like figure for those two.
+LOADED_SUFFIX = "-loaded"
+LOADED_GOALS = ("http", "ceiling")
 FLAT_MEMORY = 1.5  # kbt peak RSS at 100x input may be at most this multiple of the 1x RSS
 LABELS = {
     "kbt-run": "kbt run --workers N",
     "kbt-shards": "kbt shard x N (Job pods)",
+    "kbt-run-loaded": "kbt run, after model load",
+    "kbt-shards-loaded": "kbt shard x N, after model load",
     "ceiling": "ceiling: predict loop in memory",
     "http": "HTTP /invocations",
     "ray": "Ray Data map_batches",
@@ -107,12 +114,15 @@ def goal_lines(rows: Sequence[Row]) -> list[str]:
     for workload, goals in GOALS.items():
         for variant in dict.fromkeys(r.variant for r in rows if r.workload == workload):
             for contender, target in goals.items():
-                other = _find(rows, workload, variant, contender)
-                value = None if other is None else ratio(rows, other)
-                verdict = "–" if value is None else ("MET" if value >= target else "MISSED")
-                lines.append(
-                    f"| {workload} | {variant} | kbt ≥ {target}x {contender} | {_fmt(value, '{:.2f}x')} | {verdict} |"
-                )
+                kbts = ["kbt-run", *(["kbt-run" + LOADED_SUFFIX] if contender in LOADED_GOALS else [])]
+                for kbt in kbts:
+                    other = _find(rows, workload, variant, contender)
+                    value = None if other is None else ratio(rows, other, kbt)
+                    verdict = "–" if value is None else ("MET" if value >= target else "MISSED")
+                    who = "kbt" if kbt == "kbt-run" else "kbt after model load"
+                    lines.append(
+                        f"| {workload} | {variant} | {who} ≥ {target}x {contender} | {_fmt(value, '{:.2f}x')} | {verdict} |"
+                    )
     kbt_scale = [
         r
         for r in rows

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+import kbt.cli_run
 from kbt.api.crd import render_crds, write_crds
 from kbt.api.manifest import ManifestError, load_documents, validate_document
 
@@ -67,15 +68,5 @@ def crds(
         typer.echo(f"wrote {path}")
 
 
-def _register_runner_commands() -> None:
-    """`run` and `shard` live with the runner; registered here so `kbt --help` lists them."""
-    import kbt.cli_run
-
-    kbt.cli_run.register(app)
-
-
-try:
-    _register_runner_commands()
-except ImportError as exc:  # the runner package is part of kbt; this only fails in broken installs
-    if exc.name != "kbt.cli_run":
-        raise
+# `run` and `shard` live with the runner; registered here so `kbt --help` lists them.
+kbt.cli_run.register(app)

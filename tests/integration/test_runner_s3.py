@@ -131,3 +131,10 @@ def test_unreachable_s3_is_retriable(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(StorageUnavailable, match="S3 unavailable") as caught:
         run_shard(job, 0, predictor=SumPredictor(), progress_interval=60)
     assert exit_code_for(caught.value) == ExitCode.RETRIABLE
+
+
+def test_missing_output_bucket_names_the_bucket(s3_client: Any, bucket: str) -> None:
+    s3_client.put_object(Bucket=bucket, Key="in/x.csv", Body=b"a,b\n1,2\n")
+    job = s3_job(f"s3://{bucket}/in/", "s3://kbt-no-such-bucket/out")
+    with pytest.raises(Exception, match=r"s3://kbt-no-such-bucket/out/.*: bucket 'kbt-no-such-bucket' does not exist"):
+        run_shard(job, 0, predictor=SumPredictor(), progress_interval=60)

@@ -28,6 +28,8 @@ Converter = Callable[[pd.Series], tuple[pd.Series, pd.Series]]  # -> (converted,
 
 def _integers(dtype: type[np.integer[Any]]) -> Converter:
     def convert(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+        if pd.api.types.is_integer_dtype(values.dtype) and not isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+            return values.astype(dtype), pd.Series(False, index=values.index)
         numbers = pd.to_numeric(values, errors="coerce")
         bad = numbers.isna() | (numbers % 1 != 0)
         return numbers.where(~bad, 0).astype(dtype), bad
@@ -37,6 +39,8 @@ def _integers(dtype: type[np.integer[Any]]) -> Converter:
 
 def _floats(dtype: type[np.floating[Any]]) -> Converter:
     def convert(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+        if pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+            return values.astype(dtype), pd.Series(False, index=values.index)
         numbers = pd.to_numeric(values, errors="coerce").astype(dtype)
         return numbers, numbers.isna() & values.notna()
 
@@ -44,7 +48,10 @@ def _floats(dtype: type[np.floating[Any]]) -> Converter:
 
 
 def _strings(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    converted = values.map(lambda v: v if v is None or isinstance(v, str) or pd.isna(v) else str(v))
+    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
+        converted = values.astype(object)  # a str column: missing values are its only non-strings
+    else:
+        converted = values.map(lambda v: v if v is None or isinstance(v, str) or pd.isna(v) else str(v))
     return converted.astype(object), pd.Series(False, index=values.index)
 
 

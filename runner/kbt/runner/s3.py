@@ -117,6 +117,8 @@ class S3Store(Store):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if is_retriable(exc):
                 raise StorageUnavailable(f"S3 unavailable: {what} {self.uri(key)}: {exc}") from exc
+            if code == "NoSuchBucket":
+                raise StorageError(f"cannot {what} {self.uri(key)}: bucket {self.bucket!r} does not exist") from exc
             if code in NOT_FOUND_CODES:
                 raise ObjectNotFound(f"{self.uri(key)} does not exist") from exc
             raise StorageError(f"cannot {what} {self.uri(key)}: {code or exc}") from exc
