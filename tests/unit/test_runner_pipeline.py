@@ -444,7 +444,9 @@ def test_classify_top_k_with_labels_and_shape_errors() -> None:
     from kbt.runner.classify import top_classes
     from kbt.runner.errors import ConfigError
 
-    frame = top_classes([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]], ClassifyOptions(topK=2, labels=["cat", "dog", "eel"]))
+    frame = top_classes(
+        [[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]], ClassifyOptions(topK=2, labels=["cat", "dog", "eel"])
+    )
     assert frame.to_dict(orient="list") == {
         "class_1": ["dog", "cat"],
         "probability_1": [0.7, 0.5],
@@ -455,3 +457,43 @@ def test_classify_top_k_with_labels_and_shape_errors() -> None:
         top_classes([0.1, 0.2], ClassifyOptions())
     with pytest.raises(ConfigError, match="labels has 2 names but the model returns 3"):
         top_classes([[0.1, 0.7, 0.2]], ClassifyOptions(labels=["a", "b"]))
+
+
+class BatchSizeRecorder(SumPredictor):
+    """SumPredictor that remembers how many records each call got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def predict(self, batch: ModelInput) -> ModelOutput:
+        self.sizes.append(len(batch))
+        return super().predict(batch)
+
+
+def test_small_objects_are_predicted_in_full_mini_batches_with_outputs_per_object(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    for i in range(25):
+        write_csv(data / f"f{i:02d}.csv", [[i, 1]], header=["a", "b"])
+    write_csv(data / "g.csv", [["x", "y"]], header=["other", "cols"])  # cannot stack with the rest
+    out = tmp_path / "out"
+    predictor = BatchSizeRecorder()
+    run_all(make_job(data, out, miniBatchSize=10), predictor)
+    assert predictor.sizes == [10, 10, 5, 1]
+    assert [lines(out / f"f{i:02d}.csv.out") for i in range(25)] == [[f"{i + 1.0}"] for i in range(25)]
+    assert len(list((out / "_errors").glob("g.csv*"))) == 1  # non-numeric: its own call failed, alone
+
+
+def test_stacking_rules() -> None:
+    from kbt.flavors.base import Record
+    from kbt.runner.coalesce import concat_inputs, stack_runs
+
+    def tensor_input(shape: tuple[int, ...]) -> ModelInput:
+        return ModelInput(
+            records=[Record("x", i, b"") for i in range(shape[0])], tensor=np.zeros(shape, np.float32)
+        )
+
+    inputs = [tensor_input((2, 4)), tensor_input((3, 4)), tensor_input((1, 5)), tensor_input((1, 4))]
+    assert stack_runs(inputs) == [[0, 1], [2], [3]]
+    stacked = concat_inputs(inputs[:2])
+    assert stacked.tensor is not None and stacked.tensor.shape == (5, 4) and len(stacked.records) == 5

@@ -1,7 +1,9 @@
 """The shard's streaming pipeline: read -> decode+predict+encode -> write, overlapped.
 
-A reader thread frames records and packs mini-batches into a bounded queue; up to
-``maxConcurrentTransforms`` batches are decoded, predicted and encoded at once on a thread pool;
+A reader thread frames records and packs mini-batches into a bounded queue; consecutive small
+batches (one per small object) are grouped up to ``miniBatchSize`` records and predicted in one
+call (kbt.runner.coalesce); up to ``maxConcurrentTransforms`` groups are decoded, predicted and
+encoded at once on a thread pool;
 the calling thread takes results back in input order and writes them, committing each work
 item when its last batch is written. Queue and in-flight limits keep memory flat.
 """
@@ -17,16 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kbt.api.models import ContentType
+from kbt.api.models import BatchStrategy, ContentType
 from kbt.flavors.base import Predictor
 from kbt.log import get_logger
 from kbt.resolved import ResolvedJob
-from kbt.runner.decode import Decoder
+from kbt.runner.coalesce import concat_inputs, split_outcome, stack_runs
+from kbt.runner.decode import Decoded, Decoder
 from kbt.runner.encode import Encoded, Encoder
 from kbt.runner.errors import ErrorThresholdExceeded, InputError, Stopped
 from kbt.runner.output import ItemWriter
 from kbt.runner.plan import WorkItem
-from kbt.runner.predict import ModelRunner
+from kbt.runner.predict import ModelRunner, Outcome
 from kbt.runner.progress import ShardStats
 from kbt.runner.reader import Batch, ItemReader, read_csv_header
 from kbt.runner.state import Layout
@@ -80,6 +83,9 @@ class Pipeline:
         self.encoder = Encoder(job)
         self.model = ModelRunner(predictor, job.spec.retrySettings)
         self.concurrency = max(1, job.spec.maxConcurrentTransforms)
+        single = job.spec.batchStrategy == BatchStrategy.SINGLE_RECORD
+        self.batch_records = 1 if single else job.spec.miniBatchSize
+        self.payload_limit = job.spec.maxPayloadInMB * 1024 * 1024
         self.threshold = Threshold(job.spec.errorThreshold)
         self.reasons: set[str] = set()
         self.first_failure = ""
@@ -129,13 +135,24 @@ class Pipeline:
             yield message
 
     # --- workers -------------------------------------------------------------------------
-    def _process(self, batch: Batch, header: list[str] | None) -> BatchResult:
+    def _process_group(self, group: list[tuple[Batch, list[str] | None]]) -> list[BatchResult]:
+        """Decode each batch, predict them together when their inputs stack, encode each."""
+        decoded = [self.decoder.decode(batch, header) for batch, header in group]
+        live = [d for d in decoded if d.positions]
+        outcomes: dict[int, Outcome] = {}
+        for run in stack_runs([d.model_input for d in live]):
+            inputs = [live[i].model_input for i in run]
+            parts = split_outcome(self.model.run(concat_inputs(inputs)), [len(i) for i in inputs])
+            outcomes.update({id(live[i]): outcome for i, outcome in zip(run, parts, strict=True)})
+        return [
+            self._finish(batch, d, outcomes.get(id(d))) for (batch, _), d in zip(group, decoded, strict=True)
+        ]
+
+    def _finish(self, batch: Batch, decoded: Decoded, outcome: Outcome | None) -> BatchResult:
         failures = list(batch.rejected)
-        decoded = self.decoder.decode(batch, header)
         failures += [self._locate(batch, position, reason) for position, reason in decoded.rejected.items()]
-        if not decoded.positions:
+        if outcome is None:
             return BatchResult(Encoded(), 0, failures)
-        outcome = self.model.run(decoded.model_input)
         original = decoded.positions
         failures += [self._locate(batch, original[p], reason) for p, reason in outcome.failed.items()]
         decoded.positions = [original[p] for p in outcome.positions]
@@ -149,6 +166,26 @@ class Pipeline:
         ]
         return BatchResult(encoded, len(outcome.positions) - len(encoded.rejected), failures)
 
+    def _overflows(
+        self, group: list[tuple[Batch, list[str] | None, Future[BatchResult]]], batch: Batch
+    ) -> bool:
+        """Whether ``batch`` no longer fits the group: miniBatchSize records, maxPayloadInMB bytes."""
+        records = sum(len(b.records) for b, *_ in group) + len(batch.records)
+        payload = sum(b.payload for b, *_ in group) + batch.payload
+        return bool(group) and (
+            records > self.batch_records or bool(self.payload_limit and payload > self.payload_limit)
+        )
+
+    def _run_group(self, entries: list[tuple[Batch, list[str] | None, Future[BatchResult]]]) -> None:
+        try:
+            results = self._process_group([(batch, header) for batch, header, _ in entries])
+        except BaseException as exc:
+            for *_, placeholder in entries:
+                placeholder.set_exception(exc)
+            return
+        for (*_, placeholder), result in zip(entries, results, strict=True):
+            placeholder.set_result(result)
+
     @staticmethod
     def _locate(batch: Batch, position: int, reason: str) -> tuple[int, int, str]:
         return batch.records[position].index, batch.offsets[position], reason
@@ -161,7 +198,17 @@ class Pipeline:
         )
         producer.start()
         pending: deque[tuple[tuple[str, Any, Any], Future[BatchResult] | None]] = deque()
+        group: list[tuple[Batch, list[str] | None, Future[BatchResult]]] = []
+        submitted: list[Future[None]] = []
         writer: ItemWriter | None = None
+        queued = 0  # records of the batches in `pending`
+        in_flight_limit = self.batch_records * (self.concurrency + 1)
+
+        def submit_group(pool: ThreadPoolExecutor) -> None:
+            if group:
+                submitted.append(pool.submit(self._run_group, list(group)))
+                group.clear()
+
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="kbt-model") as pool:
             try:
                 for message in self._messages(source):
@@ -170,10 +217,24 @@ class Pipeline:
                     kind, payload, reader = message
                     if kind == "error":
                         raise payload
-                    future = pool.submit(self._process, payload, reader.header) if kind == "batch" else None
-                    pending.append((message, future))
-                    while len(pending) > self.concurrency or (pending and pending[0][1] is None):
-                        writer = self._drain(pending.popleft(), writer, on_commit)
+                    placeholder: Future[BatchResult] | None = None
+                    if kind == "batch":
+                        if self._overflows(group, payload):
+                            submit_group(pool)
+                        placeholder = Future()
+                        group.append((payload, reader.header, placeholder))
+                        queued += len(payload.records)
+                    pending.append((message, placeholder))
+                    while pending:
+                        head = pending[0][1]
+                        if head is not None and not head.done() and queued <= in_flight_limit:
+                            break
+                        if head is not None and any(entry[2] is head for entry in group):
+                            submit_group(pool)
+                        entry = pending.popleft()
+                        queued -= len(entry[0][1].records) if entry[0][0] == "batch" else 0
+                        writer = self._drain(entry, writer, on_commit)
+                submit_group(pool)
                 while pending:
                     writer = self._drain(pending.popleft(), writer, on_commit)
                 if self.stop.is_set():
@@ -182,9 +243,8 @@ class Pipeline:
                 self._abort.set()
                 if writer is not None:
                     writer.discard()
-                for _, future in pending:
-                    if future is not None:
-                        future.cancel()
+                for future in submitted:
+                    future.cancel()
 
     def _drain(
         self,
