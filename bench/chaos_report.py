@@ -24,6 +24,7 @@ SUITES = [
     "tests/integration/test_badinput_*.py",
     "tests/unit/test_fuzz_*.py",
     "tests/unit/test_security_*.py",
+    "tests/integration/test_security_*.py",
 ]
 
 

@@ -162,13 +162,20 @@ def _previous_setup(previous: Mapping[str, Any]) -> Setup | None:
     return None
 
 
+def _previous_reason(previous: Mapping[str, Any], kind: str) -> str | None:
+    for cond in previous.get("conditions") or []:
+        if cond.get("type") == kind and cond.get("reason"):
+            return str(cond["reason"])
+    return None
+
+
 def _state(job: BatchTransformJob, latest: Mapping[str, Any] | None, previous: Mapping[str, Any]) -> tuple[State, str]:
     """The transformJobStatus and the Running condition's reason."""
     spec = job.spec
     prev_state = previous.get("transformJobStatus")
     if latest is None:
         if prev_state in TERMINAL_STATES:
-            return State(prev_state), str(prev_state)
+            return State(prev_state), _previous_reason(previous, "Running") or str(prev_state)
         if spec.stop:
             return State.STOPPED, Reason.STOP_REQUESTED
         if previous.get("jobName"):

@@ -44,7 +44,7 @@ def tiny_scratch(tmp_path: Path) -> Iterator[Path]:
 
 def _job(tmp_path: Path, rows: int, script: str | None = None) -> Path:
     inputs = tmp_path / "inputs"
-    inputs.mkdir()
+    inputs.mkdir(parents=True)
     (inputs / "data.csv").write_bytes(good_csv(rows))
     model = write_model(tmp_path / "model", script) if script else write_model(tmp_path / "model")
     doc = job_document("resources", f"{inputs}/", f"{tmp_path / 'out'}/", model, miniBatchSize=500)
@@ -64,13 +64,6 @@ def test_full_scratch_disk_fails_the_shard_retriably_saying_so(tmp_path: Path, t
     assert not (tmp_path / "out" / "data.csv.out").exists() or (tmp_path / "out" / "data.csv.out").stat().st_size > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner/kbt/flavors/custom_flavor.py ScoringScriptPredictor.predict catches every Exception from "
-    "run(), MemoryError included, and turns it into BatchRejected: every record is reported as a bad record "
-    "and the shard exits 0 ('ok: 300 records, 300 failed' with the default errorThreshold -1) instead of "
-    "RETRIABLE (75), which kbt.runner.errors.exit_code_for(MemoryError) intends",
-)
 @pytest.mark.timeout(120)
 def test_model_out_of_memory_fails_the_shard_retriably_saying_so(tmp_path: Path) -> None:
     job = _job(tmp_path, rows=300, script=OOM_SCORE_PY)
@@ -79,3 +72,47 @@ def test_model_out_of_memory_fails_the_shard_retriably_saying_so(tmp_path: Path)
     record(Trial("model-oom", 0, ok, detail=f"exit {run.returncode}: {run.termination}"[:500]))
     assert run.returncode == ExitCode.RETRIABLE, (run.returncode, run.termination)
     assert "memory" in run.termination.lower(), run.termination
+    assert "data.csv record 0" in run.termination, run.termination
+
+
+CUDA_OOM_ABOVE_64_PY = """\
+import torch
+
+
+def init():
+    pass
+
+
+def run(mini_batch):
+    if len(mini_batch) > 64:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    return (mini_batch["f0"] * 2 + mini_batch["f1"] - mini_batch["f2"]).tolist()
+"""
+
+
+@pytest.mark.timeout(120)
+def test_accelerator_out_of_memory_is_retried_on_smaller_batches(tmp_path: Path) -> None:
+    clean_job = _job(tmp_path / "clean", rows=300)
+    clean = run_shard_process(clean_job, 0, 1, 64 << 20)
+    job = _job(tmp_path / "oom", rows=300, script=CUDA_OOM_ABOVE_64_PY)
+    run = run_shard_process(job, 0, 1, 64 << 20)
+    assert clean.returncode == 0, clean.termination
+    expected = (tmp_path / "clean" / "out" / "data.csv.out").read_bytes()
+    got_path = tmp_path / "oom" / "out" / "data.csv.out"
+    ok = run.returncode == 0 and got_path.exists() and got_path.read_bytes() == expected
+    record(Trial("model-oom/halving", 0, ok, detail=f"exit {run.returncode}: {run.termination}"[:500]))
+    assert run.returncode == 0, (run.returncode, run.termination, run.log[-2000:])
+    assert got_path.read_bytes() == expected
+    assert "out of device memory: retrying in halves" in run.log
+    assert not (tmp_path / "oom" / "out" / "_errors").exists()
+
+
+@pytest.mark.timeout(120)
+def test_accelerator_out_of_memory_on_a_single_record_fails_the_shard_retriably(tmp_path: Path) -> None:
+    script = CUDA_OOM_ABOVE_64_PY.replace("if len(mini_batch) > 64:", "if len(mini_batch) > 64 or (mini_batch['f0'] == 123).any():")
+    job = _job(tmp_path, rows=300, script=script)
+    run = run_shard_process(job, 0, 1, 64 << 20)
+    ok = run.returncode == ExitCode.RETRIABLE and "data.csv record 123" in run.termination
+    record(Trial("model-oom/single-record", 0, ok, detail=f"exit {run.returncode}: {run.termination}"[:500]))
+    assert run.returncode == ExitCode.RETRIABLE, (run.returncode, run.termination, run.log[-2000:])
+    assert "out of device memory on a single record (data.csv record 123)" in run.termination, run.termination

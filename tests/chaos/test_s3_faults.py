@@ -2,8 +2,11 @@
 
 At a 10% fault rate (500 InternalError, 503 SlowDown, connection resets and slow responses on
 every kind of request) each shard must still exit 0 and the outputs must equal a fault-free
-run's. When every request fails, the shard must give up with the retriable exit code and say in
-its termination message that S3 was unavailable.
+run's. One job writes outputs big enough for multipart uploads (each part's output is over
+boto3's 8 MiB multipart threshold, and the parts are composed by a server-side multipart copy),
+so faults hit CreateMultipartUpload, UploadPart(Copy) and CompleteMultipartUpload too. When every
+request (or every multipart request) fails, the shard must give up with the retriable exit code
+and say in its termination message that S3 was unavailable.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from chaos.bad_inputs import good_csv
 from chaos.jobs import (
     ShardRun,
     job_document,
@@ -23,13 +27,25 @@ from chaos.jobs import (
     write_model,
     write_small_inputs,
 )
-from chaos.s3_fault_proxy import ERROR_FAULTS, Fault, FaultPlan, S3FaultProxy
+from chaos.s3_fault_proxy import ERROR_FAULTS, Fault, FaultPlan, Operation, S3FaultProxy
 from chaos.trials import Trial, line_differences, record, trial_count
 from kbt.runner.exitcodes import ExitCode
 
 SHARDS = 2
 SPLIT_BYTES = 8 * 1024
 SEEDS = range(trial_count(quick=1, full=5))
+MULTIPART_SEEDS = range(trial_count(quick=1, full=5))
+WIDE_ROWS = 24_000  # ~290 KB of CSV: three parts of MULTIPART_SPLIT_BYTES
+MULTIPART_SPLIT_BYTES = 100 * 1024
+WIDE_SCORE_PY = """\
+def init():
+    pass
+
+
+def run(mini_batch):
+    scores = mini_batch["f0"] * 2 + mini_batch["f1"] - mini_batch["f2"]
+    return [f"{score}:" + "p" * 1200 for score in scores]
+"""  # ~1.2 KB per record: each part's output is ~9.6 MB
 
 
 def _upload_inputs(s3_client: Any, bucket: str, root: Path) -> None:
@@ -39,15 +55,16 @@ def _upload_inputs(s3_client: Any, bucket: str, root: Path) -> None:
 
 
 def _run_job(
-    tmp_path: Path, bucket: str, output: str, endpoint: str, name: str, env: dict[str, str] | None = None, shards: int = SHARDS
+    tmp_path: Path, bucket: str, output: str, endpoint: str, name: str, env: dict[str, str] | None = None,
+    shards: int = SHARDS, inputs: str = "in", split_bytes: int = SPLIT_BYTES,
 ) -> list[ShardRun]:
     """Every shard (or the first `shards`) of the job, run at once as shard processes."""
-    doc = job_document(name, f"s3://{bucket}/in/", f"s3://{bucket}/{output}/", tmp_path / "model",
+    doc = job_document(name, f"s3://{bucket}/{inputs}/", f"s3://{bucket}/{output}/", tmp_path / "model",
                        s3={"endpointUrl": endpoint, "addressingStyle": "path"}, region="us-east-1")  # fmt: skip
     job_path = tmp_path / f"{name}.json"
     make_job(job_path, doc)
     with ThreadPoolExecutor(shards) as pool:
-        return list(pool.map(lambda index: run_shard_process(job_path, index, SHARDS, SPLIT_BYTES, env), range(shards)))
+        return list(pool.map(lambda index: run_shard_process(job_path, index, SHARDS, split_bytes, env), range(shards)))
 
 
 @pytest.mark.slow
@@ -85,6 +102,60 @@ def test_job_fails_retriably_with_a_clear_reason_when_s3_always_fails(
     runs = _run_job(tmp_path, bucket, "down", fault_proxy.endpoint_url, "down", env={"KBT_S3_ATTEMPTS": "1"}, shards=1)
     ok = all(r.returncode == ExitCode.RETRIABLE and "S3 unavailable" in r.termination for r in runs)
     record(Trial("s3-faults/100%", 0, ok, detail="; ".join(f"exit {r.returncode}: {r.termination}" for r in runs)[:500]))
+    for run in runs:
+        assert run.returncode == ExitCode.RETRIABLE, (run.returncode, run.termination, run.log[-2000:])
+        assert "S3 unavailable" in run.termination and bucket in run.termination, run.termination
+        assert len(run.termination.splitlines()) == 1
+
+
+def _upload_wide_input(s3_client: Any, bucket: str) -> None:
+    s3_client.put_object(Bucket=bucket, Key="wide/data.csv", Body=good_csv(WIDE_ROWS))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("seed", MULTIPART_SEEDS)
+def test_multipart_uploads_complete_with_identical_output_at_ten_percent_faults(
+    tmp_path: Path, s3_client: Any, bucket: str, fault_proxy: S3FaultProxy, seed: int
+) -> None:
+    write_model(tmp_path / "model", WIDE_SCORE_PY)
+    _upload_wide_input(s3_client, bucket)
+    clean_runs = _run_job(tmp_path, bucket, "clean", fault_proxy.endpoint_url, "clean", inputs="wide",
+                          split_bytes=MULTIPART_SPLIT_BYTES)  # fmt: skip
+    assert [r.returncode for r in clean_runs] == [0] * SHARDS, [r.termination for r in clean_runs]
+    clean_multipart = fault_proxy.stats.requests[Operation.MULTIPART]
+    fault_proxy.plan = FaultPlan(rate=0.1, seed=seed, faults=(*ERROR_FAULTS, Fault.SLOW), slow_seconds=0.05)
+    fault_proxy.reset_stats()
+    runs = _run_job(tmp_path, bucket, "faulty", fault_proxy.endpoint_url, "faulty", inputs="wide",
+                    split_bytes=MULTIPART_SPLIT_BYTES)  # fmt: skip
+    stats = fault_proxy.stats
+    fault_proxy.plan = FaultPlan()
+    clean = s3_output_files(s3_client, bucket, "clean/")
+    got = s3_output_files(s3_client, bucket, "faulty/")
+    lost, duplicated = line_differences(clean, got)
+    multipart_faults = sum(n for (operation, _), n in stats.injected.items() if operation is Operation.MULTIPART)
+    ok = [r.returncode for r in runs] == [0] * SHARDS and got == clean
+    detail = f"{stats.total_injected} faults injected, {multipart_faults} on {stats.requests[Operation.MULTIPART]} multipart requests"
+    record(Trial("s3-faults/10% multipart", seed, ok, lost, duplicated, detail))
+    assert clean_multipart >= 8, f"the clean run made only {clean_multipart} multipart requests"
+    assert len(clean["data.csv.out"]) > 3 * 8 << 20
+    assert [r.returncode for r in runs] == [0] * SHARDS, [(r.termination, r.log[-2000:]) for r in runs]
+    assert got == clean
+    assert stats.requests[Operation.MULTIPART] >= clean_multipart and stats.total_injected > 0, detail
+
+
+@pytest.mark.timeout(300)
+def test_job_fails_retriably_with_a_clear_reason_when_multipart_uploads_always_fail(
+    tmp_path: Path, s3_client: Any, bucket: str, fault_proxy: S3FaultProxy
+) -> None:
+    write_model(tmp_path / "model", WIDE_SCORE_PY)
+    _upload_wide_input(s3_client, bucket)
+    fault_proxy.plan = FaultPlan(rate=1.0, seed=1, faults=ERROR_FAULTS, operations=frozenset({Operation.MULTIPART}))
+    runs = _run_job(tmp_path, bucket, "mp-down", fault_proxy.endpoint_url, "mp-down", env={"KBT_S3_ATTEMPTS": "2"},
+                    shards=1, inputs="wide", split_bytes=MULTIPART_SPLIT_BYTES)  # fmt: skip
+    ok = all(r.returncode == ExitCode.RETRIABLE and "S3 unavailable" in r.termination for r in runs)
+    record(Trial("s3-faults/100% multipart", 0, ok, detail="; ".join(f"exit {r.returncode}: {r.termination}" for r in runs)[:500]))
+    assert fault_proxy.stats.injected_for(Fault.RESET) + fault_proxy.stats.injected_for(Fault.INTERNAL_ERROR) > 0
     for run in runs:
         assert run.returncode == ExitCode.RETRIABLE, (run.returncode, run.termination, run.log[-2000:])
         assert "S3 unavailable" in run.termination and bucket in run.termination, run.termination

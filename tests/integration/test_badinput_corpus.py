@@ -2,7 +2,7 @@
 silently, and nothing hangs or blows up memory (a 1 GB single line, thousands of tiny objects).
 
 The corpus comes from ``chaos.bad_inputs`` and is generated per test; the model is a custom
-scoring script that sums three numeric columns.
+scoring script that sums three numeric columns (for images: one that reports each file's size).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from chaos.bad_inputs import (
     write_csv_corpus,
     write_gzip_corpus,
     write_huge_line,
+    write_image_corpus,
     write_jsonlines_corpus,
     write_many_tiny,
 )
@@ -28,9 +29,23 @@ from chaos.trials import trial_count
 HUGE_LINE_BYTES = trial_count(quick=64 << 20, full=1 << 30)  # 1 GiB under `make chaos`
 
 
-def _run(tmp_path: Path, inputs: Path, **spec: Any) -> tuple[ShardRun, Path]:
+IMAGE_SIZE_SCORE_PY = """\
+import os
+
+
+def init():
+    pass
+
+
+def run(mini_batch):
+    return [os.path.getsize(path) for path in mini_batch]
+"""
+
+
+def _run(tmp_path: Path, inputs: Path, script: str | None = None, **spec: Any) -> tuple[ShardRun, Path]:
     out = tmp_path / "out"
-    doc = job_document("badinput", f"{inputs}/", f"{out}/", write_model(tmp_path / "model"), **spec)
+    model = write_model(tmp_path / "model", script) if script else write_model(tmp_path / "model")
+    doc = job_document("badinput", f"{inputs}/", f"{out}/", model, **spec)
     make_job(tmp_path / "job.json", doc)
     return run_shard_process(tmp_path / "job.json", 0, 1, 64 << 20, timeout=480), out
 
@@ -100,6 +115,24 @@ def test_truncated_and_fake_gzip_objects_fail_with_a_clear_error(tmp_path: Path)
         assert any(o.key in run.termination for o in corpus if o.whole_object), run.termination
         return
     _check_corpus(corpus, run, out, inputs)
+
+
+@pytest.mark.timeout(120)
+def test_corrupt_and_empty_images_are_reported_with_object_and_record(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    corpus = write_image_corpus(inputs)
+    model = {"uri": str(tmp_path / "model"), "flavor": "custom", "scoringScript": "score.py",
+             "imagePreprocessing": {"colorMode": "L", "width": 4, "height": 4}}  # fmt: skip
+    run, out = _run(tmp_path, inputs, IMAGE_SIZE_SCORE_PY, model=model, transformInput={
+        "contentType": "image/png", "dataSource": {"s3DataSource": {"s3Uri": f"{inputs}/"}},
+    })  # fmt: skip
+    _check_corpus(corpus, run, out, inputs)
+    good = next(obj for obj in corpus if obj.key == "good.png")
+    assert (out / "good.png.out").read_bytes().strip() == str((inputs / good.key).stat().st_size).encode()
+    reasons = {name: entries[0]["reason"] for name, entries in _errors(out).items()}
+    assert set(reasons) == {obj.key for obj in corpus if obj.bad_records}, reasons
+    assert all("image" in reason for reason in reasons.values()), reasons
 
 
 @pytest.mark.slow

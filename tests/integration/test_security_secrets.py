@@ -1,5 +1,5 @@
 """No credential ever leaks: not into outputs, error files, the manifest, logs or the termination
-message (runner), nor into status, events or the objects the operator creates (operator).
+message (runner), nor into status, events, logs or the objects the operator creates (operator).
 
 The runner gets its S3 credentials from the environment, as a pod gets them from the Secret
 named in ``spec.s3.credentialsSecret`` (``envFrom``); a failing record and a failing shard make
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,10 @@ def test_runner_never_writes_credentials_anywhere(tmp_path: Path, s3_server: str
 
 
 @pytest.mark.timeout(120)
-async def test_operator_never_copies_credentials_into_status_events_or_objects(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_operator_never_copies_credentials_into_status_events_objects_or_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     async with ApiServer() as api, kmock.Server(api) as server:
         url = str(server.url).rstrip("/")
         monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path, url)))
@@ -100,3 +102,7 @@ async def test_operator_never_copies_credentials_into_status_events_or_objects(
             everything += api.list_objects(resource)
         assert any(o.get("kind") == "Job" or "completionMode" in json.dumps(o) for o in everything)
         assert _leaks(json.dumps(everything).encode()) == []
+    printed = capfd.readouterr()
+    logs = caplog.text + printed.out + printed.err
+    assert "leak-check" in logs, "the operator logged nothing about the job: the log check would be vacuous"
+    assert _leaks(logs.encode()) == []

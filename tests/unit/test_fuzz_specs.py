@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 
 from chaos.operator_objects import operator_objects
 from chaos.spec_strategies import fuzzed_jobs, valid_jobs
+from chaos.trials import trial_count
 from kbt.api.manifest import Document, format_path, validate_document
 from kbt_operator.catalog import UnknownInstanceTypeError
 
@@ -25,7 +26,7 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E|[eE][+-]?[0-9]+)?$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec"}
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=trial_count(quick=100, full=1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _kubernetes_problems(obj: dict[str, Any]) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -110,13 +109,6 @@ def test_malformed_index_strings_fail_with_a_value_error_naming_them(text: str) 
         assert repr(text) in str(exc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kbt_operator/status.py _state(): with no Job and a terminal previous status it returns "
-    "str(previous state) ('Stopped', 'Completed') as the Running condition's reason instead of the reason "
-    "derived the first time ('StopRequested', 'AllShardsSucceeded'), so the status changes on the next "
-    "reconcile without any change in the cluster",
-)
 def test_terminal_status_keeps_its_running_reason_when_the_job_is_gone() -> None:
     btj = {
         "apiVersion": "kbt.dev/v1alpha1",
@@ -125,8 +117,8 @@ def test_terminal_status_keeps_its_running_reason_when_the_job_is_gone() -> None
         "spec": {
             "modelName": "m",
             "stop": True,
-            "transformInput": {"dataSource": {"s3DataSource": {"s3Uri": "s3://in/x"}}},
-            "transformOutput": {"s3OutputPath": "s3://out/x"},
+            "transformInput": {"dataSource": {"s3DataSource": {"s3Uri": "s3://inputs/x"}}},
+            "transformOutput": {"s3OutputPath": "s3://outputs/x"},
             "transformResources": {"instanceCount": 1, "instanceType": "ml.m5.xlarge"},
         },
     }

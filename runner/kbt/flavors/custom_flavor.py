@@ -9,10 +9,16 @@ one record of a split file). Set ``KBT_MINI_BATCH=files`` (model environment) to
 input as files too, like Azure batch endpoints do: the records of each source are written as one
 file of the input's format, named after the source. ``run`` returns a DataFrame or a list with one
 entry per record; ``None`` (the script wrote its own outputs) gives rows without columns.
+
+Any other exception from ``run`` rejects the mini-batch (the runner isolates the bad records),
+except running out of memory, which says nothing about the records: an accelerator
+out-of-memory error is retried on halves of the mini-batch (``kbt.flavors.backoff``), and a
+``MemoryError`` (host memory) ends the shard with a retriable ``DeviceOutOfMemoryError``.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import shutil
@@ -27,7 +33,9 @@ from typing import Any
 import pandas as pd
 
 from kbt.api.models import ContentType
+from kbt.flavors.backoff import is_out_of_memory, predict_with_backoff
 from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadError, ModelOutput, Record
+from kbt.flavors.errors import DeviceOutOfMemoryError
 from kbt.flavors.loading import add_code_paths, model_directory
 from kbt.flavors.outputs import expect_rows
 from kbt.log import get_logger
@@ -90,20 +98,35 @@ class ScoringScriptPredictor:
     device: str = "cpu"
 
     def predict(self, batch: ModelInput) -> ModelOutput:
+        try:
+            return predict_with_backoff(self._predict_once, batch, _release_memory)
+        except MemoryError as exc:
+            raise DeviceOutOfMemoryError(
+                f"{self.script.name} run() ran out of host memory on the mini-batch starting at "
+                f"{self._first_record(batch)}: MemoryError: {exc}"
+            ) from exc
+
+    def _predict_once(self, batch: ModelInput) -> ModelOutput:
         work = self.scratch / f"mini-batch-{next(_batch_numbers)}"
         try:
             mini_batch = self._mini_batch(batch, work)
             try:
                 result = self.module.run(mini_batch)
             except Exception as exc:
-                first = batch.records[0]
+                if isinstance(exc, MemoryError) or is_out_of_memory(exc):
+                    raise
                 raise BatchRejected(
-                    f"{self.script.name} run() failed on the mini-batch starting at {first.source} record "
-                    f"{first.index}: {type(exc).__name__}: {exc}"
+                    f"{self.script.name} run() failed on the mini-batch starting at {self._first_record(batch)}: "
+                    f"{type(exc).__name__}: {exc}"
                 ) from exc
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return self._rows(result, batch)
+
+    @staticmethod
+    def _first_record(batch: ModelInput) -> str:
+        first = batch.records[0]
+        return f"{first.source} record {first.index}"
 
     def _mini_batch(self, batch: ModelInput, work: Path) -> pd.DataFrame | list[str]:
         if batch.frame is not None and batch.content_type in TABULAR:
@@ -138,6 +161,14 @@ class ScoringScriptPredictor:
         if isinstance(result, pd.DataFrame | pd.Series | list):
             return expect_rows(result, len(batch), what)
         raise BatchRejected(f"{what} returned {type(result).__name__}; expected a DataFrame, a list or None")
+
+
+def _release_memory() -> None:
+    """Free what a failed run() left behind before the halves are tried."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _resolve_script(reference: str, model_dir: Path | None, code_paths: list[Path]) -> Path:

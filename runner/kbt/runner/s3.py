@@ -58,6 +58,9 @@ _clients_lock = threading.Lock()
 
 def is_retriable(exc: BaseException) -> bool:
     """Transient S3 trouble: 5xx, throttling, timeouts, dropped or reset connections."""
+    if type(exc).__name__ == "S3UploadFailedError" and exc.__context__ is not None:
+        # boto3's managed upload wraps the ClientError it gave up on; judge the original.
+        return is_retriable(exc.__context__)
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
