@@ -32,6 +32,15 @@ class ShardReport:
     bytes_processed: int = 0
     bytes_total: int = 0
     records_per_second: float = 0.0
+    device: str = ""
+    updated_at: str = ""
+
+    @property
+    def percent(self) -> int | None:
+        """Bytes done of this shard's input, when the runner knows its size."""
+        if self.bytes_total <= 0:
+            return None
+        return min(100, self.bytes_processed * 100 // self.bytes_total)
 
 
 def _number(report: Mapping[str, object], field: str, kind: type[int] | type[float]) -> int | float:
@@ -59,6 +68,8 @@ def parse_report(key: str, text: str) -> ShardReport:
             bytes_processed=int(_number(report, "bytesProcessed", int)),
             bytes_total=int(_number(report, "bytesTotal", int)),
             records_per_second=float(_number(report, "recordsPerSecond", float)),
+            device=str(report.get("device") or ""),
+            updated_at=str(report.get("updatedAt") or ""),
         )
     except ValueError as exc:
         raise ValueError(f"progress entry {key!r}: {exc}") from None

@@ -6,11 +6,11 @@ shards: there completion index i runs shard KBT_SHARD_MAP[i] (the env var of the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from kbt_operator.labels import COMPLETION_INDEX_LABEL, PROGRESS_KEY_PREFIX
+from kbt_operator.labels import COMPLETION_INDEX_LABEL
+from kbt_operator.progress import ShardReport, parse_reports
 from kbt_operator.shards import SHARD_MAP_ENV, decode_shard_map
 
 _POD_PHASE_STATE = {"Pending": "Pending", "Running": "Running", "Succeeded": "Completed", "Failed": "Failed"}
@@ -33,34 +33,13 @@ class ShardPod:
         return self.waiting_reason is None
 
 
-@dataclass(frozen=True)
-class ShardProgress:
-    """One shard's entry of the progress ConfigMap (written by the runner)."""
-
-    index: int
-    state: str
-    records_processed: int = 0
-    records_failed: int = 0
-    bytes_processed: int = 0
-    bytes_total: int = 0
-    records_per_second: float = 0.0
-    device: str = ""
-    updated_at: str = ""
-
-    @property
-    def percent(self) -> int | None:
-        if self.bytes_total <= 0:
-            return None
-        return min(100, self.bytes_processed * 100 // self.bytes_total)
-
-
 @dataclass
 class Shard:
     """A shard's attempts (oldest first) and its latest progress."""
 
     index: int
     pods: list[ShardPod] = field(default_factory=list)
-    progress: ShardProgress | None = None
+    progress: ShardReport | None = None
 
     @property
     def latest(self) -> ShardPod | None:
@@ -132,33 +111,13 @@ def shard_pod(pod: dict[str, Any]) -> ShardPod | None:
     )
 
 
-def parse_progress(data: dict[str, str]) -> dict[int, ShardProgress]:
+def parse_progress(data: dict[str, str]) -> dict[int, ShardReport]:
     """The progress ConfigMap's `shard-<index>` entries; malformed entries are skipped."""
-    result: dict[int, ShardProgress] = {}
-    for key, text in data.items():
-        if not key.startswith(PROGRESS_KEY_PREFIX):
-            continue
-        try:
-            report = json.loads(text)
-            index = int(report.get("index", key.removeprefix(PROGRESS_KEY_PREFIX)))
-            result[index] = ShardProgress(
-                index=index,
-                state=str(report.get("state") or "Unknown"),
-                records_processed=int(report.get("recordsProcessed") or 0),
-                records_failed=int(report.get("recordsFailed") or 0),
-                bytes_processed=int(report.get("bytesProcessed") or 0),
-                bytes_total=int(report.get("bytesTotal") or 0),
-                records_per_second=float(report.get("recordsPerSecond") or 0.0),
-                device=str(report.get("device") or ""),
-                updated_at=str(report.get("updatedAt") or ""),
-            )
-        except (ValueError, TypeError, AttributeError):
-            continue
-    return result
+    return parse_reports(data)[0]
 
 
 def collect_shards(
-    pods: list[dict[str, Any]], progress: dict[int, ShardProgress], shard_count: int
+    pods: list[dict[str, Any]], progress: dict[int, ShardReport], shard_count: int
 ) -> dict[int, Shard]:
     """Every shard 0..shard_count-1 (plus any index seen in pods or progress), attempts sorted."""
     shards = {index: Shard(index) for index in range(shard_count)}
