@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,21 +83,37 @@ class ShardRun:
     returncode: int
     termination: str
     log: str
+    peak_rss_mib: float = 0.0  # the shard process's own peak resident set
 
 
 def run_shard_process(
     job_path: Path, index: int, shards: int, split_bytes: int, env: dict[str, str] | None = None, timeout: float = 120
 ) -> ShardRun:
-    """`python -m kbt.runner` for one shard, as `kbt run` starts it; its exit code and reason."""
+    """`python -m kbt.runner` for one shard, as `kbt run` starts it; its exit code, reason and peak RSS."""
     termination = job_path.with_name(f"termination-{index}-{os.getpid()}.txt")
     termination.unlink(missing_ok=True)
     full_env = {**os.environ, "KBT_TERMINATION_LOG": str(termination), "KBT_LOG_FORMAT": "json", **(env or {})}
     full_env.pop("JOB_COMPLETION_INDEX", None)
     command = [sys.executable, "-m", "kbt.runner", "--job", str(job_path), "--index", str(index),
                "--shards", str(shards), "--split-bytes", str(split_bytes)]  # fmt: skip
-    done = subprocess.run(command, check=False, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=job_path.parent)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env,
+                               cwd=job_path.parent)  # fmt: skip
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.append(process.stdout.read() if process.stdout else ""))
+    reader.start()
+    timed_out = threading.Event()
+    killer = threading.Timer(timeout, lambda: (timed_out.set(), process.kill()))
+    killer.start()
+    try:
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage, not every child's
+    finally:
+        killer.cancel()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    reader.join()
+    if timed_out.is_set():
+        raise subprocess.TimeoutExpired(command, timeout, output="".join(output))
     reason = termination.read_text().strip() if termination.exists() else ""
-    return ShardRun(done.returncode, reason, done.stdout + done.stderr)
+    return ShardRun(process.returncode, reason, "".join(output), usage.ru_maxrss / 1024)
 
 
 def local_output_files(root: Path) -> dict[str, bytes]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
+import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,3 +131,44 @@ def test_xgboost_sklearn_pickle_goes_through_sklearn(
     joblib.dump(classifier, tmp_path / "model.joblib")
     predictor = load(tmp_path / "model.joblib", "xgboost", predictMethod="predict_proba")
     np.testing.assert_allclose(predictor.predict(batch_of(frame)).to_numpy(), classifier.predict_proba(frame))  # type: ignore[union-attr]
+
+
+FRESH_LOAD = """
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kbt.api.models import ModelSpec
+from kbt.flavors import load_predictor
+from kbt.flavors.base import LoadContext, ModelInput, Record
+
+path, flavor = Path(sys.argv[1]), sys.argv[2]
+predictor = load_predictor(LoadContext(ModelSpec(uri=str(path), flavor=flavor), path, path.parent))
+frame = pd.DataFrame({"age": [30.0, 70.0], "chol": [180.0, 300.0], "thalach": [150.0, 150.0]})
+print(list(np.asarray(predictor.predict(ModelInput([Record("x", i, b"") for i in range(2)], frame=frame)))))
+print("torch loaded" if "torch" in sys.modules else "torch not loaded")
+import sklearn.externals.array_api_compat.torch  # still importable when wanted
+print("torch loaded" if "torch" in sys.modules else "torch not loaded")
+"""
+
+
+@pytest.mark.parametrize("packaging", ["skops file", "mlflow skops"])
+def test_skops_models_load_without_importing_torch_and_predict(
+    tmp_path: Path, training: tuple[pd.DataFrame, np.ndarray], packaging: str
+) -> None:
+    frame, labels = training
+    model = LogisticRegression().fit(frame, labels)
+    if packaging == "skops file":
+        path, flavor = tmp_path / "model.skops", "sklearn"
+        skops.io.dump(model, path)
+    else:
+        path, flavor = tmp_path / "mlflow-model", "mlflow"
+        mlflow.sklearn.save_model(model, path, serialization_format="skops")
+    done = subprocess.run([sys.executable, "-c", FRESH_LOAD, str(path), flavor], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = pd.DataFrame({"age": [30.0, 70.0], "chol": [180.0, 300.0], "thalach": [150.0, 150.0]})
+    predicted, before, after = done.stdout.strip().splitlines()[-3:]
+    assert predicted == str(list(model.predict(probe)))
+    assert (before, after) == ("torch not loaded", "torch loaded")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from kbt.api.models import ModelSpec
@@ -69,3 +72,34 @@ def import_attribute(reference: str, what: str) -> Any:
         return getattr(module, attribute)
     except AttributeError as exc:
         raise ModelLoadError(f"{what} {reference!r}: module {module_name!r} has no {attribute!r}") from exc
+
+
+# scikit-learn's array-API shim for torch: not an estimator module, but importing it imports torch.
+SKLEARN_TORCH_SHIM = "sklearn.externals.array_api_compat.torch"
+
+
+class _SkipModule(importlib.abc.MetaPathFinder):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> None:
+        if fullname == self.name:
+            raise ImportError(f"{fullname} is not needed to load the model")
+
+
+def import_skops() -> ModuleType:
+    """``skops.io``, imported without importing torch.
+
+    skops lists its trusted types with scikit-learn's ``all_estimators()``, which imports every
+    scikit-learn module on the way, the torch shim included: seconds of start-up per pod when
+    torch is installed (as in the runner images). The walk ignores modules that fail to import and
+    the shim holds no estimator, so the trusted types are the same; the shim stays importable later.
+    """
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        return importlib.import_module("skops.io")
+    finder = _SkipModule(SKLEARN_TORCH_SHIM)
+    sys.meta_path.insert(0, finder)
+    try:
+        return importlib.import_module("skops.io")
+    finally:
+        sys.meta_path.remove(finder)

@@ -26,7 +26,7 @@ from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadEr
 from kbt.flavors.device import driver_device
 from kbt.flavors.errors import InputSchemaError
 from kbt.flavors.fetch import is_mlflow_uri
-from kbt.flavors.loading import add_code_paths
+from kbt.flavors.loading import add_code_paths, import_skops
 from kbt.flavors.mlflow_schema import conform_frame, conform_tensor
 from kbt.flavors.outputs import array_rows, expect_rows
 from kbt.log import get_logger
@@ -111,6 +111,8 @@ def load(ctx: LoadContext) -> MlflowPredictor:
     flavors = Model.load(str(model_dir / "MLmodel")).flavors
     device = driver_device(ctx.spec) if {"pytorch", "tensorflow", "keras"} & set(flavors) else "cpu"
     config = {"device": device} if "pytorch" in flavors else None
+    if (flavors.get("sklearn") or {}).get("serialization_format") == "skops":
+        import_skops()  # before MLflow imports it, so that torch is not imported on the way
     try:
         model = mlflow.pyfunc.load_model(str(model_dir), model_config=config)
     except Exception as exc:

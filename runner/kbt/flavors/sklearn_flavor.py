@@ -18,7 +18,7 @@ import pandas as pd
 
 from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadError, ModelOutput
 from kbt.flavors.errors import InputSchemaError
-from kbt.flavors.loading import add_code_paths, find_model_file, model_directory
+from kbt.flavors.loading import add_code_paths, find_model_file, import_skops, model_directory
 from kbt.flavors.outputs import array_rows
 from kbt.log import get_logger
 
@@ -32,11 +32,10 @@ def load_estimator(path: Path) -> Any:
     this model (the same trust a pickle gets); they are logged."""
     try:
         if path.suffix == ".skops":
-            import skops.io
-
-            trusted = skops.io.get_untrusted_types(file=path)
+            skops_io = import_skops()
+            trusted = skops_io.get_untrusted_types(file=path)
             log.info("trusting skops types", file=path.name, types=trusted)
-            return skops.io.load(path, trusted=trusted)
+            return skops_io.load(path, trusted=trusted)
         return joblib.load(path)
     except Exception as exc:
         raise ModelLoadError(f"cannot unpickle {path}: {type(exc).__name__}: {exc}") from exc

@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ from kbt.runner.plan import PARQUET_TYPES
 from kbt.runner.reader import Batch
 
 PREDICTION_COLUMN = "prediction"
+SCALAR_TYPES = {int, float, str, bool, type(None)}
 SOURCE_COLUMN = "file"
 
 
@@ -49,11 +51,14 @@ class Rows:
     def __len__(self) -> int:
         return len(self.frame) if self.frame is not None else len(self.values or [])
 
-    def fields(self) -> list[list[Any]]:
-        """Each prediction as a list of CSV fields."""
+    def fields(self) -> list[Sequence[Any]]:
+        """Each prediction as a sequence of CSV fields."""
         if self.frame is not None:
-            return [list(row) for row in self.frame.itertuples(index=False, name=None)]
-        return [_as_fields(value) for value in self.values or []]
+            return list(self.frame.itertuples(index=False, name=None))
+        values = self.values or []
+        if {type(value) for value in values} <= SCALAR_TYPES:
+            return list(zip(values, strict=True))  # one field per record, without a list each
+        return [_as_fields(value) for value in values]
 
     def json_values(self) -> list[Any]:
         if self.frame is not None:
@@ -180,7 +185,7 @@ class Encoder:
             return Encoded(text.encode())
         if self.join:
             fields = [
-                inputs + out for inputs, out in zip(self._input_fields(batch, decoded), fields, strict=True)
+                [*inputs, *out] for inputs, out in zip(self._input_fields(batch, decoded), fields, strict=True)
             ]
         if self.output_filter is not None:
             fields = [
@@ -229,7 +234,7 @@ def _frame_records(batch: Batch, decoded: Decoded) -> list[Any]:
 
 
 def _csv_text(
-    prefixes: list[list[str]], fields: list[list[Any]], separator: str, raw_prefix: bool = False
+    prefixes: list[list[str]], fields: Sequence[Sequence[Any]], separator: str, raw_prefix: bool = False
 ) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=separator or "")

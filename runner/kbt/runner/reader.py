@@ -17,14 +17,13 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 
 from kbt.api.models import BatchStrategy, ContentType, CsvOptions, SplitType
-from kbt.flavors.base import Record
+from kbt.flavors.base import Record, new_records
 from kbt.resolved import ResolvedJob
 from kbt.runner.errors import InputError
 from kbt.runner.framing import (
@@ -180,7 +179,7 @@ class ItemReader:
         seq, index = first_seq, 0
         for record_batch in iter_row_batches(self.store, self.item.key, self.item.row_groups, rows):
             count = record_batch.num_rows
-            records = [Record(self.item.name, index + i, b"") for i in range(count)]
+            records = new_records(self.item.name, index, [b""] * count)
             yield Batch(seq, self.item, records, [-1] * count, frame=record_batch.to_pandas())
             seq, index = seq + 1, index + count
             self.parquet_bytes = self.item.weight * index // total_rows
@@ -240,9 +239,7 @@ class _Packer:
                 stop = position + fitting
                 self.payload += int(sizes[:fitting].sum())
             first = self.index + position
-            self.records.extend(
-                map(Record, repeat(name), range(first, first + stop - position), chunk[position:stop])
-            )
+            self.records.extend(new_records(name, first, chunk[position:stop]))
             self.offsets.extend(offsets[position:stop])
             position = stop
             if len(self.records) >= self.count_limit or (position < count and self.payload_limit):
