@@ -101,19 +101,39 @@ def run_shard_process(
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.append(process.stdout.read() if process.stdout else ""))
     reader.start()
-    timed_out = threading.Event()
-    killer = threading.Timer(timeout, lambda: (timed_out.set(), process.kill()))
-    killer.start()
+    peak = _PeakRss(process.pid)
     try:
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage, not every child's
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
     finally:
-        killer.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    reader.join()
-    if timed_out.is_set():
-        raise subprocess.TimeoutExpired(command, timeout, output="".join(output))
+        peak.stop()
+        reader.join()
     reason = termination.read_text().strip() if termination.exists() else ""
-    return ShardRun(process.returncode, reason, "".join(output), usage.ru_maxrss / 1024)
+    return ShardRun(process.returncode, reason, "".join(output), peak.mib)
+
+
+class _PeakRss(threading.Thread):
+    """Samples a child's VmHWM while it runs. Not ru_maxrss: that starts at the forking parent's
+    RSS (kept across exec), so a big test process would be counted as the shard's."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.status, self.mib, self._done = Path(f"/proc/{pid}/status"), 0.0, threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self._done.wait(0.05):
+            try:
+                line = next(x for x in self.status.read_text().splitlines() if x.startswith("VmHWM:"))
+            except (OSError, StopIteration):
+                continue  # exiting or a zombie: the last sample stands
+            self.mib = max(self.mib, int(line.split()[1]) / 1024)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
 
 
 def local_output_files(root: Path) -> dict[str, bytes]:
