@@ -12,6 +12,7 @@ and say in its termination message that S3 was unavailable.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from chaos.jobs import (
     write_model,
     write_small_inputs,
 )
-from chaos.s3_fault_proxy import ERROR_FAULTS, Fault, FaultPlan, Operation, S3FaultProxy
+from chaos.s3_fault_proxy import ERROR_FAULTS, Fault, FaultPlan, Operation, ProxyStats, S3FaultProxy
 from chaos.trials import Trial, line_differences, record, trial_count
 from kbt.runner.exitcodes import ExitCode
 
@@ -67,6 +68,50 @@ def _run_job(
         return list(pool.map(lambda index: run_shard_process(job_path, index, SHARDS, split_bytes, env), range(shards)))
 
 
+@dataclass
+class FaultyRun:
+    """A job run twice through the proxy: fault-free, then at a 10% fault rate."""
+
+    runs: list[ShardRun]  # the faulty run's shards
+    stats: ProxyStats  # the faulty run's requests and injected faults
+    clean_multipart: int  # multipart requests of the fault-free run
+    clean: dict[str, bytes]
+    got: dict[str, bytes]
+
+    @property
+    def ok(self) -> bool:
+        return [r.returncode for r in self.runs] == [0] * SHARDS and self.got == self.clean
+
+    def check(self) -> None:
+        assert [r.returncode for r in self.runs] == [0] * SHARDS, [(r.termination, r.log[-2000:]) for r in self.runs]
+        assert self.got == self.clean
+
+
+def _clean_then_faulty(
+    tmp_path: Path, s3_client: Any, bucket: str, fault_proxy: S3FaultProxy, seed: int, **job: Any
+) -> FaultyRun:
+    clean_runs = _run_job(tmp_path, bucket, "clean", fault_proxy.endpoint_url, "clean", **job)
+    assert [r.returncode for r in clean_runs] == [0] * SHARDS, [r.termination for r in clean_runs]
+    clean_multipart = fault_proxy.stats.requests[Operation.MULTIPART]
+    fault_proxy.plan = FaultPlan(rate=0.1, seed=seed, faults=(*ERROR_FAULTS, Fault.SLOW), slow_seconds=0.05)
+    fault_proxy.reset_stats()
+    runs = _run_job(tmp_path, bucket, "faulty", fault_proxy.endpoint_url, "faulty", **job)
+    stats = fault_proxy.stats
+    fault_proxy.plan = FaultPlan()
+    clean, got = s3_output_files(s3_client, bucket, "clean/"), s3_output_files(s3_client, bucket, "faulty/")
+    return FaultyRun(runs, stats, clean_multipart, clean, got)
+
+
+def _check_gives_up(suite: str, runs: list[ShardRun], bucket: str) -> None:
+    """Every shard exited RETRIABLE with a one-line 'S3 unavailable' reason naming the bucket."""
+    ok = all(r.returncode == ExitCode.RETRIABLE and "S3 unavailable" in r.termination for r in runs)
+    record(Trial(suite, 0, ok, detail="; ".join(f"exit {r.returncode}: {r.termination}" for r in runs)[:500]))
+    for run in runs:
+        assert run.returncode == ExitCode.RETRIABLE, (run.returncode, run.termination, run.log[-2000:])
+        assert "S3 unavailable" in run.termination and bucket in run.termination, run.termination
+        assert len(run.termination.splitlines()) == 1
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("seed", SEEDS)
@@ -75,21 +120,11 @@ def test_job_completes_with_identical_output_at_ten_percent_faults(
 ) -> None:
     write_model(tmp_path / "model")
     _upload_inputs(s3_client, bucket, tmp_path / "inputs")
-    clean_runs = _run_job(tmp_path, bucket, "clean", fault_proxy.endpoint_url, "clean")
-    assert [r.returncode for r in clean_runs] == [0] * SHARDS, [r.termination for r in clean_runs]
-    fault_proxy.plan = FaultPlan(rate=0.1, seed=seed, faults=(*ERROR_FAULTS, Fault.SLOW), slow_seconds=0.05)
-    fault_proxy.reset_stats()
-    runs = _run_job(tmp_path, bucket, "faulty", fault_proxy.endpoint_url, "faulty")
-    injected = fault_proxy.stats.total_injected
-    fault_proxy.plan = FaultPlan()
-    clean = s3_output_files(s3_client, bucket, "clean/")
-    got = s3_output_files(s3_client, bucket, "faulty/")
-    lost, duplicated = line_differences(clean, got)
-    ok = [r.returncode for r in runs] == [0] * SHARDS and got == clean
-    record(Trial("s3-faults/10%", seed, ok, lost, duplicated, f"{injected} faults injected"))
-    assert injected > 0
-    assert [r.returncode for r in runs] == [0] * SHARDS, [(r.termination, r.log[-2000:]) for r in runs]
-    assert got == clean
+    faulty = _clean_then_faulty(tmp_path, s3_client, bucket, fault_proxy, seed)
+    lost, duplicated = line_differences(faulty.clean, faulty.got)
+    record(Trial("s3-faults/10%", seed, faulty.ok, lost, duplicated, f"{faulty.stats.total_injected} faults injected"))
+    assert faulty.stats.total_injected > 0
+    faulty.check()
 
 
 @pytest.mark.timeout(300)
@@ -100,12 +135,7 @@ def test_job_fails_retriably_with_a_clear_reason_when_s3_always_fails(
     _upload_inputs(s3_client, bucket, tmp_path / "inputs")
     fault_proxy.plan = FaultPlan(rate=1.0, seed=1, faults=ERROR_FAULTS)
     runs = _run_job(tmp_path, bucket, "down", fault_proxy.endpoint_url, "down", env={"KBT_S3_ATTEMPTS": "1"}, shards=1)
-    ok = all(r.returncode == ExitCode.RETRIABLE and "S3 unavailable" in r.termination for r in runs)
-    record(Trial("s3-faults/100%", 0, ok, detail="; ".join(f"exit {r.returncode}: {r.termination}" for r in runs)[:500]))
-    for run in runs:
-        assert run.returncode == ExitCode.RETRIABLE, (run.returncode, run.termination, run.log[-2000:])
-        assert "S3 unavailable" in run.termination and bucket in run.termination, run.termination
-        assert len(run.termination.splitlines()) == 1
+    _check_gives_up("s3-faults/100%", runs, bucket)
 
 
 def _upload_wide_input(s3_client: Any, bucket: str) -> None:
@@ -120,28 +150,17 @@ def test_multipart_uploads_complete_with_identical_output_at_ten_percent_faults(
 ) -> None:
     write_model(tmp_path / "model", WIDE_SCORE_PY)
     _upload_wide_input(s3_client, bucket)
-    clean_runs = _run_job(tmp_path, bucket, "clean", fault_proxy.endpoint_url, "clean", inputs="wide",
-                          split_bytes=MULTIPART_SPLIT_BYTES)  # fmt: skip
-    assert [r.returncode for r in clean_runs] == [0] * SHARDS, [r.termination for r in clean_runs]
-    clean_multipart = fault_proxy.stats.requests[Operation.MULTIPART]
-    fault_proxy.plan = FaultPlan(rate=0.1, seed=seed, faults=(*ERROR_FAULTS, Fault.SLOW), slow_seconds=0.05)
-    fault_proxy.reset_stats()
-    runs = _run_job(tmp_path, bucket, "faulty", fault_proxy.endpoint_url, "faulty", inputs="wide",
-                    split_bytes=MULTIPART_SPLIT_BYTES)  # fmt: skip
-    stats = fault_proxy.stats
-    fault_proxy.plan = FaultPlan()
-    clean = s3_output_files(s3_client, bucket, "clean/")
-    got = s3_output_files(s3_client, bucket, "faulty/")
-    lost, duplicated = line_differences(clean, got)
+    faulty = _clean_then_faulty(tmp_path, s3_client, bucket, fault_proxy, seed, inputs="wide",
+                                split_bytes=MULTIPART_SPLIT_BYTES)  # fmt: skip
+    stats = faulty.stats
+    lost, duplicated = line_differences(faulty.clean, faulty.got)
     multipart_faults = sum(n for (operation, _), n in stats.injected.items() if operation is Operation.MULTIPART)
-    ok = [r.returncode for r in runs] == [0] * SHARDS and got == clean
     detail = f"{stats.total_injected} faults injected, {multipart_faults} on {stats.requests[Operation.MULTIPART]} multipart requests"
-    record(Trial("s3-faults/10% multipart", seed, ok, lost, duplicated, detail))
-    assert clean_multipart >= 8, f"the clean run made only {clean_multipart} multipart requests"
-    assert len(clean["data.csv.out"]) > 3 * 8 << 20
-    assert [r.returncode for r in runs] == [0] * SHARDS, [(r.termination, r.log[-2000:]) for r in runs]
-    assert got == clean
-    assert stats.requests[Operation.MULTIPART] >= clean_multipart and stats.total_injected > 0, detail
+    record(Trial("s3-faults/10% multipart", seed, faulty.ok, lost, duplicated, detail))
+    assert faulty.clean_multipart >= 8, f"the clean run made only {faulty.clean_multipart} multipart requests"
+    assert len(faulty.clean["data.csv.out"]) > 3 * 8 << 20
+    faulty.check()
+    assert stats.requests[Operation.MULTIPART] >= faulty.clean_multipart and stats.total_injected > 0, detail
 
 
 @pytest.mark.timeout(300)
@@ -153,10 +172,5 @@ def test_job_fails_retriably_with_a_clear_reason_when_multipart_uploads_always_f
     fault_proxy.plan = FaultPlan(rate=1.0, seed=1, faults=ERROR_FAULTS, operations=frozenset({Operation.MULTIPART}))
     runs = _run_job(tmp_path, bucket, "mp-down", fault_proxy.endpoint_url, "mp-down", env={"KBT_S3_ATTEMPTS": "2"},
                     shards=1, inputs="wide", split_bytes=MULTIPART_SPLIT_BYTES)  # fmt: skip
-    ok = all(r.returncode == ExitCode.RETRIABLE and "S3 unavailable" in r.termination for r in runs)
-    record(Trial("s3-faults/100% multipart", 0, ok, detail="; ".join(f"exit {r.returncode}: {r.termination}" for r in runs)[:500]))
     assert fault_proxy.stats.injected_for(Fault.RESET) + fault_proxy.stats.injected_for(Fault.INTERNAL_ERROR) > 0
-    for run in runs:
-        assert run.returncode == ExitCode.RETRIABLE, (run.returncode, run.termination, run.log[-2000:])
-        assert "S3 unavailable" in run.termination and bucket in run.termination, run.termination
-        assert len(run.termination.splitlines()) == 1
+    _check_gives_up("s3-faults/100% multipart", runs, bucket)

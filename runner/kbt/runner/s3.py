@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -58,7 +59,7 @@ _clients_lock = threading.Lock()
 
 def is_retriable(exc: BaseException) -> bool:
     """Transient S3 trouble: 5xx, throttling, timeouts, dropped or reset connections."""
-    if type(exc).__name__ == "S3UploadFailedError" and exc.__context__ is not None:
+    if isinstance(exc, S3UploadFailedError) and exc.__context__ is not None:
         # boto3's managed upload wraps the ClientError it gave up on; judge the original.
         return is_retriable(exc.__context__)
     if isinstance(exc, ClientError):
