@@ -28,7 +28,7 @@ test: install ## Run the whole test suite (unit, integration; e2e when KUBECONFI
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-e2e: install ## Operator tests on the cluster in KUBECONFIG (env: tests/e2e/test_operator_cluster.py)
+e2e: install ## Operator and fault tests on the cluster in KUBECONFIG (settings: docs/e2e.md)
 	$(PY) -m pytest tests/e2e -m e2e -v $(PYTEST_ARGS)
 
 bench-operator: install ## Operator on kmock: 200 BatchTransformJobs -> Jobs, status lag, RSS
@@ -47,14 +47,29 @@ crds: install ## Regenerate crds/ and the chart's copy from the pydantic models
 
 # --- chart, docs, images, local cluster (kind) ------------------------------------------------
 KIND_CLUSTER ?= kbt
-IMAGE_TAG ?= dev
+# Images are tagged with the project version, the chart's appVersion (its default image tag).
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
 RELEASE ?= kbt
 KBT_NAMESPACE ?= kbt-system
 DOCKER ?= docker
 KIND_IMAGES ?= kbt/operator:$(IMAGE_TAG) kbt/runner:$(IMAGE_TAG)
 need = @command -v $(1) >/dev/null 2>&1 || { echo "$@: '$(1)' is not installed or not on PATH ($(2))" >&2; exit 1; }
+# Images (docker/Dockerfile, docs/operations.md#images). BASE_IMAGE: the public python image, or
+# the one `make base-image` makes where no registry answers. CA_BUNDLE (the host's, for PyPI
+# behind a TLS-inspecting proxy) and WHEELS (a local wheel folder, e.g. the CPU torch) are staged
+# into build/image-inputs for the build stage only, never into an image.
+BASE_IMAGE ?= python:3.11.13-slim-bookworm
+LOCAL_BASE_IMAGE ?= kbt/base:bookworm
+CA_BUNDLE ?= $(or $(PIP_CERT),$(SSL_CERT_FILE))
+WHEELS ?= $(PIP_FIND_LINKS)
+DOCKER_BUILD_ARGS ?=
+RUNNER_FRAMEWORKS_tabular := mlflow,sklearn,xgboost
+RUNNER_FRAMEWORKS_torch := mlflow,torch,transformers,images
+RUNNER_FRAMEWORKS_tf := mlflow,tensorflow,images
+docker_build = $(DOCKER) build -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) $(DOCKER_BUILD_ARGS)
 
 .PHONY: chart-sync image-constraints images kind-up kind-down kind-load deploy undeploy minio
+.PHONY: base-image image-inputs image-base-ready images-cpu images-runners image-operator image-runner image-runner-cuda image-test
 
 chart-sync: ## Copy crds/ into charts/kbt/crds and regenerate the chart's RBAC from kbt_operator.rbac
 	cp crds/*.yaml charts/kbt/crds/
@@ -68,12 +83,43 @@ image-constraints: install ## Pin the images' Python packages to the versions in
 	  echo "# Regenerate: make image-constraints"; \
 	  uv pip freeze --python $(PY) | grep -v -e '^-e' -e '^kbt[= @]' -e 'file://' | sed 's/+cpu$$//'; } > docker/constraints.txt
 
-images: ## Build the operator, runner (CPU) and runner-cuda images, tagged $(IMAGE_TAG)
+images: images-cpu image-runner-cuda ## Build kbt/operator, kbt/runner (CPU) and kbt/runner-cuda, tagged $(IMAGE_TAG)
+
+images-cpu: image-operator image-runner ## Build kbt/operator and kbt/runner (all CPU frameworks), not the CUDA image
+
+images-runners: image-runner-tabular image-runner-torch image-runner-tf ## Build kbt/runner-tabular, -torch, -tf (one framework family each)
+
+base-image: ## Make $(LOCAL_BASE_IMAGE) from Debian bookworm packages (debootstrap; root); then add BASE_IMAGE=$(LOCAL_BASE_IMAGE)
+	$(call need,debootstrap,apt-get install debootstrap)
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "$@: '$(DOCKER)' cannot reach its daemon; start Docker and retry" >&2; exit 1; }
+	DOCKER=$(DOCKER) docker/base-image.sh $(LOCAL_BASE_IMAGE)
+
+image-base-ready:
 	$(call need,$(DOCKER),install Docker or set DOCKER=podman)
 	@$(DOCKER) info >/dev/null 2>&1 || { echo "images: '$(DOCKER)' cannot reach its daemon; start Docker and retry" >&2; exit 1; }
-	$(DOCKER) build -f docker/operator.Dockerfile -t kbt/operator:$(IMAGE_TAG) .
-	$(DOCKER) build -f docker/runner.Dockerfile -t kbt/runner:$(IMAGE_TAG) .
-	$(DOCKER) build -f docker/runner-cuda.Dockerfile -t kbt/runner-cuda:$(IMAGE_TAG) .
+	@$(DOCKER) image inspect $(BASE_IMAGE) >/dev/null 2>&1 || $(DOCKER) pull --quiet $(BASE_IMAGE) >/dev/null 2>&1 || { \
+	  echo "images: base image $(BASE_IMAGE) is not here and cannot be pulled; run 'make base-image' and add BASE_IMAGE=$(LOCAL_BASE_IMAGE)" >&2; exit 1; }
+
+image-inputs: ## Stage build/image-inputs: the CA bundle (CA_BUNDLE) and local wheels (WHEELS) for the build stage
+	rm -rf build/image-inputs && mkdir -p build/image-inputs/wheels
+	$(if $(CA_BUNDLE),cp -p $(CA_BUNDLE) build/image-inputs/ca.crt)
+	$(if $(wildcard $(WHEELS)/*.whl),for wheel in $(WHEELS)/*.whl; do ln -f "$$wheel" build/image-inputs/wheels/ 2>/dev/null || cp -p "$$wheel" build/image-inputs/wheels/; done)
+
+image-operator: image-base-ready image-inputs
+	$(docker_build) --target operator -t kbt/operator:$(IMAGE_TAG) .
+
+image-runner: image-base-ready image-inputs
+	$(docker_build) --target runner -t kbt/runner:$(IMAGE_TAG) .
+
+image-runner-%: image-base-ready image-inputs
+	$(if $(RUNNER_FRAMEWORKS_$*),,$(error no runner family '$*'; known: tabular torch tf))
+	$(docker_build) --target runner --build-arg FRAMEWORKS=$(RUNNER_FRAMEWORKS_$*) -t kbt/runner-$*:$(IMAGE_TAG) .
+
+image-runner-cuda: image-base-ready image-inputs
+	$(docker_build) --target runner-cuda -t kbt/runner-cuda:$(IMAGE_TAG) .
+
+image-test: install image-operator image-runner-tabular ## Build kbt/operator and kbt/runner-tabular, then run tests/image against them
+	KBT_IMAGE_TAG=$(IMAGE_TAG) DOCKER=$(DOCKER) $(PY) -m pytest tests/image -v $(PYTEST_ARGS)
 
 kind-up: ## Create the kind cluster: control plane, a CPU worker, a GPU-labelled tainted worker
 	$(call need,kind,https://kind.sigs.k8s.io/docs/user/quick-start/)
@@ -87,14 +133,23 @@ kind-load: ## Load the images into kind (KIND_IMAGES; add kbt/runner-cuda:$(IMAG
 	$(call need,kind,https://kind.sigs.k8s.io/docs/user/quick-start/)
 	kind load docker-image --name $(KIND_CLUSTER) $(KIND_IMAGES)
 
-deploy: ## helm upgrade --install the chart with charts/kbt/ci/kind-values.yaml into $(KBT_NAMESPACE)
-	$(call need,helm,https://helm.sh/docs/intro/install/)
-	helm upgrade --install $(RELEASE) charts/kbt --namespace $(KBT_NAMESPACE) --create-namespace \
-	  --values charts/kbt/ci/kind-values.yaml $(HELM_ARGS) --wait --timeout 5m
+# Without a helm binary, deploy/helm_release.py does the same through helm-python-sdk (.venv).
+no_helm = echo "$@: needs a helm binary (https://helm.sh/docs/intro/install/) or helm-python-sdk in $(VENV) (make install)" >&2; exit 1
+helm_sdk = $(PY) -c 'import helm_python' 2>/dev/null
+
+deploy: ## helm upgrade --install the chart with charts/kbt/ci/kind-values.yaml into $(KBT_NAMESPACE) (helm or helm-python-sdk)
+	@if command -v helm >/dev/null 2>&1; then set -x; \
+	  helm upgrade --install $(RELEASE) charts/kbt --namespace $(KBT_NAMESPACE) --create-namespace \
+	    --values charts/kbt/ci/kind-values.yaml $(HELM_ARGS) --wait --timeout 5m; \
+	elif $(helm_sdk); then set -x; \
+	  $(PY) deploy/helm_release.py install $(RELEASE) charts/kbt --namespace $(KBT_NAMESPACE) \
+	    --values charts/kbt/ci/kind-values.yaml $(HELM_ARGS) --wait --timeout 300; \
+	else $(no_helm); fi
 
 undeploy: ## helm uninstall the chart (the CRDs and your jobs stay)
-	$(call need,helm,https://helm.sh/docs/intro/install/)
-	helm uninstall $(RELEASE) --namespace $(KBT_NAMESPACE)
+	@if command -v helm >/dev/null 2>&1; then set -x; helm uninstall $(RELEASE) --namespace $(KBT_NAMESPACE); \
+	elif $(helm_sdk); then set -x; $(PY) deploy/helm_release.py uninstall $(RELEASE) --namespace $(KBT_NAMESPACE); \
+	else $(no_helm); fi
 
 minio: ## MinIO in kbt-system, buckets data/models/results, the kbt-s3 Secret
 	$(call need,kubectl,https://kubernetes.io/docs/tasks/tools/)

@@ -19,6 +19,7 @@ import asyncio
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,8 @@ from typing import Any
 import aiohttp
 import kmock
 
-from kbt_operator.testing import ApiServer, Client, JobController, running_operator, write_kubeconfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the kmock harness lives in tests/
+from harness.kmock_cluster import ApiServer, Client, JobController, running_operator, write_kubeconfig
 
 NS = "bench"
 BTJS = "kbt.dev/v1alpha1/batchtransformjobs"

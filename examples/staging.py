@@ -1,18 +1,37 @@
 """Helpers shared by the examples' prepare scripts: where the datasets are, and staging to S3.
 
-Each ``examples/<name>/prepare.py`` puts this folder on ``sys.path`` and imports it.
+Each ``examples/<name>/prepare.py`` puts this folder on ``sys.path`` and imports it. Datasets are
+found (or fetched) by `kbt.datasets`; `run` ends a script whose data is missing with one line.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import boto3
 
+from kbt.datasets import DatasetNotFoundError, dataset_root
+
 EXAMPLES = Path(__file__).resolve().parent
-DATASETS = Path(os.environ.get("KBT_DATASETS", EXAMPLES.parent.parent / "shared" / "datasets"))
+
+
+def dataset(name: str) -> Path:
+    """The folder of one example dataset (``heart``, ``mnist``, ...), fetched if need be."""
+    return dataset_root(name) / name
+
+
+def run(main: Callable[[], int | None]) -> NoReturn:
+    """Run a script's main; a missing dataset ends it with one line saying where to put it."""
+    try:
+        code = main()
+    except DatasetNotFoundError as exc:
+        sys.exit(f"error: {exc}")
+    sys.exit(code or 0)
 
 
 def fresh_dir(path: Path) -> Path:

@@ -10,8 +10,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from kbt.datasets import DatasetNotFoundError, dataset_root
+
 REPO = Path(__file__).resolve().parent.parent
-DATASETS = REPO.parent / "shared" / "datasets"
 
 
 def free_port() -> int:
@@ -60,9 +61,11 @@ def bucket(s3_client, request: pytest.FixtureRequest) -> str:  # type: ignore[no
 
 @pytest.fixture(scope="session")
 def datasets() -> Path:
-    if not DATASETS.is_dir():
-        pytest.fail(f"example datasets not found at {DATASETS} (see shared/datasets/README)")
-    return DATASETS
+    """The example datasets folder: $KBT_DATASETS, ../shared/datasets or fetched (kbt.datasets)."""
+    try:
+        return dataset_root("heart", "billsum", "mnist", "imagenet")
+    except DatasetNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 os.environ.setdefault("KBT_LOG_FORMAT", "console")

@@ -89,7 +89,7 @@ def write_job_yaml(task: Task, path: Path, name: str = "bench") -> Path:
 def write_resolved_job(task: Task, path: Path, name: str = "bench") -> Path:
     """The ResolvedJob a Job's pods get (ConfigMap in a cluster), with one shard per worker."""
     from kbt.api.models import BatchTransformJob
-    from kbt.resolved import ResolvedJob
+    from kbt.api.resolved import ResolvedJob
 
     job = BatchTransformJob.model_validate(job_manifest(task, name))
     spec = job.spec.model_copy(update={"shardCount": task.workers})

@@ -20,7 +20,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from staging import DATASETS, fresh_dir, upload_tree  # noqa: E402
+from staging import dataset, fresh_dir, run, upload_tree  # noqa: E402
 
 WORK = HERE / "work"
 
@@ -49,10 +49,10 @@ def stage_parquet(sources: list[Path], data_dir: Path) -> list[Path]:
 def prepare(work: Path = WORK, s3_endpoint: str | None = None) -> float:
     """Train and save the model, stage Parquet inputs (and upload them); returns hold-out accuracy."""
     heart = heart_example()
-    features, labels = heart.load_training(DATASETS / "heart" / "train" / "heart.csv")
+    features, labels = heart.load_training(dataset("heart") / "train" / "heart.csv")
     pipeline, accuracy = heart.train(features, labels)
     heart.save_model(pipeline, features, work / "model")
-    stage_parquet(sorted((DATASETS / "heart" / "unlabeled").glob("*.csv")), work / "data")
+    stage_parquet(sorted((dataset("heart") / "unlabeled").glob("*.csv")), work / "data")
     if s3_endpoint:
         upload_tree(work / "data", "s3://data/heart-parquet/", s3_endpoint)
         upload_tree(work / "model", "s3://models/heart-parquet/", s3_endpoint)
@@ -69,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -22,6 +22,8 @@ import prepare
 import yaml
 from moto.server import ThreadedMotoServer
 
+from staging import run
+
 OUTPUT_URI = "s3://results/heart/"
 PREVIEW_ROWS = 5
 SUMMARY_KEYS = ("job", "model", "counts", "errors", "timing")
@@ -99,4 +101,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -32,7 +32,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from category_guard import KnownCategories  # noqa: E402
 
-from staging import DATASETS, copy_files, upload_tree  # noqa: E402
+from staging import copy_files, dataset, run, upload_tree  # noqa: E402
 
 WORK = HERE / "work"
 CATEGORICAL = ["sex", "cp", "fbs", "restecg", "exang", "slope", "ca", "thal"]
@@ -97,12 +97,12 @@ def save_model(pipeline: Pipeline, features: pd.DataFrame, model_dir: Path) -> N
 
 
 def stage_inputs(data_dir: Path) -> list[Path]:
-    return copy_files(sorted((DATASETS / "heart" / "unlabeled").glob("heart-unlabeled-*.csv")), data_dir)
+    return copy_files(sorted((dataset("heart") / "unlabeled").glob("heart-unlabeled-*.csv")), data_dir)
 
 
 def prepare(work: Path = WORK, s3_endpoint: str | None = None) -> float:
     """Train, save to work/model, stage inputs to work/data (and S3); returns hold-out accuracy."""
-    features, labels = load_training(DATASETS / "heart" / "train" / "heart.csv")
+    features, labels = load_training(dataset("heart") / "train" / "heart.csv")
     pipeline, accuracy = train(features, labels)
     save_model(pipeline, features, work / "model")
     stage_inputs(work / "data")
@@ -122,4 +122,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -27,10 +27,9 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from imagenet_top5 import IMAGE_SIZE  # noqa: E402
 
-from staging import DATASETS, copy_files, fresh_dir, upload_tree  # noqa: E402
+from staging import copy_files, dataset, fresh_dir, run, upload_tree  # noqa: E402
 
 WORK = HERE / "work"
-IMAGENET = DATASETS / "imagenet"
 MODEL_CODE = [HERE / "score.py", HERE / "imagenet_top5.py"]
 
 
@@ -39,7 +38,7 @@ def save_keras_model(model_dir: Path) -> Path:
 
     keras.utils.set_random_seed(0)
     model = keras.applications.ResNet50(weights=None, classes=1000)
-    copy_files([IMAGENET / "ImageNetLabels.txt", *MODEL_CODE], model_dir)
+    copy_files([dataset("imagenet") / "ImageNetLabels.txt", *MODEL_CODE], model_dir)
     path = model_dir / "resnet50.keras"
     model.save(path)
     return path
@@ -65,7 +64,7 @@ def _save_pyfunc(target: Path, keras_path: Path, signature: Any) -> None:
     mlflow.pyfunc.save_model(
         str(target),
         python_model=ResNet50Top5(),
-        artifacts={"model": str(keras_path), "labels": str(IMAGENET / "ImageNetLabels.txt")},
+        artifacts={"model": str(keras_path), "labels": str(dataset("imagenet") / "ImageNetLabels.txt")},
         code_paths=[str(HERE / "mlflow_model.py"), str(HERE / "imagenet_top5.py")],
         signature=signature,
         pip_requirements=["keras", "tensorflow", "pandas", "pillow"],
@@ -75,7 +74,7 @@ def _save_pyfunc(target: Path, keras_path: Path, signature: Any) -> None:
 def stage_images(data_dir: Path, copies: int) -> None:
     fresh_dir(data_dir)
     for number in range(copies):
-        shutil.copy2(IMAGENET / "goldfish.JPEG", data_dir / f"goldfish-{number}.jpeg")
+        shutil.copy2(dataset("imagenet") / "goldfish.JPEG", data_dir / f"goldfish-{number}.jpeg")
 
 
 def prepare(work: Path = WORK, images: int = 4, s3_endpoint: str | None = None) -> None:
@@ -98,4 +97,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -17,17 +17,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from staging import DATASETS, copy_files, upload_tree  # noqa: E402
+from staging import copy_files, dataset, run, upload_tree  # noqa: E402
 
 WORK = HERE / "work"
-MNIST = DATASETS / "mnist"
 
 
 def prepare(work: Path = WORK, s3_endpoint: str | None = None) -> None:
-    copy_files(sorted((MNIST / "images").glob("*.png")), work / "data")
-    copy_files([MNIST / "torch-model" / "model.pt", HERE / "mnist_mlp.py"], work / "models" / "torch")
+    mnist = dataset("mnist")
+    copy_files(sorted((mnist / "images").glob("*.png")), work / "data")
+    copy_files([mnist / "torch-model" / "model.pt", HERE / "mnist_mlp.py"], work / "models" / "torch")
     shutil.rmtree(work / "models" / "keras", ignore_errors=True)
-    shutil.copytree(MNIST / "keras-savedmodel", work / "models" / "keras")
+    shutil.copytree(mnist / "keras-savedmodel", work / "models" / "keras")
     if s3_endpoint:
         upload_tree(work / "data", "s3://data/mnist/", s3_endpoint)
         upload_tree(work / "models" / "torch", "s3://models/mnist-torch/", s3_endpoint)
@@ -42,4 +42,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -23,7 +23,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from staging import DATASETS, copy_files, fresh_dir, upload_tree  # noqa: E402
+from staging import copy_files, dataset, fresh_dir, run, upload_tree  # noqa: E402
 
 WORK = HERE / "work"
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # BART's ids 0..4
@@ -32,7 +32,7 @@ MAX_INPUT_TOKENS = 256
 
 
 def billsum_files(count: int) -> list[Path]:
-    return sorted((DATASETS / "billsum").glob("billsum-*.csv"))[:count]
+    return sorted(dataset("billsum").glob("billsum-*.csv"))[:count]
 
 
 def build_tokenizer(texts: list[str], model_dir: Path) -> Any:
@@ -96,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -2,27 +2,42 @@
 
 Equivalent to ``kopf run --standalone -m kbt_operator.handlers`` with ``--all-namespaces`` or
 ``--namespace`` per entry of KBT_NAMESPACES and ``--liveness`` on KBT_HEALTH_PORT (/healthz).
-A bad configuration stops it at once with one clear line (exit status 2).
+A bad configuration or no cluster credentials stop it at once with one clear line (exit status 2).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
 import kopf
+from kubernetes.config.config_exception import ConfigException
 
+from kbt_operator import config as settings
 from kbt_operator.catalog import CatalogError
 from kbt_operator.config import ConfigError, OperatorConfig
+from kbt_operator.kube import load_configuration
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(
+        prog="python -m kbt_operator",
+        description=__doc__,
+        epilog=settings.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = OperatorConfig.from_env()
         config.load_catalog()
     except (ConfigError, CatalogError) as exc:
         print(f"kbt operator: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        load_configuration()
+    except ConfigException as exc:
+        print(f"kbt operator: no in-cluster service account and no usable kubeconfig: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     import kbt_operator.handlers  # noqa: F401  (registers the handlers)
 

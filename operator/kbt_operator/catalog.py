@@ -1,8 +1,11 @@
 """The instance-type catalog: what `transformResources.instanceType` means on this cluster.
 
 Each entry turns a SageMaker-style name (``ml.m5.xlarge``) into the resources, placement and
-runner image of a shard pod. Built-in defaults cover common ``ml.*`` CPU and GPU types; an
-operator-level YAML file (path in env ``KBT_INSTANCE_TYPES``; the Helm chart renders its
+runner image of a shard pod. The built-in types are every SageMaker type of the shared table in
+``kbt.api.instance_types`` (the one `kbt validate` checks against), requesting a share of their
+nominal CPU and memory (``RequestPercent``: env ``KBT_CPU_REQUEST_PERCENT`` and
+``KBT_MEMORY_REQUEST_PERCENT``, chart value ``instanceTypeRequests``; default 90%) with limits
+at the nominal size, GPU types selecting their GPU product; an operator-level YAML file (path in env ``KBT_INSTANCE_TYPES``; the Helm chart renders its
 ``instanceTypes`` value into it) adds types, and replaces built-in ones of the same name.
 
 File format, a mapping of instance-type names to entries::
@@ -27,29 +30,37 @@ A job's ``spec.podOverrides`` is applied on top of the entry (see ``job_builder`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kbt.api.instance_types import (
+    GPU_RESOURCE,
+    INSTANCE_TYPES,
+    NEURON_RESOURCE,
+    CatalogError,
+    InstanceSpec,
+    catalog_document_entries,
+    catalog_file_entries,
+    unknown_message,
+)
 from kbt.api.models import QUANTITY
 
-GPU_RESOURCE = "nvidia.com/gpu"
+__all__ = ["BUILTIN_TYPES", "Catalog", "CatalogError", "InstanceType", "RequestPercent", "UnknownInstanceTypeError"]
+
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_TOLERATION: dict[str, Any] = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+NEURON_TOLERATION: dict[str, Any] = {"key": NEURON_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 DEFAULT_REQUEST_PERCENT = 90
-
-
-class CatalogError(ValueError):
-    """The catalog file is unreadable or an entry is invalid."""
 
 
 class UnknownInstanceTypeError(LookupError):
     """A job asks for an instance type the catalog does not define."""
 
     def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"unknown instanceType {name!r}; known types: {', '.join(known)}")
+        super().__init__(unknown_message(name, known))
         self.name = name
         self.known = known
 
@@ -95,44 +106,37 @@ class InstanceType(BaseModel):
         return [dict(GPU_TOLERATION)] if self.has_gpu else []
 
 
-def _builtin(vcpus: int, memory_gib: int, gpus: int = 0, product: str | None = None) -> InstanceType:
-    """A type with limits at the nominal size and requests at 90% (room for system daemons)."""
-    requests = {"cpu": f"{vcpus * 10 * DEFAULT_REQUEST_PERCENT}m", "memory": f"{memory_gib * 1024 * DEFAULT_REQUEST_PERCENT // 100}Mi"}
-    limits = {"cpu": str(vcpus), "memory": f"{memory_gib}Gi"}
-    if gpus:
-        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(gpus)
+@dataclass(frozen=True)
+class RequestPercent:
+    """Built-in types request this share of their nominal CPU and memory (limits stay nominal).
+
+    90% leaves room for system daemons on a node of that size; a small cluster (the e2e one, a
+    laptop) lowers it so that several shards fit one node.
+    """
+
+    cpu: int = DEFAULT_REQUEST_PERCENT
+    memory: int = DEFAULT_REQUEST_PERCENT
+
+
+def _builtin(spec: InstanceSpec, percent: RequestPercent) -> InstanceType:
+    requests = {"cpu": f"{max(1, spec.vcpus * 10 * percent.cpu)}m", "memory": f"{max(1, spec.memory_mib * percent.memory // 100)}Mi"}
+    limits = {"cpu": str(spec.vcpus), "memory": f"{spec.memory_mib}Mi" if spec.memory_mib % 1024 else f"{spec.memory_mib // 1024}Gi"}
+    resource = spec.accelerator_resource
+    if resource:
+        requests[resource] = limits[resource] = str(spec.accelerators)
     return InstanceType(
         resources=Resources(requests=requests, limits=limits),
-        nodeSelector={GPU_PRODUCT_LABEL: product} if product else {},
+        nodeSelector={GPU_PRODUCT_LABEL: spec.gpu_product} if spec.gpu_product else {},
+        tolerations=[dict(NEURON_TOLERATION)] if spec.accelerator == "neuron" else None,
     )
 
 
-BUILTIN_TYPES: dict[str, InstanceType] = {
-    "ml.t3.medium": _builtin(2, 4),
-    "ml.t3.large": _builtin(2, 8),
-    "ml.m5.large": _builtin(2, 8),
-    "ml.m5.xlarge": _builtin(4, 16),
-    "ml.m5.2xlarge": _builtin(8, 32),
-    "ml.m5.4xlarge": _builtin(16, 64),
-    "ml.m5.12xlarge": _builtin(48, 192),
-    "ml.c5.xlarge": _builtin(4, 8),
-    "ml.c5.2xlarge": _builtin(8, 16),
-    "ml.c5.4xlarge": _builtin(16, 32),
-    "ml.c5.9xlarge": _builtin(36, 72),
-    "ml.r5.xlarge": _builtin(4, 32),
-    "ml.r5.2xlarge": _builtin(8, 64),
-    "ml.g4dn.xlarge": _builtin(4, 16, 1, "Tesla-T4"),
-    "ml.g4dn.2xlarge": _builtin(8, 32, 1, "Tesla-T4"),
-    "ml.g4dn.12xlarge": _builtin(48, 192, 4, "Tesla-T4"),
-    "ml.g5.xlarge": _builtin(4, 16, 1, "NVIDIA-A10G"),
-    "ml.g5.2xlarge": _builtin(8, 32, 1, "NVIDIA-A10G"),
-    "ml.g5.12xlarge": _builtin(48, 192, 4, "NVIDIA-A10G"),
-    "ml.g6.xlarge": _builtin(4, 16, 1, "NVIDIA-L4"),
-    "ml.p3.2xlarge": _builtin(8, 61, 1, "Tesla-V100-SXM2-16GB"),
-    "ml.p3.8xlarge": _builtin(32, 244, 4, "Tesla-V100-SXM2-16GB"),
-    "ml.p4d.24xlarge": _builtin(96, 1152, 8, "NVIDIA-A100-SXM4-40GB"),
-    "ml.p5.48xlarge": _builtin(192, 2048, 8, "NVIDIA-H100-80GB-HBM3"),
-}
+def builtin_types(percent: RequestPercent = RequestPercent()) -> dict[str, InstanceType]:
+    """Every type of the shared table (``kbt.api.instance_types``), requesting `percent`."""
+    return {name: _builtin(spec, percent) for name, spec in INSTANCE_TYPES.items()}
+
+
+BUILTIN_TYPES: dict[str, InstanceType] = builtin_types()
 
 
 def _problems(exc: ValidationError) -> str:
@@ -152,31 +156,26 @@ class Catalog:
             raise UnknownInstanceTypeError(name, sorted(self.types)) from None
 
     @classmethod
-    def builtin(cls) -> Catalog:
-        return cls(BUILTIN_TYPES)
+    def builtin(cls, percent: RequestPercent = RequestPercent()) -> Catalog:
+        return cls(builtin_types(percent))
 
     @classmethod
-    def from_document(cls, document: Any, source: str) -> Catalog:
-        """Built-in types plus (replaced by, on equal names) the entries of a parsed catalog file."""
-        if document is None:
-            return cls.builtin()
-        if not isinstance(document, dict):
-            raise CatalogError(f"{source}: expected a mapping of instance-type names to entries")
-        types = dict(BUILTIN_TYPES)
-        for name, entry in document.items():
+    def from_entries(cls, entries: Mapping[str, Any], source: str, percent: RequestPercent = RequestPercent()) -> Catalog:
+        """Built-in types plus (replaced by, on equal names) the given catalog-file entries."""
+        types = builtin_types(percent)
+        for name, entry in entries.items():
             try:
-                types[str(name)] = InstanceType.model_validate(entry)
+                types[name] = InstanceType.model_validate(entry)
             except ValidationError as exc:
                 raise CatalogError(f"{source}: {name}: {_problems(exc)}") from None
         return cls(types)
 
     @classmethod
-    def load(cls, path: Path | None) -> Catalog:
+    def from_document(cls, document: Any, source: str, percent: RequestPercent = RequestPercent()) -> Catalog:
+        """The catalog of a parsed catalog file (None: the built-in types only)."""
+        return cls.from_entries(catalog_document_entries(document, source), source, percent)
+
+    @classmethod
+    def load(cls, path: Path | None, percent: RequestPercent = RequestPercent()) -> Catalog:
         """The built-in catalog, merged with the file at `path` when given."""
-        if path is None:
-            return cls.builtin()
-        try:
-            document = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise CatalogError(f"{path}: cannot read the instance-type catalog: {exc}") from None
-        return cls.from_document(document, str(path))
+        return cls.from_entries(catalog_file_entries(path) if path else {}, str(path), percent)

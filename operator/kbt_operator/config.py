@@ -10,6 +10,8 @@ KBT_DEFAULT_S3_ENDPOINT    S3 endpoint of jobs without ``spec.s3.endpointUrl``  
 KBT_DEFAULT_S3_SECRET      Credentials Secret of jobs without ``spec.s3.credentialsSecret``  (none)
 KBT_IMAGE_PULL_POLICY      imagePullPolicy of shard containers                           IfNotPresent
 KBT_INSTANCE_TYPES         Path of the instance-type catalog YAML (see ``catalog``)      built-in
+KBT_CPU_REQUEST_PERCENT    CPU built-in instance types request, % of their vCPUs         90
+KBT_MEMORY_REQUEST_PERCENT Memory built-in instance types request, % of their memory     90
 KBT_METRICS_PORT           Prometheus metrics port (0 = off)                             9090
 KBT_HEALTH_PORT            kopf liveness endpoint port, path /healthz (0 = off)          8080
 KBT_STATUS_INTERVAL        Least seconds between two progress-only status writes         2
@@ -26,12 +28,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from kbt.api.models import DNS_SUBDOMAIN
-from kbt_operator.catalog import Catalog
+from kbt.settings import SettingsError, env_number
+from kbt_operator.catalog import Catalog, RequestPercent
 
 
 def _default_runner_image() -> str:
@@ -42,34 +45,16 @@ def _default_runner_image() -> str:
     return f"kbt/runner:{tag}"
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingsError):
     """An environment variable has a value the operator cannot use."""
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: expected an integer") from None
-    if value < 0:
-        raise ConfigError(f"{name}={raw!r}: must not be negative")
-    return value
+    return env_number(env, name, default, int, error=ConfigError)
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: expected a number of seconds") from None
-    if value < 0:
-        raise ConfigError(f"{name}={raw!r}: must not be negative")
-    return value
+    return env_number(env, name, default, float, error=ConfigError, expected="a number of seconds")
 
 
 @dataclass(frozen=True)
@@ -81,6 +66,7 @@ class OperatorConfig:
     default_s3_secret: str | None = None
     image_pull_policy: str = "IfNotPresent"
     catalog_path: Path | None = None
+    request_percent: RequestPercent = field(default_factory=RequestPercent)
     metrics_port: int = 9090
     health_port: int = 8080
     status_interval: float = 2.0
@@ -92,7 +78,7 @@ class OperatorConfig:
         return not self.namespaces
 
     def load_catalog(self) -> Catalog:
-        return Catalog.load(self.catalog_path)
+        return Catalog.load(self.catalog_path, self.request_percent)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -117,6 +103,9 @@ class OperatorConfig:
             default_s3_secret=secret,
             image_pull_policy=policy,
             catalog_path=Path(catalog) if catalog else None,
+            request_percent=RequestPercent(
+                cpu=max(1, _int(env, "KBT_CPU_REQUEST_PERCENT", 90)), memory=max(1, _int(env, "KBT_MEMORY_REQUEST_PERCENT", 90))
+            ),
             metrics_port=_int(env, "KBT_METRICS_PORT", 9090),
             health_port=_int(env, "KBT_HEALTH_PORT", 8080),
             status_interval=_float(env, "KBT_STATUS_INTERVAL", 2.0),

@@ -6,11 +6,11 @@ per change of the Ready condition (setup problems such as ModelNotFound).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kbt.api.models import BatchTransformJobStatus, TransformJobStatus
+from kbt_operator.owned import ObjectRef
 from kbt_operator.shards import parse_indexes
 from kbt_operator.status import Derived
 
@@ -45,48 +45,46 @@ def _state_event(new: BatchTransformJobStatus) -> Event:
             return Event("Normal", "Pending", new.progressSummary or "waiting to start")
 
 
-def _ready(status: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Ready" and cond.get("status") != "Unknown":
-            return str(cond.get("status")), str(cond.get("reason") or ""), str(cond.get("message") or "")
+def _ready(status: BatchTransformJobStatus) -> tuple[str, str, str] | None:
+    for cond in status.conditions:
+        if cond.type == "Ready" and cond.status != "Unknown":
+            return cond.status, cond.reason, cond.message
     return None
 
 
-def transition_events(previous: Mapping[str, Any], derived: Derived) -> list[Event]:
+def transition_events(previous: BatchTransformJobStatus, derived: Derived) -> list[Event]:
     """Events for going from `previous` (status as last written) to `derived`."""
     new = derived.status
-    new_dump = new.model_dump(mode="json", exclude_none=True)
     events: list[Event] = []
-    ready_before, ready_now = _ready(previous), _ready(new_dump)
+    ready_before, ready_now = _ready(previous), _ready(new)
     if ready_now is not None and ready_now != ready_before:
         status, reason, message = ready_now
         events.append(Event("Normal" if status == "True" else "Warning", reason, message or reason))
-    failed_before = parse_indexes((previous.get("shards") or {}).get("failedIndexes"))
+    failed_before = parse_indexes(previous.shards.failedIndexes if previous.shards else "")
     failed_now = parse_indexes(new.shards.failedIndexes if new.shards else "")
-    retried = (previous.get("retryGeneration") or 0) != (new.retryGeneration or 0)
+    retried = (previous.retryGeneration or 0) != (new.retryGeneration or 0)
     for shard in sorted(failed_now - failed_before):
         why = derived.shard_failures.get(shard, "no termination message")
         events.append(Event("Warning", "ShardFailed", f"shard {shard} failed: {why}"))
     if retried:
         events.append(Event("Normal", "Retrying", f"Job {new.jobName} re-runs the shards that did not complete"))
-    elif previous.get("transformJobStatus") != new.transformJobStatus:
+    elif previous.transformJobStatus != new.transformJobStatus:
         events.append(_state_event(new))
     return events
 
 
-def event_manifest(involved: Mapping[str, Any], event: Event, timestamp: str, suffix: str) -> dict[str, Any]:
+def event_manifest(involved: ObjectRef, event: Event, timestamp: str, suffix: str) -> dict[str, Any]:
     """A core/v1 Event about `involved` (a BatchTransformJob); `suffix` makes its name unique."""
-    meta = involved["metadata"]
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta["namespace"]},
+        "metadata": {"name": f"{involved.name}.{suffix}", "namespace": involved.namespace},
         "involvedObject": {
-            "apiVersion": involved.get("apiVersion"),
-            "kind": involved.get("kind"),
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "uid": meta.get("uid"),
+            "apiVersion": involved.api_version,
+            "kind": involved.kind,
+            "name": involved.name,
+            "namespace": involved.namespace,
+            "uid": involved.uid,
         },
         "type": event.type,
         "reason": event.reason,

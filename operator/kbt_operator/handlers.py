@@ -29,10 +29,11 @@ from kbt_operator.config import ConfigError, OperatorConfig
 from kbt_operator.kube import ApiError, KubeApi, load_client, load_configuration
 from kbt_operator.labels import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from kbt_operator.metrics import ERRORS, RECONCILE_SECONDS
-from kbt_operator.owned import COMPONENT_LABEL, PROGRESS_COMPONENT, owner_name
+from kbt_operator.owned import COMPONENT_LABEL, PROGRESS_COMPONENT, ObjectRef, owner_name
 from kbt_operator.reconcile import OperatorContext, SetupFailedError, reconcile
 from kbt_operator.recorder import EventRecorder
 from kbt_operator.syncer import Key, Snapshot, StatusSyncer
+from kbt_operator.views import IndexedJob
 
 BTJ = (API_GROUP, API_VERSION, "batchtransformjobs")
 JOBS = ("batch", "v1", "jobs")
@@ -72,9 +73,9 @@ def btj_index(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> di
 
 
 @kopf.index(*JOBS, labels=MANAGED)
-def job_index(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Key, dict[str, Any]] | None:
+def job_index(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Key, IndexedJob] | None:
     owner = owner_name(body)
-    return {(str(namespace), owner): copy.deepcopy(dict(body))} if owner else None
+    return {(str(namespace), owner): IndexedJob.parse(body)} if owner else None
 
 
 @kopf.index(*CONFIGMAPS, labels=PROGRESS)
@@ -190,7 +191,7 @@ async def reconcile_job(
     started = time.perf_counter()
     jobs = list(_index(kwargs, "job_index").get(key, []))
     try:
-        await reconcile(context, body, jobs, functools.partial(context.recorder.post, body))
+        await reconcile(context, body, jobs, functools.partial(context.recorder.post, ObjectRef.parse(body)))
     except SetupFailedError as exc:
         ERRORS.labels(reason=exc.setup.reason).inc()
         context.syncer.set_setup(key, exc.setup)

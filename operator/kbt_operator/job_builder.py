@@ -2,7 +2,8 @@
 
 One pod per shard runs ``kbt shard --job /etc/kbt/job.json``; Kubernetes sets
 ``JOB_COMPLETION_INDEX``. A retry Job runs only some shards and maps its completion indexes to
-shard indexes with ``KBT_SHARD_MAP`` (see ``shards``). Placement comes from the instance-type
+shard indexes with ``KBT_SHARD_MAP`` (see ``kbt.api.shardmap``; every env name the pod reads
+is declared in ``kbt.api.podenv``). Placement comes from the instance-type
 catalog with the job's ``podOverrides`` on top:
 
 * resources: ``requests``/``limits`` merged key by key (the override wins);
@@ -19,18 +20,25 @@ on the runner's non-retriable exit codes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kbt.api import podenv
+from kbt.api.exitcodes import NON_RETRIABLE, ExitCode
 from kbt.api.models import ResourceOverrides
-from kbt.resolved import ResolvedJob
-from kbt.runner.exitcodes import NON_RETRIABLE, ExitCode
+from kbt.api.resolved import ResolvedJob
+from kbt.api.shardmap import SHARD_MAP_ANNOTATION, encode_shard_map
 from kbt_operator.catalog import InstanceType
 from kbt_operator.labels import progress_configmap_name
 from kbt_operator.naming import job_config_name, job_name, shard_identity_name
-from kbt_operator.owned import JOB_CONFIG_KEY, RETRY_GENERATION_LABEL, common_labels, owner_reference
-from kbt_operator.shards import SHARD_MAP_ANNOTATION, SHARD_MAP_ENV, encode_shard_map
+from kbt_operator.owned import (
+    JOB_CONFIG_KEY,
+    RETRY_GENERATION_LABEL,
+    ObjectRef,
+    common_labels,
+    owner_reference,
+)
 
 CONTAINER_NAME = "kbt"
 CONFIG_DIR = "/etc/kbt"
@@ -83,19 +91,22 @@ def _env(request: JobRequest) -> list[dict[str, Any]]:
     resolved = request.resolved
     spec = resolved.spec
     operator_env: list[dict[str, Any]] = [
-        {"name": "HOME", "value": SCRATCH_DIR},
-        {"name": "TMPDIR", "value": TMP_DIR},
-        {"name": "KBT_LOG_FORMAT", "value": "json"},
-        {"name": "KBT_PROGRESS_CONFIGMAP", "value": progress_configmap_name(resolved.name)},
-        {"name": "KBT_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "KBT_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": podenv.HOME, "value": SCRATCH_DIR},
+        {"name": podenv.TMPDIR, "value": TMP_DIR},
+        {"name": podenv.LOG_FORMAT, "value": "json"},
+        {"name": podenv.PROGRESS_CONFIGMAP, "value": progress_configmap_name(resolved.name)},
+        {"name": podenv.NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": podenv.POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     if request.shard_map is not None:
-        operator_env.append({"name": SHARD_MAP_ENV, "value": encode_shard_map(request.shard_map)})
+        operator_env.append({"name": podenv.SHARD_MAP, "value": encode_shard_map(request.shard_map)})
     if spec.s3.endpointUrl:
-        operator_env.append({"name": "AWS_ENDPOINT_URL_S3", "value": spec.s3.endpointUrl})
+        operator_env.append({"name": podenv.S3_ENDPOINT, "value": spec.s3.endpointUrl})
     if spec.region:
-        operator_env += [{"name": "AWS_REGION", "value": spec.region}, {"name": "AWS_DEFAULT_REGION", "value": spec.region}]
+        operator_env += [
+            {"name": podenv.REGION, "value": spec.region},
+            {"name": podenv.DEFAULT_REGION, "value": spec.region},
+        ]
     reserved = {item["name"] for item in operator_env}
     user: dict[str, str] = {}
     for var in [*resolved.model.environment, *spec.environment]:
@@ -190,8 +201,8 @@ def completions(request: JobRequest) -> int:
     return len(request.shard_map) if request.shard_map is not None else request.resolved.spec.shards
 
 
-def build_job(request: JobRequest, metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """The Indexed Job for `request`, owned by the BatchTransformJob with `metadata`."""
+def build_job(request: JobRequest, owner: ObjectRef) -> dict[str, Any]:
+    """The Indexed Job for `request`, owned by the BatchTransformJob `owner`."""
     spec = request.resolved.spec
     name = request.resolved.name
     count = completions(request)
@@ -222,10 +233,10 @@ def build_job(request: JobRequest, metadata: Mapping[str, Any]) -> dict[str, Any
         "kind": "Job",
         "metadata": {
             "name": job_name(name, request.generation),
-            "namespace": metadata["namespace"],
+            "namespace": owner.namespace,
             "labels": job_labels,
             **({"annotations": annotations} if annotations else {}),
-            "ownerReferences": [owner_reference(metadata)],
+            "ownerReferences": [owner_reference(owner)],
         },
         "spec": job_spec,
     }
@@ -238,7 +249,3 @@ def job_generation(job: Mapping[str, Any]) -> int:
         return int(raw)
     except ValueError:
         return 0
-
-
-def sorted_by_generation(jobs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(jobs, key=job_generation)

@@ -1,14 +1,15 @@
-"""The operator's Kubernetes API calls: plain dicts in and out, errors with what and where.
+"""kbt's one Kubernetes API client (operator and `kubectl btj`): plain dicts in and out, errors
+with what and where.
 
-Uses the official client's configuration and transport (in-cluster service account, else
-kubeconfig, token refresh included) with raw JSON paths, so objects stay the plain dicts the
-builders produce. The client blocks, so every call runs on a small thread pool.
+Uses the official client's configuration and transport (service account or kubeconfig, token
+refresh included) with raw JSON paths, so objects stay the plain dicts the builders produce.
+`KubeClient` makes blocking calls (the plugin uses it directly); `KubeApi` is the operator's
+asynchronous facade that runs them on a small thread pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -24,9 +25,10 @@ from kbt.api.models import API_GROUP, API_VERSION
 
 _T = TypeVar("_T")
 REQUEST_TIMEOUT_SECONDS = 30
+JSON = "application/json"
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
-# kind -> (API prefix, plural); every kind the operator reads or writes.
+# kind -> (API prefix, plural); every kind kbt reads or writes.
 RESOURCES: dict[str, tuple[str, str]] = {
     "ConfigMap": ("/api/v1", "configmaps"),
     "ServiceAccount": ("/api/v1", "serviceaccounts"),
@@ -42,12 +44,13 @@ RESOURCES: dict[str, tuple[str, str]] = {
 
 
 class ApiError(Exception):
-    """A failed API call: HTTP status (0 = no answer) and the server's message, with the target."""
+    """A failed API call: HTTP status (0 = no answer), the server's own words, and the target."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.detail = detail or message
 
 
 def _server_message(exc: ApiException) -> str:
@@ -57,9 +60,10 @@ def _server_message(exc: ApiException) -> str:
         return str(exc.reason)
 
 
-def _path(kind: str, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+def resource_path(kind: str, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
+    """The resource path; `namespace` None lists cluster-wide."""
     prefix, plural = RESOURCES[kind]
-    path = f"{prefix}/namespaces/{namespace}/{plural}"
+    path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace is not None else f"{prefix}/{plural}"
     if name is not None:
         path += f"/{name}"
     if subresource is not None:
@@ -82,99 +86,146 @@ def load_client() -> client.ApiClient:
     return client.ApiClient(load_configuration())
 
 
-class KubeApi:
-    """Asynchronous facade over blocking calls of one API client."""
+class KubeClient:
+    """Blocking calls through one API client."""
 
-    def __init__(self, api_client: client.ApiClient, workers: int = 8) -> None:
+    def __init__(self, api_client: client.ApiClient) -> None:
         self._client = api_client
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kbt-api")
+
+    @property
+    def host(self) -> str:
+        return str(self._client.configuration.host)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
-    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    def _open(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        headers: dict[str, str],
+        *,
+        query: list[tuple[str, str]],
+        timeout: float | None,
+    ) -> Any:
+        """The raw urllib3 response of one call, not read yet."""
+        try:
+            return self._client.call_api(
+                path,
+                method,
+                query_params=query,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=timeout,
+            )
+        except ApiException as exc:
+            detail = _server_message(exc)
+            raise ApiError(exc.status or 0, f"{method} {path}: {exc.status} {detail}", detail) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiError(0, f"{method} {path}: API server unreachable: {exc}", str(exc)) from None
 
-    def _call(
+    def call(
         self,
         method: str,
         path: str,
         body: Any = None,
         *,
         query: list[tuple[str, str]] | None = None,
-        content_type: str = "application/json",
-        accept: str = "application/json",
+        content_type: str = JSON,
+        accept: str = JSON,
     ) -> dict[str, Any]:
+        """One request answered with JSON (within REQUEST_TIMEOUT_SECONDS)."""
         headers = {"Accept": accept, "Content-Type": content_type}
-        try:
-            response = self._client.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=REQUEST_TIMEOUT_SECONDS,
-            )
-        except ApiException as exc:
-            raise ApiError(exc.status or 0, f"{method} {path}: {exc.status} {_server_message(exc)}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ApiError(0, f"{method} {path}: API server unreachable: {exc}") from None
-        data = response.data
+        data = self._open(method, path, body, headers, query=query or [], timeout=REQUEST_TIMEOUT_SECONDS).data
         return dict(json.loads(data)) if data else {}
 
-    # --- blocking calls -------------------------------------------------------------------
-
-    def _get(self, kind: str, namespace: str, name: str, accept: str) -> dict[str, Any] | None:
+    def get(self, kind: str, namespace: str, name: str, accept: str = JSON) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
         try:
-            return self._call("GET", _path(kind, namespace, name), accept=accept)
+            return self.call("GET", resource_path(kind, namespace, name), accept=accept)
         except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
 
-    def _delete(self, kind: str, namespace: str, name: str, propagation: str) -> bool:
+    def exists(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether the object exists; reads metadata only (the operator never sees Secret data)."""
+        return self.get(kind, namespace, name, METADATA_ONLY) is not None
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create `obj`; ApiError with status 409 when the name is taken."""
+        return self.call("POST", resource_path(obj["kind"], obj["metadata"]["namespace"]), dict(obj))
+
+    def patch(
+        self, kind: str, namespace: str, name: str, patch: Mapping[str, Any], subresource: str | None = None
+    ) -> dict[str, Any]:
+        """JSON merge patch (None values remove keys)."""
+        path = resource_path(kind, namespace, name, subresource)
+        return self.call("PATCH", path, dict(patch), content_type="application/merge-patch+json")
+
+    def delete(self, kind: str, namespace: str, name: str, propagation: str) -> bool:
+        """Delete with `propagation` (Foreground/Background); False when already gone."""
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
         try:
-            self._call("DELETE", _path(kind, namespace, name), body=body)
+            self.call("DELETE", resource_path(kind, namespace, name), body=body)
         except ApiError as exc:
             if exc.status == 404:
                 return False
             raise
         return True
 
-    def _list(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
-        answer = self._call("GET", _path(kind, namespace), query=[("labelSelector", selector)])
+    def stream(self, kind: str, namespace: str, name: str, subresource: str, query: list[tuple[str, str]]) -> Any:
+        """An open response of a streaming subresource (pod logs): read with ``.stream()``, then
+        ``.release_conn()``; no read timeout, as a followed log may stay quiet for long."""
+        path = resource_path(kind, namespace, name, subresource)
+        return self._open("GET", path, None, {"Accept": JSON, "Content-Type": JSON}, query=query, timeout=None)
+
+    def list(self, kind: str, namespace: str | None, selector: str | None = None) -> list[dict[str, Any]]:
+        """Objects of `kind` in `namespace` (None: every namespace), optionally label-selected."""
+        query = [("labelSelector", selector)] if selector else []
+        answer = self.call("GET", resource_path(kind, namespace), query=query)
         return [dict(item) for item in answer.get("items") or []]
 
-    # --- API ------------------------------------------------------------------------------
+
+class KubeApi:
+    """Asynchronous facade over the blocking calls of one `KubeClient`."""
+
+    def __init__(self, api_client: client.ApiClient, workers: int = 8) -> None:
+        self._blocking = KubeClient(api_client)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kbt-api")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._blocking.close()
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
-        return await self._run(self._get, kind, namespace, name, "application/json")
+        return await self._run(self._blocking.get, kind, namespace, name)
 
     async def exists(self, kind: str, namespace: str, name: str) -> bool:
         """Whether the object exists; reads metadata only (the operator never sees Secret data)."""
-        return await self._run(self._get, kind, namespace, name, METADATA_ONLY) is not None
+        return await self._run(self._blocking.exists, kind, namespace, name)
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Create `obj`; ApiError with status 409 when the name is taken."""
-        meta = obj["metadata"]
-        return await self._run(self._call, "POST", _path(obj["kind"], meta["namespace"]), dict(obj))
+        return await self._run(self._blocking.create, obj)
 
     async def patch(
         self, kind: str, namespace: str, name: str, patch: Mapping[str, Any], subresource: str | None = None
     ) -> dict[str, Any]:
         """JSON merge patch (None values remove keys)."""
-        path = _path(kind, namespace, name, subresource)
-        return await self._run(functools.partial(self._call, content_type="application/merge-patch+json"), "PATCH", path, dict(patch))
+        return await self._run(self._blocking.patch, kind, namespace, name, patch, subresource)
 
     async def delete(self, kind: str, namespace: str, name: str, propagation: str) -> bool:
         """Delete with `propagation` (Foreground/Background); False when already gone."""
-        return await self._run(self._delete, kind, namespace, name, propagation)
+        return await self._run(self._blocking.delete, kind, namespace, name, propagation)
 
     async def list(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return await self._run(self._list, kind, namespace, selector)
+        return await self._run(self._blocking.list, kind, namespace, selector)

@@ -2,7 +2,7 @@
 
 Every shard pod carries ``JOB_NAME_LABEL`` with its BatchTransformJob's name; Kubernetes itself
 adds ``COMPLETION_INDEX_LABEL`` (and the annotation of the same name) to pods of Indexed Jobs.
-Shards report progress into one ConfigMap per job, one key per shard.
+Shards report progress into one ConfigMap per job, one key per shard (``kbt.api.progress``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "kbt-operator"
 
 PROGRESS_CONFIGMAP_PREFIX = "kbt-progress-"
-PROGRESS_KEY_PREFIX = "shard-"
 
 
 def job_selector(job_name: str) -> str:
@@ -27,8 +26,3 @@ def job_selector(job_name: str) -> str:
 def progress_configmap_name(job_name: str) -> str:
     """The ConfigMap that shards of `job_name` write their progress into."""
     return bounded(f"{PROGRESS_CONFIGMAP_PREFIX}{job_name}", OBJECT_NAME_LIMIT)
-
-
-def progress_key(shard_index: int) -> str:
-    """The key of one shard's progress JSON inside the progress ConfigMap."""
-    return f"{PROGRESS_KEY_PREFIX}{shard_index}"

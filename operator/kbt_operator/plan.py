@@ -12,13 +12,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from kbt.api.models import BatchTransformJobSpec, TransformJobStatus
-from kbt_operator.job_builder import job_generation, sorted_by_generation
-from kbt_operator.shards import job_completed_shards, parse_indexes
+from kbt.api.models import BatchTransformJobSpec, BatchTransformJobStatus, TransformJobStatus
+from kbt_operator.shards import parse_indexes
+from kbt_operator.views import IndexedJob, by_generation
 
 
 @dataclass(frozen=True)
@@ -46,20 +45,6 @@ class Plan:
         return self == Plan()
 
 
-def _name(job: Mapping[str, Any]) -> str:
-    return str(job["metadata"]["name"])
-
-
-def _deleting(job: Mapping[str, Any]) -> bool:
-    return bool((job.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def _has(job: Mapping[str, Any], kind: str) -> bool:
-    return any(
-        c.get("type") == kind and c.get("status") == "True" for c in (job.get("status") or {}).get("conditions") or []
-    )
-
-
 def _retry(spec: BatchTransformJobSpec, completed: set[int], delete: tuple[str, ...]) -> Plan:
     remaining = tuple(sorted(set(range(spec.shards)) - completed))
     if not remaining:
@@ -67,41 +52,39 @@ def _retry(spec: BatchTransformJobSpec, completed: set[int], delete: tuple[str, 
     return Plan(create=NewJob(spec.retryFailedShards, remaining), delete=delete)
 
 
-def plan_jobs(spec: BatchTransformJobSpec, jobs: Sequence[Mapping[str, Any]], previous: Mapping[str, Any]) -> Plan:
+def plan_jobs(spec: BatchTransformJobSpec, jobs: Sequence[IndexedJob], previous: BatchTransformJobStatus) -> Plan:
     """What to change so the Jobs match `spec` (see the module docstring)."""
-    ordered = sorted_by_generation(jobs)
+    ordered = by_generation(jobs)
     latest = ordered[-1] if ordered else None
-    superseded = tuple(_name(job) for job in ordered[:-1] if not _deleting(job))
+    superseded = tuple(job.name for job in ordered[:-1] if not job.deleting)
     if latest is None:
         if spec.stop:
             return Plan()
-        if not previous.get("jobName"):
+        if not previous.jobName:
             return Plan(create=NewJob(spec.retryFailedShards, None))
-        retry_wanted = spec.retryFailedShards > (previous.get("retryGeneration") or 0)
-        ended = previous.get("transformJobStatus") in (TransformJobStatus.COMPLETED, TransformJobStatus.STOPPED)
+        retry_wanted = spec.retryFailedShards > (previous.retryGeneration or 0)
+        ended = previous.transformJobStatus in (TransformJobStatus.COMPLETED, TransformJobStatus.STOPPED)
         if retry_wanted and not ended:
-            completed = parse_indexes((previous.get("shards") or {}).get("completedIndexes"))
+            completed = parse_indexes(previous.shards.completedIndexes if previous.shards else None)
             return _retry(spec, completed, ())
         return Plan()
-    generation = job_generation(latest)
-    retry_wanted = spec.retryFailedShards > generation
-    if _has(latest, "Failed"):
+    retry_wanted = spec.retryFailedShards > latest.generation
+    if latest.condition("Failed"):
         if retry_wanted and not spec.stop:
-            return _retry(spec, job_completed_shards(latest, spec.shards), (*superseded, _name(latest)))
+            return _retry(spec, latest.completed_shards(spec.shards), (*superseded, latest.name))
         return Plan(delete=superseded)
     notes: tuple[str, ...] = ()
-    if _has(latest, "Complete"):
+    if latest.condition("Complete"):
         if retry_wanted:
             notes = ("retryFailedShards ignored: the job completed",)
         return Plan(delete=superseded, notes=notes)
     if retry_wanted:
         notes += ("retryFailedShards ignored: only a Failed job can retry its shards",)
     if spec.stop:
-        return Plan(stop=None if _deleting(latest) else _name(latest), delete=superseded, notes=notes)
-    suspended = bool((latest.get("spec") or {}).get("suspend"))
+        return Plan(stop=None if latest.deleting else latest.name, delete=superseded, notes=notes)
     if spec.queueName:
         if spec.suspend:
             notes += ("suspend ignored: Kueue suspends and resumes queued jobs",)
         return Plan(delete=superseded, notes=notes)
-    change = SetSuspend(_name(latest), spec.suspend) if suspended != spec.suspend else None
+    change = SetSuspend(latest.name, spec.suspend) if latest.suspended != spec.suspend else None
     return Plan(suspend=change, delete=superseded, notes=notes)

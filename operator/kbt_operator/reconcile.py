@@ -14,19 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbt.api.models import BatchTransformJob, LocalObjectReference, Model
-from kbt.runner.resolve import resolve_job
+from kbt.api.resolved import resolve_job
 from kbt_operator.catalog import Catalog, UnknownInstanceTypeError
 from kbt_operator.config import OperatorConfig
 from kbt_operator.events import Event
 from kbt_operator.job_builder import JobRequest, build_job, completions
 from kbt_operator.kube import ApiError, KubeApi
 from kbt_operator.metrics import JOBS_CREATED
-from kbt_operator.owned import is_owned_by, shard_objects
+from kbt_operator.owned import ObjectRef, is_owned_by, shard_objects
 from kbt_operator.plan import NewJob, Plan, plan_jobs
 from kbt_operator.recorder import EventRecorder
-from kbt_operator.resolve import InvalidResourceError, parse_job, parse_model
+from kbt_operator.resolve import InvalidResourceError, parse_model
 from kbt_operator.status import Reason, Setup
 from kbt_operator.syncer import Key, StatusSyncer, own_fields
+from kbt_operator.views import BtjView, IndexedJob
 
 EventFn = Callable[[Event], Awaitable[None]]
 
@@ -66,7 +67,7 @@ def with_s3_defaults(job: BatchTransformJob, config: OperatorConfig) -> BatchTra
     return job.model_copy(update={"spec": spec})
 
 
-async def ensure(api: KubeApi, obj: Mapping[str, Any], owner_uid: str) -> bool:
+async def ensure(api: KubeApi, obj: Mapping[str, Any], owner: ObjectRef) -> bool:
     """Create `obj`, or adopt the existing one if this job owns it; True when created."""
     try:
         await api.create(obj)
@@ -78,7 +79,7 @@ async def ensure(api: KubeApi, obj: Mapping[str, Any], owner_uid: str) -> bool:
     existing = await api.get(obj["kind"], meta["namespace"], meta["name"])
     if existing is None:
         raise ApiError(409, f"{obj['kind']} {meta['name']} was being deleted while created; retrying")
-    if not is_owned_by(existing, owner_uid):
+    if not is_owned_by(existing, owner.uid):
         raise SetupFailedError(
             Reason.NAME_CONFLICT,
             f"{obj['kind']} {meta['namespace']}/{meta['name']} already exists and is not owned by this "
@@ -101,7 +102,7 @@ async def _model(api: KubeApi, job: BatchTransformJob) -> Model | None:
 
 
 async def create_job(
-    ctx: OperatorContext, job: BatchTransformJob, metadata: Mapping[str, Any], new: NewJob
+    ctx: OperatorContext, job: BatchTransformJob, owner: ObjectRef, new: NewJob
 ) -> tuple[str, int]:
     """Check, create owned objects and the Indexed Job of `new`; returns its name and pod count."""
     try:
@@ -110,15 +111,15 @@ async def create_job(
         raise SetupFailedError(Reason.UNKNOWN_INSTANCE_TYPE, f"spec.transformResources.instanceType: {exc}") from None
     model = await _model(ctx.api, job)
     job = with_s3_defaults(job, ctx.config)
-    namespace = metadata["namespace"]
+    namespace = owner.namespace
     secret = job.spec.s3.credentialsSecret
     if secret is not None and not await ctx.api.exists("Secret", namespace, secret.name):
         raise SetupFailedError(
             Reason.SECRET_NOT_FOUND, f"spec.s3.credentialsSecret: Secret {secret.name} not found in namespace {namespace}"
         )
     resolved = resolve_job(job, {job.spec.modelName: model} if job.spec.modelName and model else {})
-    for obj in shard_objects(resolved, metadata):
-        await ensure(ctx.api, obj, metadata["uid"])
+    for obj in shard_objects(resolved, owner):
+        await ensure(ctx.api, obj, owner)
     request = JobRequest(
         resolved=resolved,
         instance=instance,
@@ -128,20 +129,20 @@ async def create_job(
         generation=new.generation,
         shard_map=new.shard_map,
     )
-    manifest = build_job(request, metadata)
-    if await ensure(ctx.api, manifest, metadata["uid"]):
+    manifest = build_job(request, owner)
+    if await ensure(ctx.api, manifest, owner):
         JOBS_CREATED.inc()
     return str(manifest["metadata"]["name"]), completions(request)
 
 
 async def apply_plan(
-    ctx: OperatorContext, job: BatchTransformJob, metadata: Mapping[str, Any], plan: Plan, post: EventFn
+    ctx: OperatorContext, job: BatchTransformJob, owner: ObjectRef, plan: Plan, post: EventFn
 ) -> None:
-    key: Key = (metadata["namespace"], metadata["name"])
+    key: Key = (owner.namespace, owner.name)
     for note in plan.notes:
         await post(Event("Warning", "Ignored", note))
     if plan.create is not None:
-        name, count = await create_job(ctx, job, metadata, plan.create)
+        name, count = await create_job(ctx, job, owner, plan.create)
         what = "every shard" if plan.create.shard_map is None else f"shards {','.join(map(str, plan.create.shard_map))}"
         ctx.syncer.set_setup(key, Setup(True, Reason.JOB_CREATED, f"Job {name} runs {what} ({count} pods)"))
     for name in plan.delete:
@@ -157,15 +158,12 @@ async def apply_plan(
     ctx.syncer.mark(key)
 
 
-async def reconcile(
-    ctx: OperatorContext, body: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]], post: EventFn
-) -> None:
+async def reconcile(ctx: OperatorContext, body: Mapping[str, Any], jobs: Sequence[IndexedJob], post: EventFn) -> None:
     """Bring the Jobs of BatchTransformJob `body` in line with its spec (see `plan`)."""
-    metadata = body["metadata"]
-    key: Key = (metadata["namespace"], metadata["name"])
-    try:
-        job = parse_job(body)
-    except InvalidResourceError as exc:
-        raise SetupFailedError(Reason.INVALID_SPEC, str(exc)) from None
+    owner = ObjectRef.parse(body)
+    key: Key = (owner.namespace, owner.name)
     previous = ctx.syncer.last_written(key) or own_fields(body.get("status") or {})
-    await apply_plan(ctx, job, metadata, plan_jobs(job.spec, jobs, previous), post)
+    btj = BtjView.parse({**body, "status": previous})
+    if btj.job is None:
+        raise SetupFailedError(Reason.INVALID_SPEC, btj.invalid)
+    await apply_plan(ctx, btj.job, owner, plan_jobs(btj.job.spec, jobs, btj.status), post)

@@ -1,5 +1,5 @@
 """Parse BatchTransformJob and Model resources from the API into the pydantic models, with errors
-that name every bad field; the model lookup itself is ``kbt.runner.resolve.resolve_job``.
+that name every bad field; the model lookup itself is ``kbt.api.resolved.resolve_job``.
 """
 
 from __future__ import annotations

@@ -1,21 +1,16 @@
-"""Shard index sets and the shard map of retry Jobs.
+"""Shard index sets of Indexed Jobs, mapped to shards through the Job's shard map.
 
 Kubernetes reports Indexed Job indexes as interval strings (``"0-2,5,7-9"``). A retry Job runs
-only some shards: its completion index ``i`` stands for shard ``shard_map[i]``. The map travels
-to the runner as env ``KBT_SHARD_MAP`` (comma-separated shard indexes, ``"3,7"``) and is kept on
-the Job as the annotation ``kbt.dev/shard-map`` so status derivation can read it back; a Job
-without the annotation runs every shard with completion index = shard index.
+only some shards; the map from its completion indexes to shards (``kbt.api.shardmap``) is kept
+on the Job as the annotation ``kbt.dev/shard-map``; a Job without it runs every shard with
+completion index = shard index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
-from kbt.api.models import API_GROUP
-
-SHARD_MAP_ANNOTATION = f"{API_GROUP}/shard-map"
-SHARD_MAP_ENV = "KBT_SHARD_MAP"
+from kbt.api.shardmap import shard_for
 
 
 def parse_indexes(text: str | None) -> set[int]:
@@ -54,40 +49,6 @@ def format_indexes(indexes: Iterable[int]) -> str:
     return ",".join(parts)
 
 
-def encode_shard_map(shards: Sequence[int]) -> str:
-    return ",".join(str(s) for s in shards)
-
-
-def decode_shard_map(text: str) -> list[int]:
-    try:
-        shards = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"invalid shard map {text!r}: expected comma-separated integers") from None
-    if not shards:
-        raise ValueError("invalid shard map: empty")
-    return shards
-
-
-def job_shard_map(job: Mapping[str, Any], total: int) -> list[int]:
-    """The real shard of each completion index of `job` (identity for a first-run Job)."""
-    annotations = (job.get("metadata") or {}).get("annotations") or {}
-    text = annotations.get(SHARD_MAP_ANNOTATION)
-    return decode_shard_map(text) if text else list(range(total))
-
-
 def to_shards(local: Iterable[int], shard_map: Sequence[int]) -> set[int]:
     """Completion indexes of a Job -> shard indexes (indexes outside the map are dropped)."""
-    return {shard_map[i] for i in local if 0 <= i < len(shard_map)}
-
-
-def job_completed_shards(job: Mapping[str, Any], total: int) -> set[int]:
-    """Shards finished when `job` is the latest: those it did not run plus those it completed."""
-    shard_map = job_shard_map(job, total)
-    done_before = set(range(total)) - set(shard_map)
-    completed = parse_indexes((job.get("status") or {}).get("completedIndexes"))
-    return done_before | to_shards(completed, shard_map)
-
-
-def job_failed_shards(job: Mapping[str, Any], total: int) -> set[int]:
-    failed = parse_indexes((job.get("status") or {}).get("failedIndexes"))
-    return to_shards(failed, job_shard_map(job, total))
+    return {shard for shard in (shard_for(i, shard_map) for i in local) if shard is not None}

@@ -1,8 +1,9 @@
 """Derive a BatchTransformJob's status from what the cluster shows (a pure function).
 
-Inputs: the BatchTransformJob (spec and previous status), its latest Indexed Job, that Job's
-failed pods (for termination messages), the progress ConfigMap's data, and the outcome of the
-last setup attempt (model/secret/catalog checks). Output: the full status the operator writes,
+Inputs (typed views of `views`, parsed where the API hands the objects over): the
+BatchTransformJob (spec and previous status), its latest Indexed Job, that Job's failed pods (for
+termination messages), the progress ConfigMap's data, and the outcome of the last setup attempt
+(model/secret/catalog checks). Output: the full status the operator writes,
 plus per-shard failure reasons for events. The previous status only supplies what the cluster
 no longer shows: times, condition transition times, and the shard counts of a deleted Job.
 
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbt.api.exitcodes import ExitCode
 from kbt.api.models import (
     BatchTransformJob,
     BatchTransformJobStatus,
@@ -24,21 +26,14 @@ from kbt.api.models import (
     ShardCounts,
     TransformJobStatus,
 )
-from kbt.runner.exitcodes import ExitCode
-from kbt_operator.job_builder import CONTAINER_NAME, job_generation
+from kbt.api.shardmap import shard_for
 from kbt_operator.progress import aggregate, parse_reports
-from kbt_operator.resolve import InvalidResourceError, model_ref, parse_job
-from kbt_operator.shards import (
-    format_indexes,
-    job_completed_shards,
-    job_failed_shards,
-    job_shard_map,
-    parse_indexes,
-)
+from kbt_operator.resolve import model_ref
+from kbt_operator.shards import format_indexes, parse_indexes
+from kbt_operator.views import BtjView, IndexedJob, ShardPod
 
 State = TransformJobStatus
 TERMINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.STOPPED})
-COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 
 
 class Reason:
@@ -81,12 +76,33 @@ class Setup:
 
 @dataclass(frozen=True)
 class Observation:
-    btj: Mapping[str, Any]
-    job: Mapping[str, Any] | None
+    btj: BtjView
+    job: IndexedJob | None
     now: str
-    pods: Sequence[Mapping[str, Any]] = ()
+    pods: Sequence[ShardPod] = ()
     progress: Mapping[str, str] = field(default_factory=dict)
     setup: Setup | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        btj: Mapping[str, Any],
+        job: Mapping[str, Any] | None,
+        now: str,
+        *,
+        pods: Sequence[Mapping[str, Any]] = (),
+        progress: Mapping[str, str] | None = None,
+        setup: Setup | None = None,
+    ) -> Observation:
+        """An observation of objects as the API returns them."""
+        return cls(
+            btj=BtjView.parse(btj),
+            job=None if job is None else IndexedJob.parse(job),
+            now=now,
+            pods=[ShardPod.parse(pod) for pod in pods],
+            progress=progress or {},
+            setup=setup,
+        )
 
 
 @dataclass(frozen=True)
@@ -105,13 +121,6 @@ class Derived:
     progress_problems: list[str]
 
 
-def _true_condition(job: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == kind and cond.get("status") == "True":
-            return dict(cond)
-    return None
-
-
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
@@ -124,83 +133,66 @@ def _exit_label(code: int) -> str:
         return f"exit code {code}" + (", killed (SIGKILL/OOM)" if code == 137 else "")
 
 
-def _pod_failure(pod: Mapping[str, Any], shard_map: Sequence[int]) -> PodFailure | None:
-    meta = pod.get("metadata") or {}
-    raw_index = (meta.get("annotations") or {}).get(COMPLETION_INDEX_ANNOTATION) or (meta.get("labels") or {}).get(
-        COMPLETION_INDEX_ANNOTATION
-    )
-    try:
-        local = int(str(raw_index))
-    except ValueError:
+def _pod_failure(pod: ShardPod, shard_map: Sequence[int]) -> PodFailure | None:
+    shard = None if pod.completion_index is None else shard_for(pod.completion_index, shard_map)
+    if shard is None:
         return None
-    if not 0 <= local < len(shard_map):
-        return None
-    status = pod.get("status") or {}
-    for container in status.get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated")
-        if container.get("name") != CONTAINER_NAME or not terminated or terminated.get("exitCode", 0) == 0:
-            continue
-        code = int(terminated.get("exitCode", 1))
-        line = _last_line(terminated.get("message") or "") or str(terminated.get("reason") or "failed")
-        return PodFailure(shard_map[local], str(meta.get("name", "")), f"{line} ({_exit_label(code)})", str(terminated.get("finishedAt") or ""))
-    if status.get("phase") == "Failed":
-        line = _last_line(status.get("message") or "") or str(status.get("reason") or "pod failed")
-        return PodFailure(shard_map[local], str(meta.get("name", "")), line, "")
+    ended = pod.failed_container
+    if ended is not None:
+        line = _last_line(ended.message) or (ended.reason or "failed")
+        return PodFailure(shard, pod.name, f"{line} ({_exit_label(ended.exit_code)})", ended.finished_at)
+    if pod.phase == "Failed":
+        return PodFailure(shard, pod.name, _last_line(pod.message) or (pod.reason or "pod failed"), "")
     return None
 
 
-def pod_failures(pods: Sequence[Mapping[str, Any]], shard_map: Sequence[int]) -> list[PodFailure]:
+def pod_failures(pods: Sequence[ShardPod], shard_map: Sequence[int]) -> list[PodFailure]:
     """Failed attempts, oldest first."""
     failures = [f for f in (_pod_failure(pod, shard_map) for pod in pods) if f is not None]
     return sorted(failures, key=lambda f: (f.finished_at, f.pod))
 
 
-def _previous_setup(previous: Mapping[str, Any]) -> Setup | None:
-    for cond in previous.get("conditions") or []:
-        if cond.get("type") == "Ready" and cond.get("status") in ("True", "False"):
-            return Setup(cond["status"] == "True", str(cond.get("reason") or ""), str(cond.get("message") or ""))
+def _previous_setup(previous: BatchTransformJobStatus) -> Setup | None:
+    for cond in previous.conditions:
+        if cond.type == "Ready" and cond.status in ("True", "False"):
+            return Setup(cond.status == "True", cond.reason, cond.message)
     return None
 
 
-def _previous_reason(previous: Mapping[str, Any], kind: str) -> str | None:
-    for cond in previous.get("conditions") or []:
-        if cond.get("type") == kind and cond.get("reason"):
-            return str(cond["reason"])
-    return None
+def _previous_reason(previous: BatchTransformJobStatus, kind: str) -> str | None:
+    return next((cond.reason for cond in previous.conditions if cond.type == kind and cond.reason), None)
 
 
-def _state(job: BatchTransformJob, latest: Mapping[str, Any] | None, previous: Mapping[str, Any]) -> tuple[State, str]:
+def _state(job: BatchTransformJob, latest: IndexedJob | None, previous: BatchTransformJobStatus) -> tuple[State, str]:
     """The transformJobStatus and the Running condition's reason."""
     spec = job.spec
-    prev_state = previous.get("transformJobStatus")
+    prev_state = previous.transformJobStatus
     if latest is None:
         if prev_state in TERMINAL_STATES:
             return State(prev_state), _previous_reason(previous, "Running") or str(prev_state)
         if spec.stop:
             return State.STOPPED, Reason.STOP_REQUESTED
-        if previous.get("jobName"):
+        if previous.jobName:
             return State.FAILED, Reason.JOB_DELETED
         return State.PENDING, Reason.RECONCILING
-    if _true_condition(latest, "Complete"):
+    if latest.condition("Complete"):
         return State.COMPLETED, Reason.ALL_SHARDS_SUCCEEDED
-    if _true_condition(latest, "Failed"):
+    if latest.condition("Failed"):
         stopped = spec.stop and prev_state in (State.STOPPING, State.STOPPED)
         return (State.STOPPED, Reason.STOP_REQUESTED) if stopped else (State.FAILED, Reason.SHARDS_FAILED)
     if spec.stop:
         return State.STOPPING, Reason.STOP_REQUESTED
-    if (latest.get("spec") or {}).get("suspend"):
+    if latest.suspended:
         return State.PENDING, Reason.QUEUED if spec.queueName else Reason.SUSPENDED
-    job_status = latest.get("status") or {}
-    started = job_status.get("startTime") or any(job_status.get(k) for k in ("active", "succeeded", "failed"))
-    return (State.IN_PROGRESS, Reason.SHARDS_RUNNING) if started else (State.PENDING, Reason.RECONCILING)
+    return (State.IN_PROGRESS, Reason.SHARDS_RUNNING) if latest.started else (State.PENDING, Reason.RECONCILING)
 
 
 def _failure_reason(
     *,
     running_reason: str,
     setup: Setup | None,
-    latest: Mapping[str, Any] | None,
-    previous: Mapping[str, Any],
+    latest: IndexedJob | None,
+    previous: BatchTransformJobStatus,
     failed: set[int],
     shard_failures: Mapping[int, str],
 ) -> str:
@@ -208,11 +200,11 @@ def _failure_reason(
         return setup.message
     if running_reason == Reason.JOB_DELETED:
         return (
-            f"Job {previous.get('jobName')} was deleted outside kbt; increase spec.retryFailedShards "
+            f"Job {previous.jobName} was deleted outside kbt; increase spec.retryFailedShards "
             "to run the unfinished shards"
         )
     if latest is None:
-        return str(previous.get("failureReason") or "")
+        return previous.failureReason or ""
     if shard_failures:
         first = min(shard_failures)
         text = f"shard {first}: {shard_failures[first]}"
@@ -220,8 +212,9 @@ def _failure_reason(
         return text + (f"; {len(others)} more failed shard(s): {format_indexes(others)}" if others else "")
     if failed:
         return f"shards {format_indexes(failed)} failed"
-    cond = _true_condition(latest, "Failed") or {}
-    return f"{cond.get('reason', 'Failed')}: {cond.get('message', '')}".rstrip(": ")
+    cond = latest.condition("Failed")
+    reason = "Failed" if cond is None or cond.reason is None else cond.reason
+    return f"{reason}: {'' if cond is None else cond.message}".rstrip(": ")
 
 
 def _conditions(
@@ -230,7 +223,7 @@ def _conditions(
     running_reason: str,
     setup: Setup | None,
     failure: str,
-    previous: Mapping[str, Any],
+    previous: BatchTransformJobStatus,
     generation: int | None,
     now: str,
     summary: str,
@@ -245,13 +238,13 @@ def _conditions(
     }
     if setup is None:
         wanted["Ready"] = (None, Reason.RECONCILING, "")
-    old = {c.get("type"): c for c in previous.get("conditions") or []}
+    old = {c.type: c for c in previous.conditions}
     result = []
     for kind in CONDITION_TYPES:
         value, reason, message = wanted[kind]
         text = "Unknown" if value is None else str(value)
-        before = old.get(kind) or {}
-        since = before.get("lastTransitionTime") if before.get("status") == text else None
+        before = old.get(kind)
+        since = before.lastTransitionTime if before is not None and before.status == text else None
         result.append(
             Condition(
                 type=kind,
@@ -265,15 +258,16 @@ def _conditions(
     return result
 
 
-def _end_time(state: State, latest: Mapping[str, Any] | None, previous: Mapping[str, Any], now: str) -> str | None:
+def _end_time(state: State, latest: IndexedJob | None, previous: BatchTransformJobStatus, now: str) -> str | None:
     if state not in TERMINAL_STATES:
         return None
-    if previous.get("transformJobStatus") == state and previous.get("endTime"):
-        return str(previous["endTime"])
+    if previous.transformJobStatus == state and previous.endTime:
+        return previous.endTime
     if latest is not None and state == State.COMPLETED:
-        return str((latest.get("status") or {}).get("completionTime") or now)
+        return latest.completion_time or now
     if latest is not None and state == State.FAILED:
-        return str((_true_condition(latest, "Failed") or {}).get("lastTransitionTime") or now)
+        failed = latest.condition("Failed")
+        return (failed.last_transition_time if failed is not None else "") or now
     return now
 
 
@@ -285,14 +279,9 @@ def summary_text(shards: ShardCounts, percent: int) -> str:
 
 def derive_status(obs: Observation) -> Derived:
     """The status the BatchTransformJob should have now (see the module docstring)."""
-    btj = obs.btj
-    metadata = btj.get("metadata") or {}
-    previous: Mapping[str, Any] = btj.get("status") or {}
-    generation = metadata.get("generation")
-    try:
-        job = parse_job(btj)
-    except InvalidResourceError as exc:
-        return _invalid(obs, previous, generation, str(exc))
+    previous, generation, job = obs.btj.status, obs.btj.generation, obs.btj.job
+    if job is None:
+        return _invalid(obs, previous, generation, obs.btj.invalid)
     setup = obs.setup or _previous_setup(previous)
     total = job.spec.shards
     latest = obs.job
@@ -301,11 +290,10 @@ def derive_status(obs: Observation) -> Derived:
     else:
         state, running_reason = _state(job, latest, previous)
     if latest is not None:
-        completed, failed = job_completed_shards(latest, total), job_failed_shards(latest, total)
-        active = int((latest.get("status") or {}).get("active") or 0)
-        failures = pod_failures(obs.pods, job_shard_map(latest, total))
+        completed, failed, active = latest.completed_shards(total), latest.failed_shards(total), latest.active
+        failures = pod_failures(obs.pods, latest.shards_of(total))
     else:
-        before = ShardCounts.model_validate(previous.get("shards") or {})
+        before = previous.shards or ShardCounts()
         completed, failed, active = parse_indexes(before.completedIndexes), parse_indexes(before.failedIndexes), 0
         failures = []
     shard_failures = {f.shard: f.reason for f in failures if f.shard in failed}
@@ -333,8 +321,8 @@ def derive_status(obs: Observation) -> Derived:
         if state == State.FAILED
         else ""
     )
-    job_start = (latest.get("status") or {}).get("startTime") if latest is not None else None
-    start = previous.get("startTime") or job_start or (obs.now if state == State.IN_PROGRESS else None)
+    job_start = latest.start_time if latest is not None else None
+    start = previous.startTime or job_start or (obs.now if state == State.IN_PROGRESS else None)
     status = BatchTransformJobStatus(
         transformJobStatus=state,
         observedGeneration=generation,
@@ -352,17 +340,17 @@ def derive_status(obs: Observation) -> Derived:
         progress=progress,
         progressSummary=summary,
         model=model_ref(job),
-        jobName=(latest.get("metadata") or {}).get("name") if latest is not None else previous.get("jobName"),
+        jobName=latest.name if latest is not None else previous.jobName,
         startTime=start,
         endTime=_end_time(state, latest, previous, obs.now),
         outputLocation=job.spec.transformOutput.s3OutputPath,
         failureReason=failure or None,
-        retryGeneration=job_generation(latest) if latest is not None else previous.get("retryGeneration"),
+        retryGeneration=latest.generation if latest is not None else previous.retryGeneration,
     )
     return Derived(status, shard_failures, attempts, problems)
 
 
-def _invalid(obs: Observation, previous: Mapping[str, Any], generation: int | None, message: str) -> Derived:
+def _invalid(obs: Observation, previous: BatchTransformJobStatus, generation: int | None, message: str) -> Derived:
     setup = Setup(False, Reason.INVALID_SPEC, message)
     status = BatchTransformJobStatus(
         transformJobStatus=State.FAILED,
@@ -377,8 +365,8 @@ def _invalid(obs: Observation, previous: Mapping[str, Any], generation: int | No
             now=obs.now,
             summary="",
         ),
-        jobName=previous.get("jobName"),
-        startTime=previous.get("startTime"),
+        jobName=previous.jobName,
+        startTime=previous.startTime,
         endTime=_end_time(State.FAILED, None, previous, obs.now),
         failureReason=message,
     )

@@ -19,10 +19,11 @@ from typing import Any
 
 from kbt.api.models import BatchTransformJobStatus
 from kbt_operator.events import Event, transition_events
-from kbt_operator.job_builder import sorted_by_generation
 from kbt_operator.kube import ApiError, KubeApi
 from kbt_operator.metrics import ERRORS, STATUS_UPDATES, JobTracker
+from kbt_operator.owned import ObjectRef
 from kbt_operator.status import Derived, Observation, Setup, derive_status
+from kbt_operator.views import BtjView, IndexedJob, ShardPod, by_generation
 
 Key = tuple[str, str]  # (namespace, BatchTransformJob name)
 STATUS_FIELDS = tuple(BatchTransformJobStatus.model_fields)
@@ -33,15 +34,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the operator's indexes hold for one BatchTransformJob."""
+    """What the operator's indexes hold for one BatchTransformJob (its body as kopf gave it)."""
 
     btj: Mapping[str, Any]
-    jobs: list[Mapping[str, Any]] = field(default_factory=list)
+    jobs: list[IndexedJob] = field(default_factory=list)
     progress: Mapping[str, str] = field(default_factory=dict)
 
 
 SnapshotFn = Callable[[Key], Snapshot | None]
-EventFn = Callable[[Mapping[str, Any], Event], Awaitable[None]]
+EventFn = Callable[[ObjectRef, Event], Awaitable[None]]
 
 
 def utc_now() -> str:
@@ -72,7 +73,7 @@ class StatusSyncer:
         self._dirty: set[Key] = set()
         self._scheduled: set[Key] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
-        self._pods: dict[Key, tuple[tuple[Any, ...], list[dict[str, Any]]]] = {}
+        self._pods: dict[Key, tuple[tuple[Any, ...], list[ShardPod]]] = {}
         self._seen_attempts: dict[Key, set[str]] = {}
         self._seen_problems: dict[Key, set[str]] = {}
         self._wake = asyncio.Event()
@@ -141,17 +142,15 @@ class StatusSyncer:
 
         asyncio.get_running_loop().call_later(delay, fire)
 
-    async def _failed_pods(self, key: Key, job: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    async def _failed_pods(self, key: Key, job: IndexedJob | None) -> list[ShardPod]:
         """Pods of `job` when some failed (for termination messages); cached per failure count."""
-        status = (job or {}).get("status") or {}
-        if job is None or not status.get("failed"):
+        if job is None or not job.failed_pods:
             return []
-        name = job["metadata"]["name"]
-        fingerprint = (name, status.get("failed"), status.get("failedIndexes"), bool(status.get("conditions")))
+        fingerprint = (job.name, job.failed_pods, job.failed_indexes, job.true_conditions)
         cached = self._pods.get(key)
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
-        pods = await self._api.list("Pod", key[0], f"{JOB_NAME_POD_LABEL}={name}")
+        pods = [ShardPod.parse(pod) for pod in await self._api.list("Pod", key[0], f"{JOB_NAME_POD_LABEL}={job.name}")]
         self._pods[key] = (fingerprint, pods)
         return pods
 
@@ -163,9 +162,10 @@ class StatusSyncer:
         previous = self._written.get(key)
         if previous is None:
             previous = own_fields(snapshot.btj.get("status") or {})
-        latest = sorted_by_generation(snapshot.jobs)[-1] if snapshot.jobs else None
+        btj, ref = BtjView.parse({**snapshot.btj, "status": previous}), ObjectRef.parse(snapshot.btj)
+        latest = by_generation(snapshot.jobs)[-1] if snapshot.jobs else None
         observation = Observation(
-            btj={**snapshot.btj, "status": previous},
+            btj=btj,
             job=latest,
             now=utc_now(),
             pods=await self._failed_pods(key, latest),
@@ -173,7 +173,7 @@ class StatusSyncer:
             setup=self._setup.get(key),
         )
         derived = derive_status(observation)
-        await self._report_attempts(key, snapshot.btj, derived)
+        await self._report_attempts(key, ref, derived)
         new = derived.status.model_dump(mode="json", exclude_none=True)
         if new == previous:
             return
@@ -193,10 +193,10 @@ class StatusSyncer:
         self._written[key] = new
         self._last_write[key] = time.monotonic()
         self.tracker.update(key, derived.status.transformJobStatus, derived.status.shards)
-        for event in transition_events(previous, derived):
-            await self._post_event(snapshot.btj, event)
+        for event in transition_events(btj.status, derived):
+            await self._post_event(ref, event)
 
-    async def _report_attempts(self, key: Key, btj: Mapping[str, Any], derived: Derived) -> None:
+    async def _report_attempts(self, key: Key, btj: ObjectRef, derived: Derived) -> None:
         """One event per failed attempt of a shard that is retried; one log line per bad report."""
         seen = self._seen_attempts.setdefault(key, set())
         for attempt in derived.attempt_failures:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 import kbt.cli_run
 from kbt.api.crd import render_crds, write_crds
+from kbt.api.instance_types import CATALOG_ENV, CatalogError, known_names
 from kbt.api.manifest import ManifestError, load_documents, validate_document
 
 app = typer.Typer(
@@ -19,11 +21,39 @@ app = typer.Typer(
 )
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(f"kbt {version('kbt')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print kbt's version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Manifest files (multi-document YAML).")],
+    instance_types: Annotated[
+        Path | None,
+        typer.Option(
+            "--instance-types",
+            envvar=CATALOG_ENV,
+            help="The cluster's instance-type catalog file (chart value instanceTypes): its types are known too.",
+        ),
+    ] = None,
 ) -> None:
-    """Check manifests offline against the same schema the cluster uses."""
+    """Check manifests offline against the same schema and instance types the cluster uses."""
+    try:
+        known = known_names(instance_types)
+    except CatalogError as exc:
+        typer.secho(f"✗ {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
     failed = False
     for path in files:
         try:
@@ -36,7 +66,7 @@ def validate(
             typer.secho(f"✗ {path}: no manifest documents found", fg="red", err=True)
             failed = True
         for doc in documents:
-            issues = validate_document(doc)
+            issues = validate_document(doc, known)
             name = doc.data.get("metadata", {}).get("name", "?") if isinstance(doc.data, dict) else "?"
             label = f"{path} [document {doc.index + 1}] {doc.kind or '?'}/{name}"
             if issues:

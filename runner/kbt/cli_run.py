@@ -48,10 +48,10 @@ def run(
     ] = None,
 ) -> None:
     """Run a BatchTransformJob on this machine: same shards, same output as in a cluster."""
-    from kbt.runner.errors import RunnerError
+    from kbt.api.exitcodes import ExitCode
+    from kbt.api.resolved import ModelNotFoundError, resolve_job
     from kbt.runner.local import run_local
     from kbt.runner.plan import MIB, split_bytes_setting
-    from kbt.runner.resolve import resolve_job
 
     console = Console(stderr=True)
     try:
@@ -70,9 +70,9 @@ def run(
             job.spec.transformOutput.s3OutputPath = output
         try:
             resolved = resolve_job(job, models)
-        except RunnerError as exc:
+        except ModelNotFoundError as exc:
             console.print(f"[red]✗ {exc}[/red]")
-            raise typer.Exit(int(exc.exit_code)) from None
+            raise typer.Exit(int(ExitCode.CONFIG_ERROR)) from None
         shard_count = shards or max(job.spec.shards, workers or 1)
         worker_count = workers or min(shard_count, os.cpu_count() or 1)
         split = int(split_size_mb * MIB) if split_size_mb else split_bytes_setting()
@@ -98,21 +98,16 @@ def run(
         )
 
 
-def shard(
-    job: Annotated[
-        Path, typer.Option("--job", help="ResolvedJob JSON (the operator mounts /etc/kbt/job.json).")
-    ],
-    index: Annotated[
-        int | None, typer.Option("--index", help="Shard index (default: JOB_COMPLETION_INDEX).")
-    ] = None,
-) -> None:
+def shard(ctx: typer.Context) -> None:
     """Run one shard of a resolved job; exit code and termination message tell the operator why."""
-    from kbt.runner.shard import shard_main
+    from kbt.runner.__main__ import main
 
-    raise typer.Exit(shard_main(job, index))
+    raise typer.Exit(main(ctx.args, prog="kbt shard"))
 
 
 def register(app: typer.Typer) -> None:
     """Add ``run`` and ``shard`` to the ``kbt`` command line."""
     app.command("run")(run)
-    app.command("shard")(shard)
+    # `kbt shard` is `python -m kbt.runner`: that parser owns the options (and --help).
+    passthrough = {"allow_extra_args": True, "ignore_unknown_options": True}
+    app.command("shard", context_settings=passthrough, add_help_option=False)(shard)

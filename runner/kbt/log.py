@@ -9,12 +9,13 @@ records from libraries and from ``get_logger(name)`` come out in one format. The
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
+
+from kbt.settings import RunnerSettings
 
 LineTap = Callable[[str], None]
 _taps: list[LineTap] = []
@@ -34,7 +35,8 @@ class _TapHandler(logging.StreamHandler[TextIO]):
 
 def configure(format: str | None = None, level: int | str | None = None) -> None:
     """(Re)configure logging for this process; ``format`` is "console" or "json"."""
-    chosen = (format or os.environ.get("KBT_LOG_FORMAT") or "console").lower()
+    settings = RunnerSettings.from_env()
+    chosen = (format or settings.log_format).lower()
     if chosen not in _FORMATS:
         raise ValueError(f"unknown log format {chosen!r}: expected one of {', '.join(_FORMATS)}")
     shared: list[Any] = [
@@ -68,7 +70,7 @@ def configure(format: str | None = None, level: int | str | None = None) -> None
     for old in [h for h in root.handlers if isinstance(h, _TapHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level or os.environ.get("KBT_LOG_LEVEL", "INFO").upper())
+    root.setLevel(level or settings.log_level)
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -12,9 +12,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from kbt.api.shardmap import SHARD_MAP_ANNOTATION, encode_shard_map
+from kbt_operator.labels import COMPLETION_INDEX_LABEL
 from kbt_operator.owned import RETRY_GENERATION_LABEL
-from kbt_operator.shards import SHARD_MAP_ANNOTATION, encode_shard_map, format_indexes
-from kbt_operator.status import COMPLETION_INDEX_ANNOTATION, Reason, Setup
+from kbt_operator.shards import format_indexes
+from kbt_operator.status import Reason, Setup
 
 JsonDict = dict[str, Any]
 TIMES = st.sampled_from(["2024-05-01T10:00:00Z", "2024-05-01T10:05:00Z", "2024-05-01T11:00:00Z"])
@@ -76,7 +78,7 @@ def pods(completions: int) -> st.SearchStrategy[list[JsonDict]]:
     )
     pod = st.builds(
         lambda name, idx, where, term, phase, message: {
-            "metadata": {"name": name, where: {COMPLETION_INDEX_ANNOTATION: idx}},
+            "metadata": {"name": name, where: {COMPLETION_INDEX_LABEL: idx}},
             "status": {
                 "phase": phase,
                 "message": message,

@@ -17,8 +17,7 @@ from typing import Any
 
 from chaos.bad_inputs import good_csv
 from kbt.api.models import BatchTransformJob, Model
-from kbt.resolved import ResolvedJob
-from kbt.runner.resolve import resolve_job
+from kbt.api.resolved import ResolvedJob, resolve_job
 
 SCORE_PY = """\
 def init():

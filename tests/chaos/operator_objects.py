@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from kbt.api.models import BatchTransformJob, Model, ModelSpec
-from kbt.runner.resolve import resolve_job
+from kbt.api.resolved import resolve_job
 from kbt_operator.catalog import Catalog
 from kbt_operator.job_builder import JobRequest, build_job
-from kbt_operator.owned import shard_objects
+from kbt_operator.owned import ObjectRef, shard_objects
 
 RUNNER_IMAGE = "ghcr.io/kbt/runner:1"
 RUNNER_GPU_IMAGE = "ghcr.io/kbt/runner-cuda:1"
@@ -31,6 +31,6 @@ def operator_objects(doc: dict[str, Any]) -> list[dict[str, Any]]:
         models[job.spec.modelName] = Model(metadata={"name": job.spec.modelName}, spec=spec)
     resolved = resolve_job(job, models)
     instance = Catalog.builtin().lookup(job.spec.transformResources.instanceType)
-    metadata = {key: doc["metadata"][key] for key in ("name", "namespace", "uid")}
+    metadata = ObjectRef.parse(doc)
     request = JobRequest(resolved=resolved, instance=instance, runner_image=RUNNER_IMAGE, runner_gpu_image=RUNNER_GPU_IMAGE)
     return [*shard_objects(resolved, metadata), build_job(request, metadata)]

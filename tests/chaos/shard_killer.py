@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kbt.resolved import ResolvedJob
+from kbt.api.resolved import ResolvedJob
 from kbt.runner.shard import shard_main
-from kbt.runner.storage import LocalStore
+from kbt.storage import LocalStore
 
 WRITE_METHODS = ("put", "put_file", "compose", "delete")
 

@@ -23,7 +23,7 @@ import kmock
 import pytest
 
 from chaos.trials import Trial, record, trial_count
-from kbt_operator.testing import ApiServer, Client, JobController, eventually, write_kubeconfig
+from harness.kmock_cluster import ApiServer, Client, JobController, eventually, write_kubeconfig
 
 NAMESPACE = "team-a"
 JOBS_PER_TRIAL = 3

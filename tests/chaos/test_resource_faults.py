@@ -16,7 +16,7 @@ import pytest
 from chaos.bad_inputs import good_csv
 from chaos.jobs import job_document, make_job, run_shard_process, write_model
 from chaos.trials import Trial, record
-from kbt.runner.exitcodes import NON_RETRIABLE, ExitCode
+from kbt.api.exitcodes import NON_RETRIABLE, ExitCode
 
 OOM_SCORE_PY = """\
 def init():

@@ -30,7 +30,7 @@ from chaos.jobs import (
 )
 from chaos.s3_fault_proxy import ERROR_FAULTS, Fault, FaultPlan, Operation, ProxyStats, S3FaultProxy
 from chaos.trials import Trial, line_differences, record, trial_count
-from kbt.runner.exitcodes import ExitCode
+from kbt.api.exitcodes import ExitCode
 
 SHARDS = 2
 SPLIT_BYTES = 8 * 1024

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from example_support import EXAMPLES, kbt_run, load_example, retarget
 
+from kbt.datasets import dataset_root
+
 EXAMPLE = EXAMPLES / "imagenet-classifier"
 IMAGES = 4
 
@@ -23,7 +25,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_label_file_with_background_maps_to_1000_classes(tmp_path: Path) -> None:
     top5 = load_example("imagenet-classifier", "imagenet_top5")
-    labels_file = top5.Path(EXAMPLE).parents[2] / "shared" / "datasets" / "imagenet" / "ImageNetLabels.txt"
+    labels_file = dataset_root("imagenet") / "imagenet" / "ImageNetLabels.txt"
     labels = top5.load_labels(labels_file, 1000)
     assert len(labels) == 1000 and labels[0] == "tench" and labels[1] == "goldfish"
     probabilities = np.zeros((1, 1000), dtype=np.float32)

@@ -1,4 +1,4 @@
-"""fetch_model against a real (moto) S3 server: prefixes, single objects, model.tar.gz, errors."""
+"""The runner's fetch_model against a real (moto) S3 server: prefixes, objects, model.tar.gz, errors."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from kbt.api.models import ModelSpec
-from kbt.flavors import ModelLoadError, fetch_model, load_predictor
+from kbt.flavors import ModelLoadError, load_predictor
 from kbt.flavors.base import LoadContext, ModelInput, Record
-from kbt.runner.storage import S3Settings
+from kbt.runner.model_fetch import fetch_model
+from kbt.storage import S3Settings
 
 
 def trained_model_bytes() -> tuple[bytes, LinearRegression]:

@@ -17,8 +17,9 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from kbt.api.models import ModelSpec
-from kbt.flavors import ModelLoadError, fetch_model, load_predictor
+from kbt.flavors import ModelLoadError, load_predictor
 from kbt.flavors.base import LoadContext, ModelInput, Record
+from kbt.runner.model_fetch import fetch_model
 
 SERVER_START_SECONDS = 120  # the server imports all of MLflow twice: ~20 s on 2 busy cores
 QUIET = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}

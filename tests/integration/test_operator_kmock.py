@@ -18,8 +18,7 @@ import aiohttp
 import kmock
 import pytest
 
-from kbt_operator import rbac
-from kbt_operator.testing import (
+from harness.kmock_cluster import (
     ApiServer,
     Client,
     JobController,
@@ -27,6 +26,7 @@ from kbt_operator.testing import (
     running_operator,
     write_kubeconfig,
 )
+from kbt_operator import rbac
 
 NS = "team-a"
 BTJS = "kbt.dev/v1alpha1/batchtransformjobs"
@@ -360,3 +360,18 @@ async def test_every_operator_request_is_granted_by_rbac_py(cluster: Cluster, op
     denied = {grant for grant in used if not rbac.allows(*grant)}
     assert denied == set()
     assert ("", "secrets", "get") in used and ("batch", "jobs", "delete") in used and ("", "pods", "list") in used
+
+
+async def test_stored_objects_carry_the_crd_defaults_and_an_input_filter_alone_runs(cluster: Cluster, operator: None) -> None:
+    """#16.1: the API server defaults objects from the CRD; the harness does too (crd_defaults).
+
+    With defaults on both spellings of joinSource, a manifest with only inputFilter was stored
+    with joinSource and JoinSource, and the operator failed the job (alias conflict).
+    """
+    await cluster.client.create_btj(manifest("filtered", dataProcessing={"inputFilter": "$[1:]"}))
+    stored = cluster.btj("filtered")["spec"]
+    assert stored["batchStrategy"] == "MultiRecord" and stored["maxPayloadInMB"] == 6
+    assert stored["dataProcessing"] == {"inputFilter": "$[1:]"}
+    await cluster.job("btj-filtered-0")
+    pending = await eventually(lambda: cluster.status("filtered").get("jobName") and cluster.status("filtered"))
+    assert pending["transformJobStatus"] == "Pending" and not pending.get("failureReason")

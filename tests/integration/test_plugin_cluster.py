@@ -21,9 +21,9 @@ import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
+from kbt.api.layout import log_key
 from kbt_operator.labels import COMPLETION_INDEX_LABEL, JOB_NAME_LABEL, progress_configmap_name
 from kbt_operator.plugin import app
-from kbt_operator.plugin.archive import archive_key
 from kbt_operator.plugin.errors import PluginExit
 
 BTJ = "kbt.dev/v1alpha1/batchtransformjobs"
@@ -286,12 +286,12 @@ async def test_logs_from_the_archive_after_pods_are_gone(
 ) -> None:
     s3_client.put_object(
         Bucket=bucket,
-        Key="heart/" + archive_key(0),
+        Key="heart/" + log_key(0),
         Body=b"2024-05-01T10:00:01Z s0 a\n2024-05-01T10:00:05Z s0 b\n",
     )
-    s3_client.put_object(Bucket=bucket, Key="heart/" + archive_key(12), Body=b"2024-05-01T10:00:03Z s12 a\n")
+    s3_client.put_object(Bucket=bucket, Key="heart/" + log_key(12), Body=b"2024-05-01T10:00:03Z s12 a\n")
     s3_client.put_object(
-        Bucket=bucket, Key="other-job/" + archive_key(1), Body=b"2024-05-01T10:00:03Z not ours\n"
+        Bucket=bucket, Key="other-job/" + log_key(1), Body=b"2024-05-01T10:00:03Z not ours\n"
     )
     add(
         cluster,
@@ -320,7 +320,7 @@ async def test_archive_credentials_and_endpoint_from_the_job(
 ) -> None:
     s3_client.put_object(
         Bucket=bucket,
-        Key="heart/" + archive_key(1),
+        Key="heart/" + log_key(1),
         Body=b'{"event": "done", "timestamp": "2024-05-01T10:00:00Z"}\n',
     )
     endpoint = s3_client.meta.endpoint_url

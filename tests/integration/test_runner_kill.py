@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from kbt.api.models import BatchTransformJobSpec
+from kbt.api.resolved import ResolvedJob
 from kbt.cli import app
-from kbt.resolved import ResolvedJob
 from kbt.runner.shard import run_shard
 
 SCRIPT = """

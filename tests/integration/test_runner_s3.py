@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from chaos.s3_fault_proxy import ERROR_FAULTS, FaultPlan, S3FaultProxy
+from kbt.api.exitcodes import ExitCode
 from kbt.api.models import BatchTransformJobSpec
+from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import ModelInput, ModelOutput
-from kbt.resolved import ResolvedJob
 from kbt.runner.errors import exit_code_for
-from kbt.runner.exitcodes import ExitCode
-from kbt.runner.s3 import MIN_COPY_PART
 from kbt.runner.shard import run_shard
-from kbt.runner.storage import ObjectNotFound, S3Settings, StorageUnavailable, open_location
+from kbt.storage import ObjectNotFound, S3Settings, StorageUnavailable, open_location
+from kbt.storage.s3 import MIN_COPY_PART
 
 
 class SumPredictor:

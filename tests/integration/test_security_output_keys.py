@@ -18,7 +18,7 @@ from chaos.bad_inputs import good_csv
 from chaos.jobs import job_document, make_job, run_shard_process, write_model
 from kbt.runner.plan import WorkItem
 from kbt.runner.state import Layout
-from kbt.runner.storage import LocalStore
+from kbt.storage import LocalStore
 
 HOSTILE_NAMES = ["../escape.csv", "../../etc/cron.d/kbt.csv", "/abs/olute.csv", "a/./../../b.csv", "ü/ﬁle\u202e.csv",
                  "x" * 200 + "/" + "y" * 200 + ".csv", "..\\..\\win.csv"]  # fmt: skip
@@ -75,7 +75,7 @@ def test_hostile_s3_keys_stay_under_the_s3_output_prefix(tmp_path: Path, s3_clie
 
 
 def test_dot_segments_are_escaped_and_other_names_kept() -> None:
-    from kbt.runner.state import contained
+    from kbt.api.layout import contained
 
     assert contained("../escape.csv") == "%2E%2E/escape.csv"
     assert contained("a/./b.csv") == "a/%2E/b.csv"

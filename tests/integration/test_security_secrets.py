@@ -21,7 +21,7 @@ import pytest
 
 from chaos.bad_inputs import good_csv
 from chaos.jobs import job_document, make_job, run_shard_process, write_model
-from kbt_operator.testing import ApiServer, Client, eventually, running_operator, write_kubeconfig
+from harness.kmock_cluster import ApiServer, Client, eventually, running_operator, write_kubeconfig
 
 ACCESS_KEY = "AKIAKBTCHAOSTESTKEY1"
 SECRET_KEY = "kbt/Chaos+Secret-Value_0123456789abcdefXYZ"

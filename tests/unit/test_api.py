@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -39,8 +40,8 @@ def _write(tmp_path: Path, text: str, name: str = "job.yaml") -> Path:
     return path
 
 
-def _job(**overrides: object) -> dict:
-    doc = yaml.safe_load(SAGEMAKER_MANIFEST)
+def _job(**overrides: object) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(SAGEMAKER_MANIFEST)
     doc["spec"].update(overrides)
     return doc
 
@@ -203,3 +204,140 @@ def test_model_validation_rules(tmp_path: Path) -> None:
 def test_broken_yaml_reports_line(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"job.yaml:2: not valid YAML"):
         load_documents(_write(tmp_path, "a: 1\nb: c: d\n"))
+
+
+ACK_MANIFEST = """\
+apiVersion: kbt.dev/v1alpha1
+kind: BatchTransformJob
+metadata: {name: xgboost-transform}
+spec:
+  transformJobName: xgboost-transform
+  modelName: xgboost-model
+  environment: {OMP_NUM_THREADS: "2", MODEL_MODE: batch}
+  modelClientConfig: {invocationsMaxRetries: 1, invocationsTimeoutInSeconds: 90}
+  experimentConfig: {experimentName: churn, trialName: t1}
+  transformInput:
+    contentType: text/csv
+    dataSource: {s3DataSource: {s3DataType: S3Prefix, s3URI: s3://bucket/batch-transform/}}
+  transformOutput: {s3OutputPath: s3://bucket/batch-transform/output, kmsKeyID: alias/out}
+  transformResources: {instanceCount: 1, instanceType: ml.m5.large, volumeKMSKeyID: alias/vol}
+  tags:
+  - {key: algorithm, value: xgboost}
+"""
+
+
+def test_ack_manifest_validates_with_only_api_version_and_kind_changed(tmp_path: Path) -> None:
+    path = _write(tmp_path, ACK_MANIFEST)
+    assert validate_document(load_documents(path)[0]) == []
+    spec = load_manifest(path)[0][0].spec
+    assert spec.transformInput.dataSource.s3DataSource.s3Uri == "s3://bucket/batch-transform/"
+    assert spec.transformOutput.kmsKeyId == "alias/out" and spec.transformResources.volumeKmsKeyId == "alias/vol"
+    assert [(e.name, e.value) for e in spec.environment] == [("OMP_NUM_THREADS", "2"), ("MODEL_MODE", "batch")]
+    assert (spec.retrySettings.maxRetries, spec.retrySettings.timeoutSeconds) == (1, 90)
+    assert spec.experimentConfig is not None and spec.experimentConfig.experimentName == "churn"
+    dumped = spec.model_dump(mode="json")
+    assert "modelClientConfig" not in dumped  # the shards read retrySettings only
+    assert BatchTransformJobSpec.model_validate(dumped).retrySettings == spec.retrySettings
+
+
+def test_model_client_config_takes_sagemaker_defaults() -> None:
+    spec = BatchTransformJob.model_validate(_job(modelClientConfig={"invocationsTimeoutInSeconds": 30})).spec
+    assert (spec.retrySettings.maxRetries, spec.retrySettings.timeoutSeconds) == (3, 30)
+    spec = BatchTransformJob.model_validate(_job(modelClientConfig={})).spec
+    assert (spec.retrySettings.maxRetries, spec.retrySettings.timeoutSeconds) == (3, 600)
+    with pytest.raises(ValidationError, match="either retrySettings or modelClientConfig"):
+        BatchTransformJob.model_validate(_job(modelClientConfig={}, retrySettings={"maxRetries": 1}))
+
+
+def test_ack_kind_and_api_version_say_what_to_change(tmp_path: Path) -> None:
+    ack = ACK_MANIFEST.replace("kind: BatchTransformJob", "kind: TransformJob")
+    issues = validate_document(load_documents(_write(tmp_path, ack))[0])
+    assert [(i.path, i.line) for i in issues] == [(("kind",), 2)]
+    assert "runs as kind BatchTransformJob, apiVersion kbt.dev/v1alpha1" in issues[0].message
+
+
+@pytest.mark.parametrize(
+    ("spelled", "message"),
+    [
+        ({"s3URI": "s3://bucket/a/", "s3Uri": "s3://bucket/a/"}, "give either s3Uri or s3URI, not both"),
+        ({"s3DataType": "S3Prefix"}, "'s3Uri' is required (or its ACK spelling 's3URI')"),
+    ],
+)
+def test_s3_uri_spellings_exactly_one(spelled: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        BatchTransformJob.model_validate(_job(transformInput={"dataSource": {"s3DataSource": spelled}}))
+    crd = yaml.safe_load(render_crds()["kbt.dev_batchtransformjobs.yaml"])
+    source = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "transformInput"]["properties"]["dataSource"]["properties"]["s3DataSource"]
+    assert "required" not in source
+    assert {"rule": "has(self.s3Uri) != has(self.s3URI)", "message": "give exactly one of s3Uri or s3URI"} in source[
+        "x-kubernetes-validations"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-recordio-protobuf", "application/x-npy", "text/csv; charset=utf-8", "application/x-image"],
+)
+def test_content_type_and_accept_take_any_mime_type_like_sagemaker(tmp_path: Path, content_type: str) -> None:
+    text = SAGEMAKER_MANIFEST.replace("    contentType: text/csv", f"    contentType: '{content_type}'").replace(
+        "transformOutput: {s3OutputPath: s3://results/heart/}",
+        f"transformOutput: {{s3OutputPath: s3://results/heart/, accept: '{content_type}'}}",
+    )
+    doc = load_documents(_write(tmp_path, text))[0]
+    assert validate_document(doc) == []
+    spec = BatchTransformJob.model_validate(doc.data).spec
+    assert spec.transformInput.contentType == content_type and spec.transformOutput.accept == content_type
+
+
+def test_content_type_is_bounded_like_sagemaker() -> None:
+    with pytest.raises(ValidationError, match="at most 256 characters"):
+        BatchTransformJob.model_validate(_job(transformInput={
+            "contentType": "x/" + "y" * 255, "dataSource": {"s3DataSource": {"s3Uri": "s3://data/in/"}}}))
+
+
+def test_max_concurrent_transforms_has_no_upper_bound() -> None:
+    assert BatchTransformJob.model_validate(_job(maxConcurrentTransforms=1000)).spec.maxConcurrentTransforms == 1000
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        BatchTransformJob.model_validate(_job(maxConcurrentTransforms=-1))
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("https://my-bucket.s3.us-west-2.amazonaws.com/heart/in%20put/", "s3://my-bucket/heart/in put/"),
+        ("https://s3.us-west-2.amazonaws.com/my-bucket/heart/", "s3://my-bucket/heart/"),
+        ("https://my.bucket.s3.amazonaws.com/x.csv", "s3://my.bucket/x.csv"),
+        ("s3://my-bucket/heart/", "s3://my-bucket/heart/"),
+    ],
+)
+def test_https_s3_uris_become_s3_uris(uri: str, expected: str) -> None:
+    spec = BatchTransformJob.model_validate(_job(
+        transformInput={"dataSource": {"s3DataSource": {"s3Uri": uri}}},
+        transformOutput={"s3OutputPath": uri},
+    )).spec
+    assert spec.transformInput.dataSource.s3DataSource.s3Uri == expected
+    assert spec.transformOutput.s3OutputPath == expected
+
+
+def test_https_uri_that_is_not_s3_names_file_line_and_field(tmp_path: Path) -> None:
+    text = SAGEMAKER_MANIFEST.replace("transformOutput: {s3OutputPath: s3://results/heart/}",
+                                      "transformOutput: {s3OutputPath: 'https://example.com/results/'}")
+    path = _write(tmp_path, text)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:10: spec.transformOutput.s3OutputPath: 'https://example.com/results/' is not an S3 https URL" in result.output
+
+
+@pytest.mark.parametrize(("field", "spelling"), [("inputFilter", "inputFilter"), ("outputFilter", "OutputFilter")])
+def test_invalid_jsonpath_is_caught_offline_with_file_line_and_field(tmp_path: Path, field: str, spelling: str) -> None:
+    text = SAGEMAKER_MANIFEST + f"  dataProcessing:\n    joinSource: Input\n    {spelling}: '$[[['\n"
+    path = _write(tmp_path, text)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:14: spec.dataProcessing.{field}: invalid JSONPath '$[[[': Parse error" in result.output
+
+
+@pytest.mark.parametrize("expression", ["$", "$[1:]", "$[-1]", "$['id','SageMakerOutput']", "$.features", "$[0,3]"])
+def test_sagemaker_jsonpath_examples_are_valid(expression: str) -> None:
+    dp = BatchTransformJob.model_validate(_job(dataProcessing={"inputFilter": expression})).spec.dataProcessing
+    assert dp is not None and dp.inputFilter == expression

@@ -17,6 +17,7 @@ import yaml
 
 from kbt_operator import rbac
 from kbt_operator.catalog import Catalog
+from kbt_operator.config import OperatorConfig
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "kbt"
@@ -43,7 +44,7 @@ def _chart() -> helm.Chart:
 
 def render(values: dict[str, Any]) -> list[dict[str, Any]]:
     manifests = _chart().render(values, name="kbt", namespace="kbt-system", is_install=True)
-    documents = []
+    documents: list[dict[str, Any]] = []
     for path, text in manifests.items():
         if path.endswith(".txt"):
             continue
@@ -157,7 +158,7 @@ def test_namespaced_rbac_is_exactly_rbac_py_per_namespace() -> None:
 def _operator_container(documents: list[dict[str, Any]]) -> dict[str, Any]:
     (deployment,) = of_kind(documents, "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    return container
+    return dict(container)
 
 
 def _env(container: dict[str, Any]) -> dict[str, Any]:
@@ -192,16 +193,35 @@ def test_deployment_wiring() -> None:
     assert volume["configMap"]["name"] in names
 
 
+def _rendered_catalog(values: dict[str, Any], tmp_path: Path) -> Catalog:
+    """The catalog the operator loads from the rendered ConfigMap and environment."""
+    documents = render(values)
+    (configmap,) = [c for c in of_kind(documents, "ConfigMap") if c["metadata"]["name"].endswith("-instance-types")]
+    path = tmp_path / "instance-types.yaml"
+    path.write_text(configmap["data"]["instance-types.yaml"])
+    env = _env(_operator_container(documents)) | {"KBT_INSTANCE_TYPES": str(path)}
+    return OperatorConfig.from_env(env).load_catalog()
+
+
 @pytest.mark.parametrize("values_name", sorted(VALUE_SETS))
-def test_instance_type_catalog_loads_in_the_operator(values_name: str) -> None:
+def test_instance_type_catalog_loads_in_the_operator(values_name: str, tmp_path: Path) -> None:
     values = VALUE_SETS[values_name]
-    (configmap,) = [
-        c for c in of_kind(render(values), "ConfigMap") if c["metadata"]["name"].endswith("-instance-types")
-    ]
-    catalog = Catalog.from_document(yaml.safe_load(configmap["data"]["instance-types.yaml"]), values_name)
+    catalog = _rendered_catalog(values, tmp_path)
     assert set(Catalog.builtin().types) <= set(catalog.types)
     for name, entry in values.get("instanceTypes", {}).items():
         assert catalog.lookup(name).container_resources() == entry["resources"]
+
+
+def test_instance_type_requests_are_a_share_of_the_nominal_size(tmp_path: Path) -> None:
+    default = _rendered_catalog({}, tmp_path).lookup("ml.m5.large").resources
+    assert default.requests == {"cpu": "1800m", "memory": "7372Mi"} and default.limits == {"cpu": "2", "memory": "8Gi"}
+    kind = _rendered_catalog(KIND_VALUES, tmp_path)
+    for name in ("ml.m5.large", "ml.m5.xlarge", "ml.m4.xlarge"):  # the e2e and example jobs' types
+        small = kind.lookup(name).resources
+        assert small.limits == Catalog.builtin().lookup(name).resources.limits
+        assert int(small.requests["cpu"].removesuffix("m")) <= 500  # several shards fit a 2-CPU node
+    custom = _rendered_catalog({"instanceTypeRequests": {"cpuPercent": 50, "memoryPercent": 25}}, tmp_path)
+    assert custom.lookup("ml.c5.xlarge").resources.requests == {"cpu": "2000m", "memory": "2048Mi"}
 
 
 def test_kind_gpu_type_lands_on_the_gpu_worker() -> None:

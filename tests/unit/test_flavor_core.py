@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from kbt.api.models import ModelSpec
-from kbt.flavors import FLAVOR_MODULES, DeviceOutOfMemoryError, ModelLoadError, fetch_model, load_predictor
+from kbt.flavors import FLAVOR_MODULES, DeviceOutOfMemoryError, ModelLoadError, load_predictor
 from kbt.flavors.backoff import is_out_of_memory, predict_with_backoff
 from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, Record
 from kbt.flavors.custom_flavor import record_file_names
 from kbt.flavors.device import choose_device, keras_dtype_policy, torch_dtype
 from kbt.flavors.errors import RecordsRejected
 from kbt.flavors.outputs import array_rows, named_arrays_frame
+from kbt.runner.model_fetch import fetch_model
 
 
 def make_batch(count: int) -> ModelInput:

@@ -14,17 +14,19 @@ from hypothesis import strategies as st
 
 from chaos.cluster_strategies import jobs, pods, progress_data, setups
 from chaos.spec_strategies import fuzzed_jobs, valid_jobs
-from kbt.api.models import BatchTransformJob, TransformJobStatus
+from kbt.api.models import BatchTransformJob, BatchTransformJobStatus, TransformJobStatus
 from kbt_operator.plan import plan_jobs
 from kbt_operator.shards import format_indexes, parse_indexes
 from kbt_operator.status import CONDITION_TYPES, Observation, derive_status
+from kbt_operator.views import IndexedJob
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 NOW = "2024-05-01T12:00:00Z"
 
 
 @st.composite
-def observations(draw: st.DrawFn) -> Observation:
+def observations(draw: st.DrawFn) -> dict[str, Any]:
+    """The arguments of `Observation.parse`: objects as the API returns them."""
     btj = draw(valid_jobs | fuzzed_jobs())
     btj["metadata"]["generation"] = draw(st.integers(1, 5))
     try:
@@ -34,9 +36,7 @@ def observations(draw: st.DrawFn) -> Observation:
     total = min(total, 12)
     job = draw(st.none() | jobs(total))
     completions = (job or {}).get("spec", {}).get("completions", total)
-    return Observation(
-        btj=btj, job=job, now=NOW, pods=draw(pods(completions)), progress=draw(progress_data(total)), setup=draw(setups)
-    )
+    return {"btj": btj, "job": job, "pods": draw(pods(completions)), "progress": draw(progress_data(total)), "setup": draw(setups)}
 
 
 def _comparable(status: dict[str, Any], job_gone: bool) -> dict[str, Any]:
@@ -53,7 +53,8 @@ def _comparable(status: dict[str, Any], job_gone: bool) -> dict[str, Any]:
 
 @FUZZ
 @given(observations())
-def test_status_derivation_is_total_well_formed_and_converges(obs: Observation) -> None:
+def test_status_derivation_is_total_well_formed_and_converges(raw: dict[str, Any]) -> None:
+    obs = Observation.parse(now=NOW, **raw)
     derived = derive_status(obs)
     status = derived.status
     assert [c.type for c in status.conditions] == list(CONDITION_TYPES)
@@ -69,9 +70,8 @@ def test_status_derivation_is_total_well_formed_and_converges(obs: Observation) 
         assert (status.progress.percent == 100) == (status.shards is not None and status.shards.succeeded == status.shards.total)
     # The operator writes the status and observes again: the same cluster gives the same status.
     again = derive_status(
-        Observation(
-            btj={**obs.btj, "status": status.model_dump(exclude_none=True)},
-            job=obs.job, now="2024-05-01T12:01:00Z", pods=obs.pods, progress=obs.progress, setup=obs.setup,
+        Observation.parse(
+            **{**raw, "btj": {**raw["btj"], "status": status.model_dump(exclude_none=True)}}, now="2024-05-01T12:01:00Z"
         )
     ).status  # fmt: skip
     first, second = status.model_dump(exclude_none=True), again.model_dump(exclude_none=True)
@@ -86,7 +86,7 @@ def test_job_planning_is_total_and_never_creates_a_second_job_for_a_live_one(doc
     total = min(spec.shards, 12)
     existing = data.draw(st.lists(jobs(total), max_size=3, unique_by=lambda j: j["metadata"]["name"]))
     previous = data.draw(st.sampled_from([{}, {"jobName": "btj-j-0", "retryGeneration": 0, "transformJobStatus": "Failed"}]))
-    plan = plan_jobs(spec, existing, previous)
+    plan = plan_jobs(spec, [IndexedJob.parse(j) for j in existing], BatchTransformJobStatus.model_validate(previous))
     if plan.create is not None:
         live = [j for j in existing if not j["metadata"].get("deletionTimestamp") and j["metadata"]["name"] not in plan.delete]
         finished = [j for j in live if any(c["type"] in {"Complete", "Failed"} and c["status"] == "True" for c in j["status"]["conditions"])]
@@ -122,7 +122,7 @@ def test_terminal_status_keeps_its_running_reason_when_the_job_is_gone() -> None
             "transformResources": {"instanceCount": 1, "instanceType": "ml.m5.xlarge"},
         },
     }
-    first = derive_status(Observation(btj=btj, job=None, now=NOW)).status
+    first = derive_status(Observation.parse(btj=btj, job=None, now=NOW)).status
     assert first.transformJobStatus == TransformJobStatus.STOPPED
-    second = derive_status(Observation(btj={**btj, "status": first.model_dump(exclude_none=True)}, job=None, now=NOW)).status
+    second = derive_status(Observation.parse(btj={**btj, "status": first.model_dump(exclude_none=True)}, job=None, now=NOW)).status
     assert [(c.type, c.reason) for c in second.conditions] == [(c.type, c.reason) for c in first.conditions]

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kbt_operator.catalog import BUILTIN_TYPES, Catalog, CatalogError, UnknownInstanceTypeError
+from kbt.api.instance_types import INSTANCE_TYPES
+from kbt_operator.catalog import (
+    BUILTIN_TYPES,
+    Catalog,
+    CatalogError,
+    RequestPercent,
+    UnknownInstanceTypeError,
+)
 from kbt_operator.config import ConfigError, OperatorConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,8 +35,51 @@ def test_builtin_catalog_has_cpu_and_gpu_types() -> None:
 def test_unknown_instance_type_lists_the_known_ones() -> None:
     with pytest.raises(UnknownInstanceTypeError) as caught:
         Catalog.builtin().lookup("ml.z9.huge")
-    assert "unknown instanceType 'ml.z9.huge'" in str(caught.value)
-    assert caught.value.known == sorted(BUILTIN_TYPES) and "ml.g5.xlarge" in str(caught.value)
+    assert str(caught.value).startswith("unknown instanceType 'ml.z9.huge'; known types: ml.c4.*, ml.c5.*, ")
+    assert caught.value.known == sorted(BUILTIN_TYPES) and "ml.g5.*" in str(caught.value)
+    assert "ml.p3dn.24xlarge" in str(caught.value)  # a family of one size is named in full
+    with pytest.raises(UnknownInstanceTypeError, match=r"\(did you mean 'ml\.m4\.xlarge'"):
+        Catalog.builtin().lookup("ml.m4.xlarg")
+
+
+def test_every_sagemaker_transform_instance_type_is_built_in() -> None:
+    """SageMaker's TransformInstanceType enum, from botocore's own service model."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    transform_types = set(model.shape_for("TransformInstanceType").metadata["enum"])
+    assert len(transform_types) > 100 and transform_types <= set(BUILTIN_TYPES)
+    assert set(BUILTIN_TYPES) == set(INSTANCE_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("name", "vcpus", "memory", "accelerator"),
+    [
+        ("ml.m4.xlarge", "4", "16Gi", {}),  # the SageMaker operator's own sample asks for it
+        ("ml.c4.large", "2", "3840Mi", {}),
+        ("ml.r7i.48xlarge", "192", "1536Gi", {}),
+        ("ml.p2.16xlarge", "64", "732Gi", {"nvidia.com/gpu": "16"}),
+        ("ml.g6e.12xlarge", "48", "384Gi", {"nvidia.com/gpu": "4"}),
+        ("ml.p5.48xlarge", "192", "2048Gi", {"nvidia.com/gpu": "8"}),
+        ("ml.inf2.24xlarge", "96", "384Gi", {"aws.amazon.com/neuron": "6"}),
+    ],
+)
+def test_builtin_sizes_match_the_instance_types(name: str, vcpus: str, memory: str, accelerator: dict[str, str]) -> None:
+    entry = Catalog.builtin().lookup(name)
+    assert entry.resources.limits == {"cpu": vcpus, "memory": memory, **accelerator}
+    assert {k: v for k, v in entry.resources.requests.items() if k not in ("cpu", "memory")} == accelerator
+    assert entry.has_gpu == ("nvidia.com/gpu" in accelerator)
+    if "aws.amazon.com/neuron" in accelerator:
+        assert entry.pod_tolerations() == [{"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_request_percent_scales_the_builtin_requests_only() -> None:
+    small = Catalog.builtin(RequestPercent(cpu=25, memory=50)).lookup("ml.m5.large")
+    assert small.resources.requests == {"cpu": "500m", "memory": "4096Mi"}
+    assert small.resources.limits == {"cpu": "2", "memory": "8Gi"}
+    config = OperatorConfig.from_env({"KBT_CPU_REQUEST_PERCENT": "25", "KBT_MEMORY_REQUEST_PERCENT": "50"})
+    assert config.load_catalog().lookup("ml.m5.large") == small
+    assert OperatorConfig.from_env({}).request_percent == RequestPercent(90, 90)
 
 
 def test_file_entries_add_and_replace_builtin_types(tmp_path: Path) -> None:
@@ -108,6 +158,7 @@ def test_config_from_environment() -> None:
         ({"KBT_IMAGE_PULL_POLICY": "Sometimes"}, "KBT_IMAGE_PULL_POLICY='Sometimes'"),
         ({"KBT_DEFAULT_S3_ENDPOINT": "minio:9000"}, "expected an http(s):// URL"),
         ({"KBT_DEFAULT_S3_SECRET": "Bad_Name"}, "not a valid Secret name"),
+        ({"KBT_CPU_REQUEST_PERCENT": "half"}, "KBT_CPU_REQUEST_PERCENT='half': expected an integer"),
     ],
 )
 def test_bad_configuration_names_the_variable(env: dict[str, str], message: str) -> None:

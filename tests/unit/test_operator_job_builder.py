@@ -12,16 +12,17 @@ from typing import Any
 import pytest
 import yaml
 
+from kbt.api.exitcodes import NON_RETRIABLE, ExitCode
 from kbt.api.models import BatchTransformJob, Model
-from kbt.runner.exitcodes import NON_RETRIABLE, ExitCode
-from kbt.runner.resolve import resolve_job
+from kbt.api.resolved import resolve_job
 from kbt_operator.catalog import Catalog
 from kbt_operator.job_builder import JobRequest, build_job
 from kbt_operator.naming import JOB_NAME_LIMIT, job_name
-from kbt_operator.owned import shard_objects
+from kbt_operator.owned import ObjectRef, shard_objects
 
 GOLDEN = Path(__file__).parent / "golden" / "operator_job.yaml"
 META = {"name": "heart", "namespace": "team-a", "uid": "0b6c7f4e-1111-2222-3333-444455556666"}
+OWNER = ObjectRef.parse({"metadata": META})
 
 
 def btj(**spec: Any) -> BatchTransformJob:
@@ -57,7 +58,7 @@ def build(job: BatchTransformJob, *, generation: int = 0, shard_map: tuple[int, 
         generation=generation,
         shard_map=shard_map,
     )
-    return build_job(request, META)
+    return build_job(request, OWNER)
 
 
 def pod(job: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def test_indexed_job_shape_and_failure_policy() -> None:
     assert ignored_codes == {int(ExitCode.STOPPED)}
     assert ExitCode.RETRIABLE not in fail_index["onExitCodes"]["values"]
     owner = job["metadata"]["ownerReferences"][0]
-    assert owner["uid"] == META["uid"] and owner["controller"] is True and owner["kind"] == "BatchTransformJob"
+    assert owner["uid"] == OWNER.uid and owner["controller"] is True and owner["kind"] == "BatchTransformJob"
 
 
 def test_container_command_config_and_progress_wiring() -> None:
@@ -193,21 +194,21 @@ def test_retry_job_runs_only_the_mapped_shards() -> None:
 
 def test_owned_objects_grant_pods_only_their_progress_configmap() -> None:
     job = btj()
-    objects = {obj["kind"]: obj for obj in shard_objects(resolve_job(job, {"heart-model": MODEL}), META)}
+    objects = {obj["kind"]: obj for obj in shard_objects(resolve_job(job, {"heart-model": MODEL}), OWNER)}
     assert set(objects) == {"ServiceAccount", "Role", "RoleBinding", "ConfigMap"}
     (rule,) = objects["Role"]["rules"]
     assert rule == {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["kbt-progress-heart"], "verbs": ["get", "patch"]}
     assert objects["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "btj-heart-shard", "namespace": "team-a"}]
     assert objects["ServiceAccount"]["automountServiceAccountToken"] is False
-    configmaps = [obj for obj in shard_objects(resolve_job(job, {"heart-model": MODEL}), META) if obj["kind"] == "ConfigMap"]
+    configmaps = [obj for obj in shard_objects(resolve_job(job, {"heart-model": MODEL}), OWNER) if obj["kind"] == "ConfigMap"]
     config = yaml.safe_load(configmaps[0]["data"]["job.json"])
     assert config["model"]["uri"] == "s3://models/heart/" and config["model_ref"] == "heart-model"
-    assert all(obj["metadata"]["ownerReferences"][0]["uid"] == META["uid"] for obj in objects.values())
+    assert all(obj["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid for obj in objects.values())
 
 
 def test_service_account_override_binds_the_role_to_it() -> None:
     job = btj(podOverrides={"serviceAccountName": "team-a-runner"})
-    objects = shard_objects(resolve_job(job, {"heart-model": MODEL}), META)
+    objects = shard_objects(resolve_job(job, {"heart-model": MODEL}), OWNER)
     assert "ServiceAccount" not in {obj["kind"] for obj in objects}
     binding = next(obj for obj in objects if obj["kind"] == "RoleBinding")
     assert binding["subjects"][0]["name"] == "team-a-runner"
@@ -226,6 +227,6 @@ def test_everything_built_is_valid_kubernetes() -> None:
     import kubernetes_validate
 
     job = btj(queueName="q", maxFailedIndexes=1, podOverrides={"tolerations": [{"key": "k", "operator": "Exists"}]})
-    documents = [build(job), build(job, generation=1, shard_map=(0, 2)), *shard_objects(resolve_job(job, {"heart-model": MODEL}), META)]
+    documents = [build(job), build(job, generation=1, shard_map=(0, 2)), *shard_objects(resolve_job(job, {"heart-model": MODEL}), OWNER)]
     for document in documents:
         kubernetes_validate.validate(document, "1.31.0", strict=True)

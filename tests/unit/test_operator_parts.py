@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kbt.api.shardmap import decode_shard_map
 from kbt_operator import rbac
 from kbt_operator.labels import job_selector, progress_configmap_name
 from kbt_operator.naming import bounded, label_value
 from kbt_operator.progress import aggregate, parse_reports
-from kbt_operator.shards import decode_shard_map, format_indexes, parse_indexes
+from kbt_operator.shards import format_indexes, parse_indexes
 from kbt_operator.syncer import status_patch
 
 
@@ -51,7 +52,7 @@ def test_progress_reports_are_parsed_and_bad_ones_named() -> None:
     assert len(problems) == 3
     assert problems[0].startswith("progress entry 'shard-1':")
     assert "index 3 does not match the key" in problems[1]
-    assert "field 'recordsProcessed' must be a non-negative number" in problems[2]
+    assert "field 'recordsProcessed': Input should be greater than or equal to 0, got -2" in problems[2]
     assert aggregate(reports, 2, set()).percent == 12  # 10/40 of shard 0, shard 1 weighted like it
 
 

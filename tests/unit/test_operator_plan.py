@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kbt.api.models import BatchTransformJobSpec
-from kbt_operator.plan import NewJob, Plan, SetSuspend, plan_jobs
+from kbt.api.models import BatchTransformJobSpec, BatchTransformJobStatus
+from kbt_operator import plan as planning
+from kbt_operator.plan import NewJob, Plan, SetSuspend
+from kbt_operator.views import IndexedJob
 
 
 def spec(**changes: Any) -> BatchTransformJobSpec:
@@ -29,6 +31,11 @@ def job(generation: int = 0, *, condition: str | None = None, suspend: bool = Fa
     if condition:
         status["conditions"] = [{"type": condition, "status": "True"}]
     return {"metadata": meta, "spec": {"suspend": suspend}, "status": status}
+
+
+def plan_jobs(spec: BatchTransformJobSpec, jobs: list[dict[str, Any]], previous: dict[str, Any]) -> Plan:
+    """`plan.plan_jobs` of Jobs and a status as the API returns them."""
+    return planning.plan_jobs(spec, [IndexedJob.parse(j) for j in jobs], BatchTransformJobStatus.model_validate(previous))
 
 
 def test_first_job_runs_every_shard() -> None:

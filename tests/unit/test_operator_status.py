@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kbt.api.models import BatchTransformJobStatus
 from kbt_operator.events import transition_events
 from kbt_operator.status import Observation, Reason, Setup, derive_status
 
@@ -73,7 +74,7 @@ def report(index: int, processed: int, total: int, state: str = "running", rate:
 
 
 def derive(body: dict[str, Any], latest: dict[str, Any] | None, **kwargs: Any) -> dict[str, Any]:
-    derived = derive_status(Observation(btj=body, job=latest, now=NOW, **kwargs))
+    derived = derive_status(Observation.parse(btj=body, job=latest, now=NOW, **kwargs))
     return derived.status.model_dump(mode="json", exclude_none=True)
 
 
@@ -140,7 +141,7 @@ def test_failure_reason_names_the_shard_and_the_runner_line() -> None:
         failed_pod(1, 5, "loading model...\ncannot load model s3://models/heart/: NoSuchKey", name="p-1b"),
         failed_pod(3, 4, "error threshold exceeded: 12 bad records > 10"),
     ]
-    derived = derive_status(Observation(btj=btj(), job=latest, now=NOW, pods=pods))
+    derived = derive_status(Observation.parse(btj=btj(), job=latest, now=NOW, pods=pods))
     status = derived.status
     assert status.failureReason == (
         "shard 1: cannot load model s3://models/heart/: NoSuchKey (exit code 5, MODEL_LOAD_ERROR); 1 more failed shard(s): 3"
@@ -156,7 +157,7 @@ def test_failure_without_pods_uses_the_job_condition() -> None:
 
 def test_attempt_failures_of_retried_shards_are_reported_separately() -> None:
     latest = job(failed=1, **RUNNING)
-    derived = derive_status(Observation(btj=btj(), job=latest, now=NOW, pods=[failed_pod(2, 137, "", name="p2")]))
+    derived = derive_status(Observation.parse(btj=btj(), job=latest, now=NOW, pods=[failed_pod(2, 137, "", name="p2")]))
     (attempt,) = derived.attempt_failures
     assert attempt.shard == 2 and attempt.pod == "p2"
     assert attempt.reason == "failed (exit code 137, killed (SIGKILL/OOM))"  # no message, no reason
@@ -222,15 +223,15 @@ def test_observed_generation_follows_metadata() -> None:
 
 def test_events_for_transitions_and_newly_failed_shards() -> None:
     pending = derive(btj(), None)
-    running_obs = Observation(btj=btj(pending), job=job(**RUNNING), now=NOW, setup=Setup(True, Reason.JOB_CREATED, "Job created"))
+    running_obs = Observation.parse(btj=btj(pending), job=job(**RUNNING), now=NOW, setup=Setup(True, Reason.JOB_CREATED, "Job created"))
     running = derive_status(running_obs)
-    events = transition_events(pending, running)
+    events = transition_events(BatchTransformJobStatus.model_validate(pending), running)
     assert [(e.type, e.reason) for e in events] == [("Normal", "JobCreated"), ("Normal", "Started")]
     running_dump = running.status.model_dump(mode="json", exclude_none=True)
     failed = derive_status(
-        Observation(btj=btj(running_dump), job=job(condition="Failed", failedIndexes="2", completedIndexes="0-1,3"), now=NOW, pods=[failed_pod(2, 3, "bad csv header")])
+        Observation.parse(btj=btj(running_dump), job=job(condition="Failed", failedIndexes="2", completedIndexes="0-1,3"), now=NOW, pods=[failed_pod(2, 3, "bad csv header")])
     )
-    events = transition_events(running_dump, failed)
+    events = transition_events(running.status, failed)
     assert [(e.type, e.reason) for e in events] == [("Warning", "ShardFailed"), ("Warning", "Failed")]
     assert events[0].message == "shard 2 failed: bad csv header (exit code 3, INPUT_ERROR)"
-    assert transition_events(failed.status.model_dump(mode="json", exclude_none=True), failed) == []
+    assert transition_events(failed.status, failed) == []

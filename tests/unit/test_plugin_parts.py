@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import typer
 
-from kbt_operator.labels import COMPLETION_INDEX_LABEL, job_selector, progress_configmap_name, progress_key
-from kbt_operator.plugin.archive import archive_key, split_s3_uri
+from kbt.api.layout import log_key
+from kbt.api.podenv import SHARD_MAP
+from kbt.api.progress import progress_key
+from kbt.api.shardmap import encode_shard_map
+from kbt_operator.labels import COMPLETION_INDEX_LABEL, job_selector, progress_configmap_name
 from kbt_operator.plugin.cli import parse_duration
 from kbt_operator.plugin.logs import parse_line, parse_lines, split_lines
 from kbt_operator.plugin.shards import collect_shards, parse_progress
 from kbt_operator.plugin.status import render_table
-from kbt_operator.shards import SHARD_MAP_ENV, encode_shard_map
 
 
 def _pod(name: str, index: int, phase: str, created: str, waiting: str | None = None) -> dict:
@@ -102,7 +104,7 @@ def test_collect_shards_orders_attempts_and_derives_state() -> None:
 def test_retry_job_pods_map_completion_index_to_shard() -> None:
     retry = _pod("j-retry-0", 0, "Running", "2024-05-01T11:00:00Z")
     retry["spec"]["containers"] = [
-        {"name": "shard", "env": [{"name": SHARD_MAP_ENV, "value": encode_shard_map([3, 7])}]}
+        {"name": "shard", "env": [{"name": SHARD_MAP, "value": encode_shard_map([3, 7])}]}
     ]
     retry["metadata"]["labels"][COMPLETION_INDEX_LABEL] = "1"
     first = _pod("j-first-7", 7, "Failed", "2024-05-01T10:00:00Z")
@@ -119,6 +121,4 @@ def test_render_table_aligns_columns() -> None:
 def test_names_shared_with_the_operator() -> None:
     assert job_selector("heart") == "kbt.dev/job-name=heart"
     assert progress_configmap_name("heart") == "kbt-progress-heart"
-    assert archive_key(3) == "_kbt/logs/shard-00003.log"
-    assert split_s3_uri("s3://results/heart") == ("results", "heart/")
-    assert split_s3_uri("s3://results/") == ("results", "")
+    assert log_key(3) == "_kbt/logs/shard-00003.log"

@@ -41,17 +41,18 @@ def test_filters() -> None:
 
 
 def test_reporter_disables_a_failing_sink_and_keeps_the_others() -> None:
+    from kbt.api.progress import ShardProgress
     from kbt.runner.progress import Reporter, ShardStats
 
     class Broken:
-        def publish(self, report: dict[str, object]) -> None:
+        def publish(self, report: ShardProgress) -> None:
             raise OSError("ConfigMap API unreachable")
 
     class Recorder:
         def __init__(self) -> None:
-            self.reports: list[dict[str, object]] = []
+            self.reports: list[ShardProgress] = []
 
-        def publish(self, report: dict[str, object]) -> None:
+        def publish(self, report: ShardProgress) -> None:
             self.reports.append(report)
 
     stats = ShardStats(index=4, records_processed=10, records_failed=1, bytes_total=100, bytes_done=40)
@@ -60,8 +61,8 @@ def test_reporter_disables_a_failing_sink_and_keeps_the_others() -> None:
     reporter.publish()
     stats.state = "completed"
     reporter.publish()
-    assert [r["state"] for r in recorder.reports] == ["starting", "completed"]
-    report = recorder.reports[-1]
+    assert [r.state for r in recorder.reports] == ["starting", "completed"]
+    report = recorder.reports[-1].model_dump(by_alias=True)
     assert {
         k: report[k] for k in ("index", "recordsProcessed", "recordsFailed", "bytesProcessed", "bytesTotal")
     } == {

@@ -20,7 +20,7 @@ from kbt.runner.framing import (
 )
 from kbt.runner.plan import assign
 from kbt.runner.splitting import csv_split_points
-from kbt.runner.storage import LocalStore
+from kbt.storage import LocalStore
 
 
 def test_crc32c_check_value() -> None:

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from kbt.api.models import BatchTransformJobSpec
+from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import ModelInput, ModelOutput
-from kbt.resolved import ResolvedJob
 from kbt.runner.errors import ErrorThresholdExceeded, InputError
 from kbt.runner.framing import tfrecord_frame
 from kbt.runner.shard import run_shard

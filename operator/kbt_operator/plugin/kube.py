@@ -1,13 +1,13 @@
 """Kubernetes API access for the plugin: kubeconfig handling, the few calls it makes, and errors.
 
-Every API call goes through `_call`, which turns HTTP 403/404 and connection failures into a
-`PluginError` naming what was being read or changed, where, and which permission is missing.
+Calls go through the operator's client (`kbt_operator.kube.KubeClient`); `_call` turns HTTP
+401/403/404 and connection failures into a `PluginError` naming what was being read or changed,
+where, and which permission is missing.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,14 +15,15 @@ from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from kbt.api.models import API_GROUP, API_VERSION
+from kbt_operator.kube import ApiError, KubeClient, resource_path
 from kbt_operator.labels import job_selector, progress_configmap_name
 from kbt_operator.plugin.errors import PluginError, PluginExit
 
 PLURAL = "batchtransformjobs"
+BTJ = "BatchTransformJob"
 KIND = f"batchtransformjob.{API_GROUP}"
 _T = TypeVar("_T")
 _LOG_CHUNK = 64 * 1024
@@ -59,34 +60,29 @@ def _api_client(target: Target) -> client.ApiClient:
         raise PluginError(f"cannot load kubeconfig {where}: {exc}", PluginExit.UNREACHABLE) from exc
 
 
-def _server_message(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
-    except (ValueError, AttributeError):
-        return str(exc.reason)
-
-
 class Kube:
     """The plugin's view of one cluster and namespace."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self.namespace = target.namespace or _context_namespace(target)
-        self._api = _api_client(target)
-        self.core = client.CoreV1Api(self._api)
-        self.custom = client.CustomObjectsApi(self._api)
+        self._api = KubeClient(_api_client(target))
 
     @property
     def server(self) -> str:
-        return str(self._api.configuration.host)
+        return self._api.host
 
     def _call(self, action: str, resource: str, namespace: str | None, fn: Callable[[], _T]) -> _T:
         """Run one API call; `action` and `resource` phrase errors ('get', 'pods')."""
         where = f" in namespace {namespace!r}" if namespace else " cluster-wide"
         try:
             return fn()
-        except ApiException as exc:
-            detail = _server_message(exc)
+        except ApiError as exc:
+            detail = exc.detail
+            if exc.status == 0:
+                raise PluginError(
+                    f"cannot reach the Kubernetes API at {self.server}: {detail}", PluginExit.UNREACHABLE
+                ) from exc
             if exc.status == 403:
                 raise PluginError(
                     f"forbidden: you may not {action} {resource}{where} ({detail}); "
@@ -101,10 +97,6 @@ class Kube:
             if exc.status == 404:
                 raise _NotFoundError(detail) from exc
             raise PluginError(f"cannot {action} {resource}{where}: HTTP {exc.status}: {detail}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise PluginError(
-                f"cannot reach the Kubernetes API at {self.server}: {exc}", PluginExit.UNREACHABLE
-            ) from exc
 
     # --- BatchTransformJobs ------------------------------------------------------------------
 
@@ -113,13 +105,11 @@ class Kube:
         if self.target.all_namespaces:
             return self._find_job_anywhere(name)
         try:
-            job: dict[str, Any] = self._call(
+            job = self._call(
                 "get",
                 f"{PLURAL}.{API_GROUP}",
                 self.namespace,
-                lambda: self.custom.get_namespaced_custom_object(
-                    API_GROUP, API_VERSION, self.namespace, PLURAL, name
-                ),
+                lambda: self._api.call("GET", resource_path(BTJ, self.namespace, name)),
             )
         except _NotFoundError as exc:
             raise _job_not_found(name, f"namespace {self.namespace!r}", exc.detail) from exc
@@ -127,15 +117,10 @@ class Kube:
 
     def _find_job_anywhere(self, name: str) -> dict[str, Any]:
         try:
-            listing = self._call(
-                "list",
-                f"{PLURAL}.{API_GROUP}",
-                None,
-                lambda: self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL),
-            )
+            listing = self._call("list", f"{PLURAL}.{API_GROUP}", None, lambda: self._api.list(BTJ, None))
         except _NotFoundError as exc:
             raise _job_not_found(name, "any namespace", exc.detail) from exc
-        matches = [job for job in listing.get("items", []) if job["metadata"]["name"] == name]
+        matches = [job for job in listing if job["metadata"]["name"] == name]
         if not matches:
             raise PluginError(f'{KIND} "{name}" not found in any namespace', PluginExit.NOT_FOUND)
         if len(matches) > 1:
@@ -149,13 +134,11 @@ class Kube:
 
     def patch_job_spec(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         try:
-            patched: dict[str, Any] = self._call(
+            patched = self._call(
                 "patch",
                 f"{PLURAL}.{API_GROUP}",
                 self.namespace,
-                lambda: self.custom.patch_namespaced_custom_object(
-                    API_GROUP, API_VERSION, self.namespace, PLURAL, name, {"spec": changes}
-                ),
+                lambda: self._api.patch(BTJ, self.namespace, name, {"spec": changes}),
             )
         except _NotFoundError as exc:
             raise _job_not_found(name, f"namespace {self.namespace!r}", exc.detail) from exc
@@ -165,47 +148,30 @@ class Kube:
 
     def list_shard_pods(self, job_name: str) -> list[dict[str, Any]]:
         """Every pod of the job (all attempts of every shard), as plain dicts."""
-        listing = self._call(
-            "list",
-            "pods",
-            self.namespace,
-            lambda: self.core.list_namespaced_pod(
-                self.namespace, label_selector=job_selector(job_name), _preload_content=False
-            ),
+        return self._call(
+            "list", "pods", self.namespace, lambda: self._api.list("Pod", self.namespace, job_selector(job_name))
         )
-        items: list[dict[str, Any]] = json.loads(listing.data).get("items", [])
-        return items
 
     def progress_data(self, job_name: str) -> dict[str, str]:
         """The progress ConfigMap's data; empty when the shards have not written it yet."""
         name = progress_configmap_name(job_name)
-        try:
-            configmap = self._call(
-                "get",
-                f"configmaps ({name})",
-                self.namespace,
-                lambda: self.core.read_namespaced_config_map(name, self.namespace),
-            )
-        except _NotFoundError:
-            return {}
-        return dict(configmap.data or {})
+        configmap = self._call(
+            "get", f"configmaps ({name})", self.namespace, lambda: self._api.get("ConfigMap", self.namespace, name)
+        )
+        return dict((configmap or {}).get("data") or {})
 
     def secret_data(self, name: str) -> dict[str, str]:
         """A Secret's decoded data (used for the job's S3 credentials)."""
-        try:
-            secret = self._call(
-                "get",
-                f"secrets ({name})",
-                self.namespace,
-                lambda: self.core.read_namespaced_secret(name, self.namespace),
-            )
-        except _NotFoundError as exc:
+        secret = self._call(
+            "get", f"secrets ({name})", self.namespace, lambda: self._api.get("Secret", self.namespace, name)
+        )
+        if secret is None:
             raise PluginError(
                 f"Secret {name!r} (the job's spec.s3.credentialsSecret) not found in namespace "
                 f"{self.namespace!r}",
                 PluginExit.NOT_FOUND,
-            ) from exc
-        return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
+            )
+        return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
 
     def pod_log(
         self,
@@ -216,17 +182,17 @@ class Kube:
         since_seconds: int | None = None,
     ) -> Iterator[bytes]:
         """Raw chunks of one pod's log, always with kubelet timestamps (used to merge shards)."""
-        options: dict[str, Any] = {"follow": follow, "timestamps": True, "_preload_content": False}
+        query = [("follow", str(follow)), ("timestamps", "True")]  # as the typed client spells them
         if tail_lines is not None:
-            options["tail_lines"] = tail_lines
+            query.append(("tailLines", str(tail_lines)))
         if since_seconds is not None:
-            options["since_seconds"] = since_seconds
+            query.append(("sinceSeconds", str(since_seconds)))
         try:
             response = self._call(
                 "get",
                 f"pods/log ({pod})",
                 self.namespace,
-                lambda: self.core.read_namespaced_pod_log(pod, self.namespace, **options),
+                lambda: self._api.stream("Pod", self.namespace, pod, "log", query),
             )
         except _NotFoundError as exc:
             raise PluginError(f"logs of pod {pod!r} are gone ({exc.detail})", PluginExit.NOT_READY) from exc

@@ -1,7 +1,7 @@
 """What the plugin knows about each shard: its pods (every attempt) and its progress report.
 
-A pod's shard is its Indexed Job completion index, except in retry Jobs, which run only some
-shards: there completion index i runs shard KBT_SHARD_MAP[i] (the env var of the pod's container).
+A pod's shard is its Indexed Job completion index mapped through the ``KBT_SHARD_MAP`` env var of
+its container (retry Jobs run only some shards), read with the runner's own ``shard_index``.
 """
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbt.api import podenv
+from kbt.api.progress import ShardProgress
+from kbt.api.shardmap import ShardMapError, shard_index
 from kbt_operator.labels import COMPLETION_INDEX_LABEL
-from kbt_operator.progress import ShardReport, parse_reports
-from kbt_operator.shards import SHARD_MAP_ENV, decode_shard_map
+from kbt_operator.progress import parse_reports
 
 _POD_PHASE_STATE = {"Pending": "Pending", "Running": "Running", "Succeeded": "Completed", "Failed": "Failed"}
 
@@ -39,7 +41,7 @@ class Shard:
 
     index: int
     pods: list[ShardPod] = field(default_factory=list)
-    progress: ShardReport | None = None
+    progress: ShardProgress | None = None
 
     @property
     def latest(self) -> ShardPod | None:
@@ -68,21 +70,17 @@ def _shard_index(pod: dict[str, Any]) -> int | None:
     raw = (meta.get("labels") or {}).get(COMPLETION_INDEX_LABEL) or (meta.get("annotations") or {}).get(
         COMPLETION_INDEX_LABEL
     )
-    try:
-        completion = int(raw) if raw is not None else None
-    except ValueError:
+    if raw is None:
         return None
-    if completion is None:
-        return None
+    env = {podenv.COMPLETION_INDEX: str(raw)}
     for container in (pod.get("spec") or {}).get("containers") or []:
         for variable in container.get("env") or []:
-            if variable.get("name") == SHARD_MAP_ENV and variable.get("value"):
-                try:
-                    shard_map = decode_shard_map(str(variable["value"]))
-                except ValueError:
-                    return None
-                return shard_map[completion] if completion < len(shard_map) else None
-    return completion
+            if variable.get("name") == podenv.SHARD_MAP and variable.get("value"):
+                env[podenv.SHARD_MAP] = str(variable["value"])
+    try:
+        return shard_index(env)
+    except ShardMapError:
+        return None
 
 
 def _waiting_reason(pod: dict[str, Any]) -> str | None:
@@ -111,13 +109,13 @@ def shard_pod(pod: dict[str, Any]) -> ShardPod | None:
     )
 
 
-def parse_progress(data: dict[str, str]) -> dict[int, ShardReport]:
+def parse_progress(data: dict[str, str]) -> dict[int, ShardProgress]:
     """The progress ConfigMap's `shard-<index>` entries; malformed entries are skipped."""
     return parse_reports(data)[0]
 
 
 def collect_shards(
-    pods: list[dict[str, Any]], progress: dict[int, ShardReport], shard_count: int
+    pods: list[dict[str, Any]], progress: dict[int, ShardProgress], shard_count: int
 ) -> dict[int, Shard]:
     """Every shard 0..shard_count-1 (plus any index seen in pods or progress), attempts sorted."""
     shards = {index: Shard(index) for index in range(shard_count)}

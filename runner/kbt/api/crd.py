@@ -32,6 +32,10 @@ _SPEC_RULES = [
         "rule": "has(self.modelName) != has(self.model)",
         "message": "give exactly one of modelName or model",
     },
+    {
+        "rule": "!(has(self.retrySettings) && has(self.modelClientConfig))",
+        "message": "give either retrySettings or modelClientConfig, not both",
+    },
 ]
 _MODEL_RULES = [
     {"rule": "self.flavor != 'custom' || has(self.scoringScript)", "message": "flavor 'custom' needs scoringScript"},
@@ -90,8 +94,6 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
                 out[key] = _resolve(value, defs)
             continue
         out[key] = _resolve(value, defs)
-    if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
-        out["type"] = "object"
     return out
 
 
@@ -106,12 +108,17 @@ def _add_rules(schema: dict[str, Any], rules: list[dict[str, str]]) -> None:
     schema.setdefault("x-kubernetes-validations", []).extend(rules)
 
 
+def _untyped(schema: dict[str, Any]) -> bool:
+    """A field of any shape (`environment`: list or map): CEL rules cannot refer to it."""
+    return bool(schema.get("x-kubernetes-preserve-unknown-fields")) and "type" not in schema
+
+
 def _immutable_while_running_rule(spec_schema: dict[str, Any]) -> list[dict[str, str]]:
     """One transition rule per immutable spec field: it may change only before the job starts."""
     rules = []
     started = "has(oldSelf.status) && has(oldSelf.status.startTime)"
-    for field in spec_schema["properties"]:
-        if field in MUTABLE_SPEC_FIELDS:
+    for field, schema in spec_schema["properties"].items():
+        if field in MUTABLE_SPEC_FIELDS or _untyped(schema):
             continue
         same = (
             f"(has(self.spec.{field}) == has(oldSelf.spec.{field})) && "

@@ -1,11 +1,13 @@
 """Load kbt manifests from YAML and validate them offline, reporting each error's field path and line.
 
 Validation runs the generated CRD schema (what `kubectl apply` checks) and then the pydantic
-models (which also enforce the CEL rules), so `kbt validate` agrees with the API server.
+models (which also enforce the CEL rules), so `kbt validate` agrees with the API server; `kbt
+validate` also checks instance types against the table the operator's catalog is built on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -16,9 +18,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from kbt.api.crd import batch_transform_job_crd, model_crd
+from kbt.api.instance_types import CATALOG_ENV, unknown_message
 from kbt.api.models import API_GROUP, API_VERSION, BatchTransformJob, Model
 
 KINDS: dict[str, type[BaseModel]] = {"BatchTransformJob": BatchTransformJob, "Model": Model}
+# Other controllers' kinds whose spec a kbt kind accepts unchanged (see docs/migration-sagemaker.md).
+OTHER_KINDS = {
+    "TransformJob": "an ACK TransformJob (sagemaker.services.k8s.aws) runs as kind BatchTransformJob, "
+    "apiVersion kbt.dev/v1alpha1, with its spec unchanged",
+}
 FieldPath = tuple[str | int, ...]
 
 
@@ -63,9 +71,11 @@ class Document:
 
 
 def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
+    """The node under key or index `part`; a key also matches its other spelling (`s3URI` for
+    `s3Uri`: other controllers' spellings differ only in case)."""
     if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if key.value == part:
+        for key, value in sorted(node.value, key=lambda item: item[0].value != part):
+            if key.value == part or (isinstance(part, str) and str(key.value).lower() == part.lower()):
                 return cast(yaml.Node, value)
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
         return cast(yaml.Node, node.value[part])
@@ -107,13 +117,16 @@ def _crd_schemas() -> dict[str, dict[str, Any]]:
     }
 
 
-def validate_document(doc: Document) -> list[Issue]:
-    """All problems of one document: envelope, CRD schema, then model validators."""
+def validate_document(doc: Document, instance_types: Collection[str] | None = None) -> list[Issue]:
+    """All problems of one document: envelope, CRD schema, model validators, then (when
+    `instance_types` is given) whether the job's instance type is one of those."""
     if not isinstance(doc.data, dict):
         return [Issue((), "a manifest document must be a mapping", doc.line_of(()))]
     expected = f"{API_GROUP}/{API_VERSION}"
     if doc.kind not in KINDS:
-        return [Issue(("kind",), f"unsupported kind {doc.kind!r}; expected one of {sorted(KINDS)}", doc.line_of(("kind",)))]
+        hint = f"; {OTHER_KINDS[doc.kind]}" if doc.kind in OTHER_KINDS else ""
+        message = f"unsupported kind {doc.kind!r}; expected one of {sorted(KINDS)}{hint}"
+        return [Issue(("kind",), message, doc.line_of(("kind",)))]
     if doc.data.get("apiVersion") != expected:
         got = doc.data.get("apiVersion")
         return [Issue(("apiVersion",), f"must be {expected!r} (got {got!r})", doc.line_of(("apiVersion",)))]
@@ -122,7 +135,23 @@ def validate_document(doc: Document) -> list[Issue]:
     for issue in _model_issues(doc):
         if not any(issue.path[: len(p)] == p for p in reported):
             issues.append(issue)
+    if instance_types is not None and not issues:
+        issues.extend(_instance_type_issues(doc, instance_types))
     return issues
+
+
+INSTANCE_TYPE_PATH: FieldPath = ("spec", "transformResources", "instanceType")
+
+
+def _instance_type_issues(doc: Document, known: Collection[str]) -> list[Issue]:
+    name = doc.data.get("spec", {}).get("transformResources", {}).get("instanceType") if doc.kind == "BatchTransformJob" else None
+    if name is None or name in known:
+        return []
+    message = (
+        f"{unknown_message(name, known)}; a type only the cluster's instance-type catalog defines "
+        f"(chart value instanceTypes) is known there: pass that file with --instance-types or {CATALOG_ENV}"
+    )
+    return [Issue(INSTANCE_TYPE_PATH, message, doc.line_of(INSTANCE_TYPE_PATH))]
 
 
 def _schema_issues(doc: Document) -> list[Issue]:

@@ -10,26 +10,75 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from jsonpath_ng.ext.parser import parse as parse_jsonpath
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from kbt.storage.settings import split_s3_uri
 
 API_GROUP = "kbt.dev"
 API_VERSION = "v1alpha1"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
-# s3://bucket/prefix, file:///abs/path, or a plain local path (for `kbt run`).
-DATA_URI = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file://.+|[^:]+)$"
+# s3://bucket/prefix, an S3 https URL (SageMaker's S3Uri pattern `^(https|s3)://([^/]+)/?(.*)$`),
+# file:///abs/path, or a plain local path (for `kbt run`).
+DATA_URI = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|https://[^/]+(/.*)?|file://.+|[^:]+)$"
 ERROR_THRESHOLD = r"^(-1|[0-9]+|[0-9]+(\.[0-9]+)?%)$"
 
 MAX_LIST = 64  # bounds lists so the API server's CEL cost estimate stays within budget
 
 
-class _Model(BaseModel):
-    """Base for API objects: camelCase fields, unknown fields rejected (like a structural CRD)."""
+def _alias_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Add each other spelling as a property; neither spelling gets a `default:`.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=True)
+    The API server applies a CRD's defaults before anything reads the object, so a default on
+    either spelling would make a manifest written with the other spelling carry both (#16.1):
+    the defaults of aliased fields are applied by pydantic only.
+    """
+    aliases: dict[str, str] = getattr(model, "ALIASES", {})
+    props = schema.get("properties", {})
+    required = schema.get("required", [])
+    for other, name in aliases.items():
+        props[name].pop("default", None)
+        origin = getattr(model, "ALIAS_ORIGIN", "")
+        props[other] = {**props[name], "description": f"Same as {name} (the {origin} spelling)."}
+        if name in required:
+            required.remove(name)
+            rule = {"rule": f"has(self.{name}) != has(self.{other})", "message": f"give exactly one of {name} or {other}"}
+        else:
+            rule = {"rule": f"!(has(self.{name}) && has(self.{other}))", "message": f"give either {name} or {other}, not both"}
+        schema.setdefault("x-kubernetes-validations", []).append(rule)
+    if not required:
+        schema.pop("required", None)
+
+
+class _Model(BaseModel):
+    """Base for API objects: camelCase fields, unknown fields rejected (like a structural CRD).
+
+    ``ALIASES`` maps another controller's spelling of a field to the field (``ALIAS_ORIGIN``
+    names that controller): either spelling is accepted, never both.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_alias_schema)
+    ALIASES: ClassVar[dict[str, str]] = {}
+    ALIAS_ORIGIN: ClassVar[str] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_other_spellings(cls, data: Any) -> Any:
+        if not cls.ALIASES or not isinstance(data, dict):
+            return data
+        result = dict(data)
+        for other, name in cls.ALIASES.items():
+            if other in result:
+                if name in result:
+                    raise ValueError(f"give either {name} or {other}, not both")
+                result[name] = result.pop(other)
+            elif cls.model_fields[name].is_required() and name not in result:
+                raise ValueError(f"'{name}' is required (or its {cls.ALIAS_ORIGIN} spelling '{other}')")
+        return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -43,6 +92,8 @@ class S3DataType(StrEnum):
 
 
 class ContentType(StrEnum):
+    """The content types kbt decodes itself; `contentType` and `accept` take any MIME type."""
+
     CSV = "text/csv"
     JSONLINES = "application/jsonlines"
     X_JSONLINES = "application/x-jsonlines"
@@ -59,6 +110,8 @@ class ContentType(StrEnum):
 
 
 class AcceptType(StrEnum):
+    """The output types kbt encodes itself."""
+
     CSV = "text/csv"
     JSONLINES = "application/jsonlines"
     X_JSONLINES = "application/x-jsonlines"
@@ -135,6 +188,22 @@ class TransformJobStatus(StrEnum):
 # ---------------------------------------------------------------------------------------------
 # Small shared shapes
 # ---------------------------------------------------------------------------------------------
+
+
+# SageMaker's ContentType and Accept: "Length Constraints: Maximum length of 256. Pattern: .*"
+# (API reference, TransformInput and TransformOutput): any MIME type, sent to the model as is.
+MimeType = Annotated[str, Field(max_length=256)]
+
+
+def _s3_form(uri: str) -> str:
+    """An S3 https URL as the ``s3://bucket/key`` URI it names; other URIs unchanged."""
+    if not uri.startswith("https://"):
+        return uri
+    bucket, key = split_s3_uri(uri)
+    return f"s3://{bucket}/{key}"
+
+
+DataUri = Annotated[str, Field(min_length=1, max_length=2048, pattern=DATA_URI), AfterValidator(_s3_form)]
 
 
 class EnvVar(_Model):
@@ -277,9 +346,15 @@ class Model(BaseModel):
 
 
 class S3DataSource(_Model):
+    ALIASES: ClassVar[dict[str, str]] = {"s3URI": "s3Uri"}
+    ALIAS_ORIGIN: ClassVar[str] = "ACK"
+
     s3DataType: S3DataType = S3DataType.S3_PREFIX
-    s3Uri: Annotated[str, Field(min_length=1, max_length=2048, pattern=DATA_URI)] = Field(
-        description="Prefix (S3Prefix) or manifest object (ManifestFile) to read."
+    s3Uri: DataUri = Field(
+        description=(
+            "Prefix (S3Prefix) or manifest object (ManifestFile) to read: s3://bucket/key or an S3"
+            " https URL (https://bucket.s3.region.amazonaws.com/key, https://s3.region.amazonaws.com/bucket/key)."
+        )
     )
 
 
@@ -304,15 +379,29 @@ class CsvOptions(_Model):
 
 class TransformInput(_Model):
     dataSource: DataSource
-    contentType: ContentType = ContentType.CSV
+    contentType: MimeType = Field(
+        ContentType.CSV.value,
+        description=(
+            "MIME type of the input, any string as in SageMaker (parameters such as `; charset=utf-8`"
+            f" allowed). The built-in flavors decode {', '.join(ContentType)}; a scoring script"
+            " (flavor custom) gets any other type as raw bytes."
+        ),
+    )
     compressionType: CompressionType = CompressionType.NONE
     splitType: SplitType = SplitType.NONE
     csv: CsvOptions = Field(default_factory=CsvOptions)
 
 
 class TransformOutput(_Model):
-    s3OutputPath: Annotated[str, Field(min_length=1, max_length=2048, pattern=DATA_URI)]
-    accept: AcceptType | None = Field(None, description="Output format (default: like input).")
+    ALIASES: ClassVar[dict[str, str]] = {"kmsKeyID": "kmsKeyId"}
+    ALIAS_ORIGIN: ClassVar[str] = "ACK"
+
+    s3OutputPath: DataUri = Field(
+        description="Where outputs go: s3://bucket/prefix or an S3 https URL, like s3Uri."
+    )
+    accept: MimeType | None = Field(
+        None, description="MIME type of the output, any string as in SageMaker (default: like input)."
+    )
     assembleWith: AssembleWith = AssembleWith.LINE
     kmsKeyId: Annotated[str, Field(max_length=2048)] | None = None
     outputAction: OutputAction = OutputAction.PER_INPUT
@@ -327,6 +416,9 @@ class TransformOutput(_Model):
 
 
 class TransformResources(_Model):
+    ALIASES: ClassVar[dict[str, str]] = {"volumeKMSKeyID": "volumeKmsKeyId"}
+    ALIAS_ORIGIN: ClassVar[str] = "ACK"
+
     instanceCount: Annotated[int, Field(ge=1, le=1000)] = 1
     instanceType: Annotated[str, Field(min_length=1, max_length=128)] = Field(
         description="A name from the operator's instance-type catalog, e.g. ml.m5.xlarge."
@@ -334,38 +426,30 @@ class TransformResources(_Model):
     volumeKmsKeyId: Annotated[str, Field(max_length=2048)] | None = None
 
 
-_DP_ALIASES = {"InputFilter": "inputFilter", "OutputFilter": "outputFilter", "JoinSource": "joinSource"}
-
-
 class DataProcessing(_Model):
     """SageMaker's associate-predictions-with-input settings (JSONPath filters, join)."""
+
+    ALIASES: ClassVar[dict[str, str]] = {
+        "InputFilter": "inputFilter",
+        "OutputFilter": "outputFilter",
+        "JoinSource": "joinSource",
+    }
+    ALIAS_ORIGIN: ClassVar[str] = "SageMaker operator"
 
     inputFilter: Annotated[str, Field(max_length=1024)] | None = None
     outputFilter: Annotated[str, Field(max_length=1024)] | None = None
     joinSource: JoinSource = JoinSource.NONE
 
-    @model_validator(mode="before")
+    @field_validator("inputFilter", "outputFilter")
     @classmethod
-    def _accept_operator_spellings(cls, data: Any) -> Any:
-        """The SageMaker operator spells some of these capitalised; accept both, not both at once."""
-        if not isinstance(data, dict):
-            return data
-        result = dict(data)
-        for capitalised, camel in _DP_ALIASES.items():
-            if capitalised in result:
-                if camel in result:
-                    raise ValueError(f"give either {camel} or {capitalised}, not both")
-                result[camel] = result.pop(capitalised)
-        return result
-
-
-def _dataprocessing_schema_extra(schema: dict[str, Any]) -> None:
-    props = schema.setdefault("properties", {})
-    for capitalised, camel in _DP_ALIASES.items():
-        props[capitalised] = {**props[camel], "description": f"Alias of {camel} (SageMaker operator)."}
-
-
-DataProcessing.model_config["json_schema_extra"] = _dataprocessing_schema_extra
+    def _jsonpath(cls, expression: str | None) -> str | None:
+        """Parsed by the parser the runner uses (jsonpath-ng's extended one), so it fails here."""
+        if expression is not None and expression.strip() not in ("", "$"):
+            try:
+                parse_jsonpath(expression)
+            except Exception as exc:  # jsonpath-ng raises several types, some without a base
+                raise ValueError(f"invalid JSONPath {expression!r}: {exc}") from None
+        return expression
 
 
 class RetrySettings(_Model):
@@ -373,6 +457,38 @@ class RetrySettings(_Model):
 
     maxRetries: Annotated[int, Field(ge=0, le=100)] = 3
     timeoutSeconds: Annotated[int, Field(ge=1, le=86400)] = 300
+
+
+class ModelClientConfig(_Model):
+    """SageMaker's ModelClientConfig (ACK's `modelClientConfig`): kbt reads it as retrySettings."""
+
+    invocationsMaxRetries: Annotated[int, Field(ge=0, le=3)] | None = Field(
+        None, description="retrySettings.maxRetries (SageMaker default 3)."
+    )
+    invocationsTimeoutInSeconds: Annotated[int, Field(ge=1, le=3600)] | None = Field(
+        None, description="retrySettings.timeoutSeconds (SageMaker default 600)."
+    )
+
+    def retry_settings(self) -> dict[str, int]:
+        """The retrySettings it stands for, with SageMaker's defaults (API reference, ModelClientConfig)."""
+        retries, timeout = self.invocationsMaxRetries, self.invocationsTimeoutInSeconds
+        return {"maxRetries": 3 if retries is None else retries, "timeoutSeconds": timeout or 600}
+
+
+class ExperimentConfig(_Model):
+    """SageMaker's ExperimentConfig (ACK's `experimentConfig`): accepted, and ignored by kbt."""
+
+    experimentName: Annotated[str, Field(max_length=120)] | None = None
+    trialName: Annotated[str, Field(max_length=120)] | None = None
+    trialComponentDisplayName: Annotated[str, Field(max_length=120)] | None = None
+    runName: Annotated[str, Field(max_length=120)] | None = None
+
+
+def _list_or_map_schema(schema: dict[str, Any]) -> None:
+    """A structural schema cannot say "a list or a map": leave the shape to the validators."""
+    description = schema.get("description", "")
+    schema.clear()
+    schema.update({"description": description, "x-kubernetes-preserve-unknown-fields": True})
 
 
 class S3Connection(_Model):
@@ -442,15 +558,26 @@ class BatchTransformJobSpec(_Model):
     transformOutput: TransformOutput
     transformResources: TransformResources
     batchStrategy: BatchStrategy = BatchStrategy.MULTI_RECORD
-    maxConcurrentTransforms: Annotated[int, Field(ge=0, le=64)] = Field(
-        1, description="Concurrent mini-batches per shard (0 = 1)."
+    maxConcurrentTransforms: Annotated[int, Field(ge=0)] = Field(
+        1, description="Concurrent mini-batches per shard (0 = 1); no upper bound, as in SageMaker."
     )
     maxPayloadInMB: Annotated[int, Field(ge=0, le=100)] = Field(
         6, description="Upper bound of one mini-batch's payload; 0 = bounded by count only."
     )
-    environment: Annotated[list[EnvVar], Field(max_length=MAX_LIST)] = Field(default_factory=list)
+    environment: Annotated[list[EnvVar], Field(max_length=MAX_LIST)] = Field(
+        default_factory=list,
+        description=(
+            "Environment of the model: a list of {name, value} (SageMaker operator) or a map of"
+            " name to value (ACK)."
+        ),
+        json_schema_extra=_list_or_map_schema,
+    )
     dataProcessing: DataProcessing | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] = Field(default_factory=list)
+    modelClientConfig: ModelClientConfig | None = Field(
+        None, exclude=True, description="ACK's spelling of retrySettings; give one of the two."
+    )
+    experimentConfig: ExperimentConfig | None = None
 
     # --- kbt / Azure ML equivalents ---
     model: ModelSpec | None = Field(None, description="Inline model, instead of modelName.")
@@ -484,6 +611,27 @@ class BatchTransformJobSpec(_Model):
     retryFailedShards: Annotated[int, Field(ge=0)] = Field(
         0, description="Increase to re-run only the failed shards of a Failed job."
     )
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment_map(cls, value: Any) -> Any:
+        """ACK writes the environment as a map; kbt keeps the SageMaker operator's list."""
+        if isinstance(value, dict):
+            return [{"name": name, "value": text} for name, text in value.items()]
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_client_config(cls, data: Any) -> Any:
+        """ACK's modelClientConfig becomes retrySettings (timeout and retries of each invocation)."""
+        if not isinstance(data, dict) or data.get("modelClientConfig") is None:
+            return data
+        if data.get("retrySettings") is not None:
+            raise ValueError("give either retrySettings or modelClientConfig, not both")
+        result = dict(data)
+        config = ModelClientConfig.model_validate(result.pop("modelClientConfig"))
+        result["retrySettings"] = config.retry_settings()
+        return result
 
     @field_validator("errorThreshold")
     @classmethod

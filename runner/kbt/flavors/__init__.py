@@ -1,8 +1,8 @@
 """Model flavors: ``load_predictor`` imports only the module of the flavor asked for.
 
-The runner calls ``fetch_model(spec, scratch)`` once per shard, builds a ``LoadContext`` with
-the local path it returns, then ``load_predictor(ctx)``; the predictor's ``predict`` takes one
-``ModelInput`` per mini-batch. Heavy frameworks are imported inside each flavor module only.
+The runner fetches the model once per shard (``kbt.runner.model_fetch``), builds a
+``LoadContext`` with the local path it gets, then calls ``load_predictor(ctx)``; the predictor's
+``predict`` takes one ``ModelInput`` per mini-batch. Heavy frameworks are imported inside each flavor module only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Protocol, cast
 from kbt.api.models import Flavor
 from kbt.flavors.base import BatchRejected, LoadContext, ModelLoadError, Predictor
 from kbt.flavors.errors import DeviceOutOfMemoryError, InputSchemaError, RecordsRejected
-from kbt.flavors.fetch import fetch_model, is_mlflow_uri
+from kbt.flavors.loading import is_mlflow_uri
 
 __all__ = [
     "BatchRejected",
@@ -22,7 +22,6 @@ __all__ = [
     "InputSchemaError",
     "ModelLoadError",
     "RecordsRejected",
-    "fetch_model",
     "is_mlflow_uri",
     "load_predictor",
 ]
@@ -46,7 +45,7 @@ def load_predictor(ctx: LoadContext) -> Predictor:
     """Load the model of ``ctx`` with its flavor's loader; ``ctx.environment`` is exported first
     (model code may read it at import time). Raises ``ModelLoadError`` with the reason."""
     os.environ.update(ctx.environment)
-    flavor = Flavor(ctx.spec.flavor)
+    flavor = ctx.spec.flavor
     try:
         module = cast(_FlavorModule, importlib.import_module(FLAVOR_MODULES[flavor]))
     except ImportError as exc:

@@ -32,27 +32,17 @@ from typing import Any
 
 import pandas as pd
 
-from kbt.api.models import ContentType
 from kbt.flavors.backoff import is_out_of_memory, predict_with_backoff
 from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadError, ModelOutput, Record
 from kbt.flavors.errors import DeviceOutOfMemoryError
 from kbt.flavors.loading import add_code_paths, model_directory
 from kbt.flavors.outputs import expect_rows
 from kbt.log import get_logger
+from kbt.runner.formats import TabularFile, content_format
 
 log = get_logger(__name__)
 
 MINI_BATCH_MODE = "KBT_MINI_BATCH"
-TABULAR = frozenset(
-    {
-        ContentType.CSV,
-        ContentType.JSONLINES,
-        ContentType.X_JSONLINES,
-        ContentType.JSON,
-        ContentType.PARQUET,
-        ContentType.PARQUET_ALT,
-    }
-)
 _batch_numbers = count()
 
 
@@ -78,14 +68,19 @@ def record_file_names(records: list[Record]) -> list[PurePosixPath]:
     return names
 
 
-def _write_tabular(frame: pd.DataFrame, records: list[Record], content_type: str, path: Path) -> None:
-    if content_type == ContentType.CSV:
+def _tabular_file(batch: ModelInput) -> TabularFile | None:
+    """How the batch's records are written as one file per source; None: not tabular."""
+    return content_format(batch.content_type, "transformInput.contentType").tabular_file
+
+
+def _write_tabular(frame: pd.DataFrame, records: list[Record], kind: TabularFile, path: Path) -> None:
+    if kind == TabularFile.CSV:
         frame.to_csv(path, index=False)
-    elif content_type in (ContentType.PARQUET, ContentType.PARQUET_ALT):
+    elif kind == TabularFile.PARQUET:
         frame.to_parquet(path, index=False)
-    elif content_type == ContentType.JSON:
+    elif kind == TabularFile.JSON_RECORDS:
         frame.to_json(path, orient="records")
-    else:  # JSON Lines: the records' own bytes
+    else:  # the records' own bytes, one per line
         path.write_bytes(b"\n".join(record.data.rstrip(b"\n") for record in records) + b"\n")
 
 
@@ -129,9 +124,10 @@ class ScoringScriptPredictor:
         return f"{first.source} record {first.index}"
 
     def _mini_batch(self, batch: ModelInput, work: Path) -> pd.DataFrame | list[str]:
-        if batch.frame is not None and batch.content_type in TABULAR:
+        kind = _tabular_file(batch)
+        if batch.frame is not None and kind is not None:
             if self.files_for_tabular:
-                return self._tabular_files(batch, batch.frame, work)
+                return self._tabular_files(batch, batch.frame, kind, work)
             return batch.frame.reset_index(drop=True)
         paths = []
         for record, name in zip(batch.records, record_file_names(batch.records), strict=True):
@@ -141,7 +137,7 @@ class ScoringScriptPredictor:
             paths.append(str(path))
         return paths
 
-    def _tabular_files(self, batch: ModelInput, frame: pd.DataFrame, work: Path) -> list[str]:
+    def _tabular_files(self, batch: ModelInput, frame: pd.DataFrame, kind: TabularFile, work: Path) -> list[str]:
         positions: dict[str, list[int]] = {}
         for position, record in enumerate(batch.records):
             positions.setdefault(record.source, []).append(position)
@@ -150,7 +146,7 @@ class ScoringScriptPredictor:
             path = work / _safe_relative(source)
             path.parent.mkdir(parents=True, exist_ok=True)
             records = [batch.records[i] for i in rows]
-            _write_tabular(frame.iloc[rows], records, batch.content_type, path)
+            _write_tabular(frame.iloc[rows], records, kind, path)
             paths.append(str(path))
         return paths
 

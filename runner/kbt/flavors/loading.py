@@ -1,4 +1,6 @@
-"""Shared loading chores: finding the model file in a directory, codePaths, importing classes."""
+"""Shared loading chores: telling MLflow URIs apart, finding the model file in a directory,
+codePaths, importing classes. (Fetching the model to a local path is the runner's job:
+``kbt.runner.model_fetch``.)"""
 
 from __future__ import annotations
 
@@ -12,6 +14,13 @@ from typing import Any
 
 from kbt.api.models import ModelSpec
 from kbt.flavors.base import ModelLoadError
+
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+
+
+def is_mlflow_uri(uri: str) -> bool:
+    """True for URIs only an MLflow tracking server can resolve."""
+    return uri.startswith(MLFLOW_SCHEMES)
 
 
 def model_directory(local_path: Path) -> Path:

@@ -25,8 +25,7 @@ from mlflow.pyfunc import PyFuncModel
 from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadError, ModelOutput
 from kbt.flavors.device import driver_device
 from kbt.flavors.errors import InputSchemaError
-from kbt.flavors.fetch import is_mlflow_uri
-from kbt.flavors.loading import add_code_paths, import_skops
+from kbt.flavors.loading import add_code_paths, import_skops, is_mlflow_uri
 from kbt.flavors.mlflow_schema import conform_frame, conform_tensor
 from kbt.flavors.outputs import array_rows, expect_rows
 from kbt.log import get_logger

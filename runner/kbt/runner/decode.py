@@ -1,4 +1,4 @@
-"""Turn a mini-batch's records into the ``ModelInput`` its content type calls for.
+"""Turn a mini-batch's records into the ``ModelInput`` its content format's decoding calls for.
 
 CSV -> ``frame`` (pyarrow's parser, header names or ``csv.columns``, quoted newlines allowed);
 JSON Lines / JSON -> ``frame`` from one JSON value per record; Parquet -> the frame read from
@@ -19,16 +19,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from kbt.api.models import ContentType
+from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import ModelInput
-from kbt.resolved import ResolvedJob
 from kbt.runner.dataproc import FilterMismatch, apply_json, compile_filter, select_positions
+from kbt.runner.formats import Decoding, content_format
 from kbt.runner.images import decode_images
-from kbt.runner.plan import PARQUET_TYPES
 from kbt.runner.reader import Batch
-
-IMAGE_TYPES = {ContentType.PNG, ContentType.JPEG, ContentType.IMAGE}
-JSON_TYPES = {ContentType.JSON, ContentType.JSONLINES, ContentType.X_JSONLINES}
 
 
 @dataclass
@@ -46,7 +42,7 @@ class Decoder:
 
     def __init__(self, job: ResolvedJob) -> None:
         transform = job.spec.transformInput
-        self.content = ContentType(transform.contentType)
+        self.format = content_format(transform.contentType, "transformInput.contentType")
         self.delimiter = transform.csv.delimiter
         self.columns = transform.csv.columns
         processing = job.spec.dataProcessing
@@ -54,25 +50,28 @@ class Decoder:
         self.images = job.model.imagePreprocessing
 
     def decode(self, batch: Batch, header: list[str] | None) -> Decoded:
-        records = batch.records
-        if self.content == ContentType.CSV:
+        decoding = self.format.decoding
+        if decoding == Decoding.CSV:
             return self._csv(batch, header or self.columns)
-        if self.content in JSON_TYPES:
+        if decoding == Decoding.JSON:
             return self._json(batch)
-        if self.content in PARQUET_TYPES:
-            frame = batch.frame if batch.frame is not None else pd.DataFrame()
-            if self.input_filter is not None:
-                frame = frame.iloc[:, select_positions(self.input_filter, frame.shape[1], "inputFilter")]
-            return Decoded(self._input(records, frame=frame), list(range(len(records))))
-        if self.content == ContentType.TEXT:
+        if decoding == Decoding.PARQUET:
+            return self._parquet(batch)
+        if decoding == Decoding.TEXT:
             return self._text(batch)
-        if self.content in IMAGE_TYPES:
-            tensor, kept, rejected = decode_images(records, self.images)
-            return Decoded(self._input([records[p] for p in kept], tensor=tensor), kept, rejected)
-        return Decoded(self._input(records), list(range(len(records))))
+        if decoding == Decoding.IMAGE:
+            tensor, kept, rejected = decode_images(batch.records, self.images)
+            return Decoded(self._input([batch.records[p] for p in kept], tensor=tensor), kept, rejected)
+        return Decoded(self._input(batch.records), list(range(len(batch.records))))
 
     def _input(self, records: list[Any], **decoded: Any) -> ModelInput:
-        return ModelInput(records=records, content_type=self.content.value, **decoded)
+        return ModelInput(records=records, content_type=self.format.content_type.value, **decoded)
+
+    def _parquet(self, batch: Batch) -> Decoded:
+        frame = batch.frame if batch.frame is not None else pd.DataFrame()
+        if self.input_filter is not None:
+            frame = frame.iloc[:, select_positions(self.input_filter, frame.shape[1], "inputFilter")]
+        return Decoded(self._input(batch.records, frame=frame), list(range(len(batch.records))))
 
     def _csv(self, batch: Batch, columns: list[str] | None) -> Decoded:
         positions = list(range(len(batch.records)))

@@ -3,7 +3,7 @@
 A model may return a DataFrame, Series, ndarray (1-D: one value per record, 2-D: one row of
 columns per record, higher ranks nested lists), list, or dict of equal-length arrays; ``Rows``
 holds it with one entry per record. Output formats (``accept``; default: like the input, JSON
-Lines for images/text/binary): CSV rows, JSON values (JSON Lines / JSON), Parquet tables. Each
+Lines for images/text/binary; the content format's ``default_accept``): CSV rows, JSON values (JSON Lines / JSON), Parquet tables. Each
 record's output is followed by ``\\n`` when assembleWith is Line, by nothing when None
 (SageMaker's rule). ``joinSource: Input`` prefixes the input row (CSV) or adds the prediction
 under ``SageMakerOutput`` (JSON); the output filter then picks from the joined row. A Model's
@@ -25,15 +25,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kbt.api.models import AcceptType, AssembleWith, ContentType, JoinSource
+from kbt.api.models import AcceptType, AssembleWith, JoinSource
+from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import BatchRejected, ModelOutput
 from kbt.flavors.outputs import jsonable
-from kbt.resolved import ResolvedJob
 from kbt.runner.classify import top_classes
 from kbt.runner.dataproc import FilterMismatch, apply_json, compile_filter, join_json, select_positions
-from kbt.runner.decode import JSON_TYPES, Decoded
+from kbt.runner.decode import Decoded
 from kbt.runner.errors import ConfigError
-from kbt.runner.plan import PARQUET_TYPES
+from kbt.runner.formats import Encoding, content_format
 from kbt.runner.reader import Batch
 
 PREDICTION_COLUMN = "prediction"
@@ -117,15 +117,11 @@ class Encoded:
 
 
 def output_type(job: ResolvedJob) -> AcceptType:
+    """``accept``, or the input format's default output type."""
     accept = job.spec.transformOutput.accept
     if accept is not None:
-        return AcceptType(accept)
-    content = ContentType(job.spec.transformInput.contentType)
-    if content == ContentType.CSV:
-        return AcceptType.CSV
-    if content == ContentType.JSON:
-        return AcceptType.JSON
-    return AcceptType.PARQUET if content in PARQUET_TYPES else AcceptType.JSONLINES
+        return accept
+    return content_format(job.spec.transformInput.contentType, "transformInput.contentType").default_accept
 
 
 class Encoder:
@@ -133,7 +129,8 @@ class Encoder:
 
     def __init__(self, job: ResolvedJob) -> None:
         self.accept = output_type(job)
-        self.content = ContentType(job.spec.transformInput.contentType)
+        self.encoding = content_format(self.accept, "transformOutput.accept").encoding
+        self.input = content_format(job.spec.transformInput.contentType, "transformInput.contentType")
         self.separator = "\n" if job.spec.transformOutput.assembleWith == AssembleWith.LINE else ""
         processing = job.spec.dataProcessing
         self.join = processing is not None and processing.joinSource == JoinSource.INPUT
@@ -144,16 +141,9 @@ class Encoder:
         self._check_join()
 
     def _check_join(self) -> None:
-        if not self.join:
-            return
-        tabular_in = self.content == ContentType.CSV or self.content in PARQUET_TYPES
-        json_in = self.content in JSON_TYPES or self.content in PARQUET_TYPES
-        ok = {AcceptType.CSV: tabular_in, AcceptType.PARQUET: self.content in PARQUET_TYPES}.get(
-            self.accept, json_in
-        )
-        if not ok:
+        if self.join and self.encoding not in self.input.joins_into:
             raise ConfigError(
-                f"dataProcessing.joinSource Input: cannot join {self.content.value} input with "
+                f"dataProcessing.joinSource Input: cannot join {self.input.content_type.value} input with "
                 f"{self.accept.value} output (join CSV/Parquet into CSV, JSON/Parquet into JSON)"
             )
 
@@ -164,9 +154,9 @@ class Encoder:
             )
         if self.include_source:
             rows = with_source(rows, [batch.records[p].source for p in decoded.positions])
-        if self.accept == AcceptType.CSV:
+        if self.encoding == Encoding.CSV_ROWS:
             return self._csv(batch, decoded, rows)
-        if self.accept == AcceptType.PARQUET:
+        if self.encoding == Encoding.PARQUET_TABLE:
             return self._parquet(batch, decoded, rows)
         return self._json(batch, decoded, rows)
 

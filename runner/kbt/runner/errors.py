@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kbt.runner.exitcodes import ExitCode
-from kbt.runner.storage import ObjectNotFound, StorageError, StorageUnavailable
+from kbt.api.exitcodes import ExitCode
+from kbt.storage import ObjectNotFound, StorageError, StorageUnavailable
 
 
 class RunnerError(Exception):
@@ -37,7 +37,7 @@ class Stopped(RunnerError):
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:
-    """The exit code a shard reports for ``exc`` (see kbt.runner.exitcodes)."""
+    """The exit code a shard reports for ``exc`` (see kbt.api.exitcodes)."""
     from pydantic import ValidationError
 
     from kbt.flavors.base import ModelLoadError

@@ -17,13 +17,13 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from kbt.api.models import OutputAction
+from kbt.api.resolved import ResolvedJob
 from kbt.log import get_logger
-from kbt.resolved import ResolvedJob
 from kbt.runner.parquet_io import open_parquet
 from kbt.runner.plan import Plan, WorkItem
 from kbt.runner.progress import utc_now
 from kbt.runner.state import Layout, done_markers, is_parquet_output, read_json
-from kbt.runner.storage import ObjectNotFound, StorageError
+from kbt.storage import ObjectNotFound, StorageError
 
 log = get_logger(__name__)
 
@@ -63,7 +63,7 @@ def _compose(job: ResolvedJob, layout: Layout, key: str, parts: list[str], scrat
 
 def _outputs(job: ResolvedJob, layout: Layout, plan: Plan, scratch: Path) -> list[str]:
     """Compose what needs composing; return the final output keys."""
-    action = OutputAction(job.spec.transformOutput.outputAction)
+    action = job.spec.transformOutput.outputAction
     if action == OutputAction.SUMMARY_ONLY:
         return []
     if action == OutputAction.APPEND_ROW:
@@ -145,7 +145,7 @@ def finalize(job: ResolvedJob, layout: Layout, plan: Plan, scratch: Path) -> boo
     manifest = _manifest(job, layout, plan, outputs, markers)
     store.put(layout.manifest_key(), json.dumps(manifest, indent=2).encode())
     store.put(layout.finalized_key(), json.dumps({"finishedAt": utc_now()}).encode())
-    for info in store.list_objects(layout.state + "parts/"):
+    for info in store.list_objects(layout.parts_prefix()):
         store.delete(info.key)
     log.info(
         "finalized",

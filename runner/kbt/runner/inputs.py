@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from kbt.api.models import BatchTransformJobSpec, S3DataType
 from kbt.runner.errors import InputError
-from kbt.runner.storage import ObjectNotFound, S3Settings, Store, open_location
+from kbt.storage import ObjectNotFound, S3Settings, Store, open_location
 
 HEAD_THREADS = 16
 
@@ -27,7 +27,9 @@ class InputObject:
 
 
 def s3_settings(spec: BatchTransformJobSpec) -> S3Settings:
-    return S3Settings(spec.s3.endpointUrl, spec.s3.addressingStyle, spec.region)
+    return S3Settings(
+        spec.s3.endpointUrl, spec.s3.addressingStyle, spec.region, kms_key_id=spec.transformOutput.kmsKeyId
+    )
 
 
 def _folder(prefix: str) -> str:

@@ -7,7 +7,6 @@ on stdout; their logs go to ``<tmp>/shard-NNNNN.log`` (and the usual archive und
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,8 +20,10 @@ from typing import IO, Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from kbt.resolved import ResolvedJob
-from kbt.runner.exitcodes import ExitCode
+from kbt.api import podenv
+from kbt.api.exitcodes import ExitCode
+from kbt.api.progress import ShardProgress
+from kbt.api.resolved import ResolvedJob
 from kbt.runner.finalize import finalize
 from kbt.runner.progress import StreamSink
 from kbt.runner.shard import scratch_dir
@@ -37,7 +38,7 @@ class Worker:
     process: subprocess.Popen[str]
     log_path: Path
     termination_path: Path
-    report: dict[str, Any] = field(default_factory=dict)
+    report: ShardProgress | None = None
 
 
 @dataclass
@@ -55,7 +56,7 @@ def _follow(worker: Worker, stream: IO[str]) -> None:
     for line in stream:
         if line.startswith(StreamSink.PREFIX):
             try:
-                worker.report = json.loads(line[len(StreamSink.PREFIX) :])
+                worker.report = ShardProgress.from_json(line[len(StreamSink.PREFIX) :])
             except ValueError:
                 continue
 
@@ -63,13 +64,13 @@ def _follow(worker: Worker, stream: IO[str]) -> None:
 def _start(job_path: Path, index: int, shards: int, split: int, work: Path) -> Worker:
     log_path, termination = work / f"shard-{index:05d}.log", work / f"shard-{index:05d}.termination"
     env = {
+        podenv.LOG_FORMAT: "console",  # defaults for workers, unless this process's env says otherwise
+        podenv.PROGRESS_INTERVAL: "1",
         **os.environ,
-        "KBT_PROGRESS_STREAM": "1",
-        "KBT_TERMINATION_LOG": str(termination),
-        "KBT_LOG_FORMAT": os.environ.get("KBT_LOG_FORMAT", "console"),
-        "KBT_PROGRESS_INTERVAL": os.environ.get("KBT_PROGRESS_INTERVAL", "1"),
+        podenv.PROGRESS_STREAM: "1",
+        podenv.TERMINATION_LOG: str(termination),
     }
-    env.pop("JOB_COMPLETION_INDEX", None)
+    env.pop(podenv.COMPLETION_INDEX, None)
     command = [
         sys.executable,
         "-m",
@@ -93,16 +94,16 @@ def _start(job_path: Path, index: int, shards: int, split: int, work: Path) -> W
 
 def _update(progress: Progress, tasks: dict[int, TaskID], worker: Worker) -> None:
     report = worker.report
-    if not report:
+    if report is None:
         return
     progress.update(
         tasks[worker.index],
-        total=max(1, report.get("bytesTotal", 0)),
-        completed=report.get("bytesProcessed", 0),
-        records=report.get("recordsProcessed", 0),
-        errors=report.get("recordsFailed", 0),
-        rate=report.get("recordsPerSecond", 0.0),
-        state=report.get("state", ""),
+        total=max(1, report.bytes_total),
+        completed=report.bytes_processed,
+        records=report.records_processed,
+        errors=report.records_failed,
+        rate=report.records_per_second,
+        state=report.state,
     )
 
 

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 
 from kbt import log as kbt_log
-from kbt.runner.storage import Store
+from kbt.storage import Store
 
 HEAD_BYTES = 1024 * 1024
 TAIL_BYTES = 4 * 1024 * 1024

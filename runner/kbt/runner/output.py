@@ -14,7 +14,8 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kbt.resolved import ResolvedJob
+from kbt.api.resolved import ResolvedJob
+from kbt.runner.batching import Failure
 from kbt.runner.encode import Encoded
 from kbt.runner.plan import WorkItem
 from kbt.runner.state import Layout, is_parquet_output, item_output_key
@@ -57,13 +58,13 @@ class ItemWriter:
         self._parquet.write_table(table)
         return None
 
-    def error(self, record: int, offset: int, reason: str) -> None:
+    def error(self, failure: Failure) -> None:
         self.failed += 1
         self.records += 1
-        self.failure_reasons.append(reason)
-        entry: dict[str, Any] = {"object": self.input_uri, "record": record, "reason": reason}
-        if offset >= 0:
-            entry["offset"] = offset
+        self.failure_reasons.append(failure.reason)
+        entry: dict[str, Any] = {"object": self.input_uri, "record": failure.record, "reason": failure.reason}
+        if failure.offset >= 0:
+            entry["offset"] = failure.offset
         if self.item.is_split:
             entry["part"] = self.item.part
         self.errors.append(json.dumps(entry))

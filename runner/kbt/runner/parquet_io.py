@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kbt.runner.errors import InputError
-from kbt.runner.storage import LocalStore, Store
+from kbt.storage import LocalStore, Store
 
 
 class SeekableObject(io.RawIOBase):

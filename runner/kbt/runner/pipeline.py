@@ -1,9 +1,9 @@
 """The shard's streaming pipeline: read -> decode+predict+encode -> write, overlapped.
 
-A reader thread frames records and packs mini-batches into a bounded queue; consecutive small
-batches (one per small object) are grouped up to ``miniBatchSize`` records and predicted in one
-call (kbt.runner.coalesce); up to ``maxConcurrentTransforms`` groups are decoded, predicted and
-encoded at once on a thread pool;
+A reader thread frames records and packs mini-batches into a bounded queue of typed messages
+(kbt.runner.messages); consecutive small batches (one per small object) are grouped up to the
+mini-batch limit (kbt.runner.batching) and predicted in one call (kbt.runner.coalesce); up to
+``maxConcurrentTransforms`` groups are decoded, predicted and encoded at once on a thread pool;
 the calling thread takes results back in input order and writes them, committing each work
 item when its last batch is written. Queue and in-flight limits keep memory flat.
 """
@@ -13,38 +13,41 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from kbt.api.models import BatchStrategy, ContentType
+from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import Predictor
 from kbt.log import get_logger
-from kbt.resolved import ResolvedJob
+from kbt.runner.batching import BatchLimit, Failure
 from kbt.runner.coalesce import concat_inputs, split_outcome, stack_runs
 from kbt.runner.decode import Decoded, Decoder
 from kbt.runner.encode import Encoded, Encoder
 from kbt.runner.errors import ErrorThresholdExceeded, InputError, Stopped
+from kbt.runner.formats import content_format
+from kbt.runner.messages import (
+    BatchRead,
+    BatchResult,
+    ItemEnded,
+    ItemEvent,
+    ItemStarted,
+    Message,
+    ReadFailed,
+)
 from kbt.runner.output import ItemWriter
 from kbt.runner.plan import WorkItem
 from kbt.runner.predict import ModelRunner, Outcome
 from kbt.runner.progress import ShardStats
 from kbt.runner.reader import Batch, ItemReader, read_csv_header
 from kbt.runner.state import Layout
-from kbt.runner.storage import Store
+from kbt.storage import Store
 
 log = get_logger(__name__)
 FAIL_FAST_RECORDS = 100
 PERCENT_MIN_RECORDS = 1000
-
-
-@dataclass
-class BatchResult:
-    encoded: Encoded
-    predicted: int
-    failures: list[tuple[int, int, str]] = field(default_factory=list)  # (record, offset, reason)
+OnCommit = Callable[[WorkItem, dict[str, Any]], None]
 
 
 class Threshold:
@@ -65,7 +68,24 @@ class Threshold:
                 )
 
 
+class Grouped(NamedTuple):
+    """A batch waiting in the current group for a model worker; ``result`` is set when done."""
+
+    batch: Batch
+    header: list[str] | None
+    result: Future[BatchResult]
+
+
+class Pending(NamedTuple):
+    """A message waiting to be written in input order (a batch's ``result`` may still be running)."""
+
+    message: ItemEvent
+    result: Future[BatchResult] | None
+
+
 class Pipeline:
+    """Runs a shard's work items through read -> model -> write, committing each in input order."""
+
     def __init__(
         self,
         job: ResolvedJob,
@@ -83,9 +103,7 @@ class Pipeline:
         self.encoder = Encoder(job)
         self.model = ModelRunner(predictor, job.spec.retrySettings)
         self.concurrency = max(1, job.spec.maxConcurrentTransforms)
-        single = job.spec.batchStrategy == BatchStrategy.SINGLE_RECORD
-        self.batch_records = 1 if single else job.spec.miniBatchSize
-        self.payload_limit = job.spec.maxPayloadInMB * 1024 * 1024
+        self.limit = BatchLimit.from_job(job)
         self.threshold = Threshold(job.spec.errorThreshold)
         self.reasons: set[str] = set()
         self.first_failure = ""
@@ -95,13 +113,14 @@ class Pipeline:
     # --- producer ------------------------------------------------------------------------
     def _header(self, item: WorkItem) -> list[str] | None:
         csv = self.job.spec.transformInput.csv
-        if ContentType(self.job.spec.transformInput.contentType) != ContentType.CSV or csv.header is False:
+        fmt = content_format(self.job.spec.transformInput.contentType, "transformInput.contentType")
+        if not fmt.header or csv.header is False:
             return None
         if item.key not in self._headers:
             self._headers[item.key] = read_csv_header(self.input_store, item.key, csv)
         return self._headers[item.key]
 
-    def _put(self, out: queue.Queue[Any], message: Any) -> bool:
+    def _put(self, out: queue.Queue[Message | None], message: Message | None) -> bool:
         while not self._abort.is_set():
             try:
                 out.put(message, timeout=0.2)
@@ -110,34 +129,35 @@ class Pipeline:
                 continue
         return False
 
-    def _produce(self, items: list[WorkItem], out: queue.Queue[Any]) -> None:
+    def _produce(self, items: list[WorkItem], out: queue.Queue[Message | None]) -> None:
         try:
             seq = 0
             for item in items:
                 reader = ItemReader(self.input_store, self.job, item)
                 if item.start > 0:
                     reader.header = self._header(item)
-                if not self._put(out, ("start", item, reader)):
+                if not self._put(out, ItemStarted(item)):
                     return
                 for batch in reader.batches(seq):
                     seq = batch.seq + 1
-                    if self.stop.is_set() or not self._put(out, ("batch", batch, reader)):
+                    if self.stop.is_set() or not self._put(out, BatchRead(batch, reader)):
                         return
-                if not self._put(out, ("end", item, reader)):
+                if not self._put(out, ItemEnded(item)):
                     return
         except BaseException as exc:
-            self._put(out, ("error", exc, None))
+            self._put(out, ReadFailed(exc))
         finally:
             self._put(out, None)
 
-    def _messages(self, source: queue.Queue[Any]) -> Iterator[tuple[str, Any, Any]]:
+    @staticmethod
+    def _messages(source: queue.Queue[Message | None]) -> Iterator[Message]:
         while (message := source.get()) is not None:
             yield message
 
     # --- workers -------------------------------------------------------------------------
-    def _process_group(self, group: list[tuple[Batch, list[str] | None]]) -> list[BatchResult]:
+    def _process_group(self, group: list[Grouped]) -> list[BatchResult]:
         """Decode each batch, predict them together when their inputs stack, encode each."""
-        decoded = [self.decoder.decode(batch, header) for batch, header in group]
+        decoded = [self.decoder.decode(entry.batch, entry.header) for entry in group]
         live = [d for d in decoded if d.positions]
         outcomes: dict[int, Outcome] = {}
         for run in stack_runs([d.model_input for d in live]):
@@ -145,7 +165,7 @@ class Pipeline:
             parts = split_outcome(self.model.run(concat_inputs(inputs)), [len(i) for i in inputs])
             outcomes.update({id(live[i]): outcome for i, outcome in zip(run, parts, strict=True)})
         return [
-            self._finish(batch, d, outcomes.get(id(d))) for (batch, _), d in zip(group, decoded, strict=True)
+            self._finish(entry.batch, d, outcomes.get(id(d))) for entry, d in zip(group, decoded, strict=True)
         ]
 
     def _finish(self, batch: Batch, decoded: Decoded, outcome: Outcome | None) -> BatchResult:
@@ -166,43 +186,39 @@ class Pipeline:
         ]
         return BatchResult(encoded, len(outcome.positions) - len(encoded.rejected), failures)
 
-    def _overflows(
-        self, group: list[tuple[Batch, list[str] | None, Future[BatchResult]]], batch: Batch
-    ) -> bool:
-        """Whether ``batch`` no longer fits the group: miniBatchSize records, maxPayloadInMB bytes."""
-        records = sum(len(b.records) for b, *_ in group) + len(batch.records)
-        payload = sum(b.payload for b, *_ in group) + batch.payload
-        return bool(group) and (
-            records > self.batch_records or bool(self.payload_limit and payload > self.payload_limit)
-        )
+    def _overflows(self, group: list[Grouped], batch: Batch) -> bool:
+        """Whether ``batch`` no longer fits the group (see BatchLimit)."""
+        records = sum(len(entry.batch.records) for entry in group) + len(batch.records)
+        payload = sum(entry.batch.payload for entry in group) + batch.payload
+        return bool(group) and self.limit.exceeded_by(records, payload)
 
-    def _run_group(self, entries: list[tuple[Batch, list[str] | None, Future[BatchResult]]]) -> None:
+    def _run_group(self, group: list[Grouped]) -> None:
         try:
-            results = self._process_group([(batch, header) for batch, header, _ in entries])
+            results = self._process_group(group)
         except BaseException as exc:
-            for *_, placeholder in entries:
-                placeholder.set_exception(exc)
+            for entry in group:
+                entry.result.set_exception(exc)
             return
-        for (*_, placeholder), result in zip(entries, results, strict=True):
-            placeholder.set_result(result)
+        for entry, result in zip(group, results, strict=True):
+            entry.result.set_result(result)
 
     @staticmethod
-    def _locate(batch: Batch, position: int, reason: str) -> tuple[int, int, str]:
-        return batch.records[position].index, batch.offsets[position], reason
+    def _locate(batch: Batch, position: int, reason: str) -> Failure:
+        return Failure(batch.records[position].index, batch.offsets[position], reason)
 
     # --- consumer ------------------------------------------------------------------------
-    def run(self, items: list[WorkItem], on_commit: Any) -> None:
-        source: queue.Queue[Any] = queue.Queue(maxsize=2 * self.concurrency + 2)
+    def run(self, items: list[WorkItem], on_commit: OnCommit) -> None:
+        source: queue.Queue[Message | None] = queue.Queue(maxsize=2 * self.concurrency + 2)
         producer = threading.Thread(
             target=self._produce, args=(items, source), name="kbt-reader", daemon=True
         )
         producer.start()
-        pending: deque[tuple[tuple[str, Any, Any], Future[BatchResult] | None]] = deque()
-        group: list[tuple[Batch, list[str] | None, Future[BatchResult]]] = []
+        pending: deque[Pending] = deque()
+        group: list[Grouped] = []
         submitted: list[Future[None]] = []
         writer: ItemWriter | None = None
         queued = 0  # records of the batches in `pending`
-        in_flight_limit = self.batch_records * (self.concurrency + 1)
+        in_flight_limit = self.limit.records * (self.concurrency + 1)
 
         def submit_group(pool: ThreadPoolExecutor) -> None:
             if group:
@@ -214,25 +230,25 @@ class Pipeline:
                 for message in self._messages(source):
                     if self.stop.is_set():
                         raise Stopped("stopped by SIGTERM")
-                    kind, payload, reader = message
-                    if kind == "error":
-                        raise payload
+                    if isinstance(message, ReadFailed):
+                        raise message.error
                     placeholder: Future[BatchResult] | None = None
-                    if kind == "batch":
-                        if self._overflows(group, payload):
+                    if isinstance(message, BatchRead):
+                        if self._overflows(group, message.batch):
                             submit_group(pool)
                         placeholder = Future()
-                        group.append((payload, reader.header, placeholder))
-                        queued += len(payload.records)
-                    pending.append((message, placeholder))
+                        group.append(Grouped(message.batch, message.reader.header, placeholder))
+                        queued += len(message.batch.records)
+                    pending.append(Pending(message, placeholder))
                     while pending:
-                        head = pending[0][1]
+                        head = pending[0].result
                         if head is not None and not head.done() and queued <= in_flight_limit:
                             break
-                        if head is not None and any(entry[2] is head for entry in group):
+                        if head is not None and any(entry.result is head for entry in group):
                             submit_group(pool)
                         entry = pending.popleft()
-                        queued -= len(entry[0][1].records) if entry[0][0] == "batch" else 0
+                        if isinstance(entry.message, BatchRead):
+                            queued -= len(entry.message.batch.records)
                         writer = self._drain(entry, writer, on_commit)
                 submit_group(pool)
                 while pending:
@@ -246,44 +262,40 @@ class Pipeline:
                 for future in submitted:
                     future.cancel()
 
-    def _drain(
-        self,
-        entry: tuple[tuple[str, Any, Any], Future[BatchResult] | None],
-        writer: ItemWriter | None,
-        on_commit: Any,
-    ) -> ItemWriter | None:
-        (kind, payload, reader), future = entry
-        if kind == "start":
-            return ItemWriter(self.job, self.layout, payload, self.scratch, self.input_store.uri(payload.key))
+    def _drain(self, entry: Pending, writer: ItemWriter | None, on_commit: OnCommit) -> ItemWriter | None:
+        message = entry.message
+        if isinstance(message, ItemStarted):
+            item = message.item
+            return ItemWriter(self.job, self.layout, item, self.scratch, self.input_store.uri(item.key))
         assert writer is not None
-        if kind == "end":
+        if isinstance(message, ItemEnded):
             self.stats.bytes_current = 0
             marker = writer.commit()
             self.threshold.check(self.stats.records_failed, self.stats.records_processed, final=False)
-            on_commit(payload, marker)
+            on_commit(message.item, marker)
             return None
-        assert future is not None
-        result = future.result()
+        assert entry.result is not None
+        batch, result = message.batch, entry.result.result()
         rejected = writer.write(result.encoded, result.predicted)
         failures = result.failures
         if rejected is not None:
-            failures = failures + [self._locate(payload, i, rejected) for i in range(len(payload.records))]
-        for record, offset, reason in sorted(failures):
-            writer.error(record, offset, reason)
-            self._note_failure(payload.item, record, reason)
+            failures = failures + [self._locate(batch, i, rejected) for i in range(len(batch.records))]
+        for failure in sorted(failures):
+            writer.error(failure)
+            self._note_failure(batch.item, failure)
         self.stats.records_processed += result.predicted + len(failures)
         self.stats.records_this_run += result.predicted + len(failures)
         self.stats.records_failed += len(failures)
-        self.stats.bytes_current = reader.bytes_read
+        self.stats.bytes_current = message.reader.bytes_read
         self.threshold.check(self.stats.records_failed, self.stats.records_processed, final=False)
         self._fail_fast()
         return writer
 
-    def _note_failure(self, item: WorkItem, record: int, reason: str) -> None:
+    def _note_failure(self, item: WorkItem, failure: Failure) -> None:
         if len(self.reasons) < 2:
-            self.reasons.add(reason)
+            self.reasons.add(failure.reason)
         if not self.first_failure:
-            self.first_failure = f"{item.label} record {record}"
+            self.first_failure = f"{item.label} record {failure.record}"
 
     def _fail_fast(self) -> None:
         seen, failed = self.stats.records_this_run, self.stats.records_failed

@@ -19,21 +19,20 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 from dataclasses import asdict, dataclass, field
 
-from kbt.api.models import CompressionType, ContentType, SplitType
-from kbt.resolved import ResolvedJob
+from kbt.api.models import CompressionType
+from kbt.api.resolved import ResolvedJob
+from kbt.runner.formats import Splitting, content_format
 from kbt.runner.inputs import InputObject, list_inputs
 from kbt.runner.parquet_io import parquet_row_group_ranges
 from kbt.runner.splitting import csv_split_points
-from kbt.runner.storage import Store
+from kbt.settings import RunnerSettings
+from kbt.storage import Store
 
 MIB = 1024 * 1024
 DEFAULT_SPLIT_BYTES = 64 * MIB
 PLAN_VERSION = 1
-LINE_TYPES = {ContentType.CSV, ContentType.JSONLINES, ContentType.X_JSONLINES, ContentType.TEXT}
-PARQUET_TYPES = {ContentType.PARQUET, ContentType.PARQUET_ALT}
 # Spec fields that cannot change what is written; everything else is part of the fingerprint.
 RUNTIME_FIELDS = {
     "stop",
@@ -105,7 +104,7 @@ class Plan:
 
 
 def split_bytes_setting() -> int:
-    return max(1, int(float(os.environ.get("KBT_SPLIT_SIZE_MB", "64")) * MIB))
+    return max(1, int(RunnerSettings.from_env().split_size_mb * MIB))
 
 
 def fingerprint(job: ResolvedJob, shards: int, split_bytes: int) -> str:
@@ -128,11 +127,11 @@ def is_gzip(job: ResolvedJob, key: str) -> bool:
 
 def _items_for(store: Store, job: ResolvedJob, obj: InputObject, split: int, first: int) -> list[WorkItem]:
     transform = job.spec.transformInput
-    content = ContentType(transform.contentType)
+    fmt = content_format(transform.contentType, "transformInput.contentType")
     whole = [WorkItem(first, obj.key, obj.name, obj.size, weight=obj.size)]
     if obj.size <= split or is_gzip(job, obj.key):
         return whole
-    if content in PARQUET_TYPES:
+    if fmt.splitting == Splitting.ROW_GROUPS:
         groups = parquet_row_group_ranges(store, obj.key, split)
         return [
             WorkItem(
@@ -140,9 +139,9 @@ def _items_for(store: Store, job: ResolvedJob, obj: InputObject, split: int, fir
             )
             for i, (a, b, w) in enumerate(groups)
         ]
-    if transform.splitType != SplitType.LINE or content not in LINE_TYPES:
+    if not fmt.splits_by_line(transform.splitType):
         return whole
-    if content == ContentType.CSV:
+    if fmt.splitting == Splitting.CSV_RECORDS:
         cuts = csv_split_points(store, obj.key, obj.size, split)
     else:
         cuts = list(range(split, obj.size, split))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,22 +62,20 @@ def subset(batch: ModelInput, positions: list[int]) -> ModelInput:
 
 
 def _call_with_timeout(predictor: Predictor, batch: ModelInput, timeout: float) -> Rows:
-    box: dict[str, Any] = {}
+    answer: Future[Rows] = Future()
 
     def target() -> None:
         try:
-            box["rows"] = normalize(predictor.predict(batch), len(batch))
+            answer.set_result(normalize(predictor.predict(batch), len(batch)))
         except BaseException as exc:
-            box["error"] = exc
+            answer.set_exception(exc)
 
     worker = threading.Thread(target=target, name="kbt-predict", daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
         raise BatchTimeout(f"predict did not return within {timeout:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box["rows"]  # type: ignore[no-any-return]
+    return answer.result()
 
 
 class ModelRunner:

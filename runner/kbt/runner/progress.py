@@ -1,13 +1,7 @@
-"""Shard progress: counters, the report JSON, and the sinks that publish it while a shard runs.
+"""Shard progress: the counters a running shard keeps and the sinks that publish them.
 
-Report (one JSON object per shard; the operator and ``kubectl btj`` read it)::
-
-    {"index": 3, "state": "running", "recordsProcessed": 1200, "recordsFailed": 2,
-     "bytesProcessed": 52428800, "bytesTotal": 104857600, "recordsPerSecond": 310.5,
-     "itemsDone": 4, "itemsTotal": 9, "device": "cpu", "startedAt": "...Z",
-     "updatedAt": "...Z", "message": ""}
-
-``state`` is starting | loading | running | finalizing | completed | failed | stopped.
+``ShardStats.report()`` is a ``kbt.api.progress.ShardProgress`` (the report every reader
+validates). ``state`` is starting | loading | running | finalizing | completed | failed | stopped.
 Sinks: ``QueueSink`` (in-process), ``StreamSink`` (JSON lines on a pipe, used by ``kbt run``
 workers), ``FileSink`` (``<out>/_kbt/progress/shard-NNNNN.json``), ``KubernetesSink`` (key
 ``shard-<index>`` of ConfigMap ``KBT_PROGRESS_CONFIGMAP`` in ``KBT_NAMESPACE``). A failing sink
@@ -16,7 +10,6 @@ never fails the shard: it is logged once and skipped afterwards.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -25,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
+from kbt.api.progress import ShardProgress, ShardState, progress_key
 from kbt.log import get_logger
-from kbt.runner.storage import Store
+from kbt.storage import Store
 
 log = get_logger(__name__)
-Report = dict[str, Any]
 
 
 def utc_now() -> str:
@@ -41,7 +34,7 @@ class ShardStats:
     """Counters of one shard, updated by the pipeline (one writer thread)."""
 
     index: int
-    state: str = "starting"
+    state: ShardState = "starting"
     records_processed: int = 0  # records with a prediction or an error, this run and earlier runs
     records_failed: int = 0
     bytes_done: int = 0  # bytes of finished work items
@@ -55,34 +48,34 @@ class ShardStats:
     records_this_run: int = 0
     run_started: float = field(default_factory=time.monotonic)
 
-    def report(self) -> Report:
+    def report(self) -> ShardProgress:
         elapsed = max(1e-6, time.monotonic() - self.run_started)
-        return {
-            "index": self.index,
-            "state": self.state,
-            "recordsProcessed": self.records_processed,
-            "recordsFailed": self.records_failed,
-            "bytesProcessed": min(self.bytes_total, self.bytes_done + self.bytes_current),
-            "bytesTotal": self.bytes_total,
-            "recordsPerSecond": round(self.records_this_run / elapsed, 1),
-            "itemsDone": self.items_done,
-            "itemsTotal": self.items_total,
-            "device": self.device,
-            "startedAt": self.started_at,
-            "updatedAt": utc_now(),
-            "message": self.message,
-        }
+        return ShardProgress(
+            index=self.index,
+            state=self.state,
+            records_processed=self.records_processed,
+            records_failed=self.records_failed,
+            bytes_processed=min(self.bytes_total, self.bytes_done + self.bytes_current),
+            bytes_total=self.bytes_total,
+            records_per_second=round(self.records_this_run / elapsed, 1),
+            items_done=self.items_done,
+            items_total=self.items_total,
+            device=self.device,
+            started_at=self.started_at,
+            updated_at=utc_now(),
+            message=self.message,
+        )
 
 
 class ProgressSink(Protocol):
-    def publish(self, report: Report) -> None: ...
+    def publish(self, report: ShardProgress) -> None: ...
 
 
 class QueueSink:
-    def __init__(self, target: queue.Queue[Report]) -> None:
+    def __init__(self, target: queue.Queue[ShardProgress]) -> None:
         self.target = target
 
-    def publish(self, report: Report) -> None:
+    def publish(self, report: ShardProgress) -> None:
         self.target.put(report)
 
 
@@ -94,8 +87,8 @@ class StreamSink:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
-    def publish(self, report: Report) -> None:
-        self.stream.write(self.PREFIX + json.dumps(report) + "\n")
+    def publish(self, report: ShardProgress) -> None:
+        self.stream.write(self.PREFIX + report.to_json() + "\n")
         self.stream.flush()
 
 
@@ -103,8 +96,8 @@ class FileSink:
     def __init__(self, store: Store, key: str) -> None:
         self.store, self.key = store, key
 
-    def publish(self, report: Report) -> None:
-        self.store.put(self.key, json.dumps(report, indent=1).encode())
+    def publish(self, report: ShardProgress) -> None:
+        self.store.put(self.key, report.to_json(indent=1).encode())
 
 
 class KubernetesSink:
@@ -118,8 +111,8 @@ class KubernetesSink:
             api = client.CoreV1Api()
         self.api, self.namespace, self.config_map = api, namespace, config_map
 
-    def publish(self, report: Report) -> None:
-        body = {"data": {f"shard-{report['index']}": json.dumps(report)}}
+    def publish(self, report: ShardProgress) -> None:
+        body = {"data": {progress_key(report.index): report.to_json()}}
         self.api.patch_namespaced_config_map(self.config_map, self.namespace, body, _request_timeout=10)
 
 

@@ -1,11 +1,11 @@
 """Read one work item into mini-batches: open (ranged, gunzipped), frame records, pack batches.
 
-Framing by splitType: ``Line`` (CSV quote-aware), ``RecordIO``, ``TFRecord``, ``None`` (the
-object is one record, except a JSON array document, which gives one record per element, and
-CSV / JSON Lines, which are always read row by row).
-Parquet is read by row groups into ready-made frames. A byte range of a JSON Lines / text object
-owns the lines that start inside it: the stream opens one byte early and drops the line that
-starts there. Corrupt framing (bad CRC, truncated gzip) fails only that object: it is reported
+Framing comes from the content format (kbt.runner.formats) and splitType: ``Line`` (CSV
+quote-aware), ``RecordIO``, ``TFRecord``, ``None`` (the object is one record, except a JSON array
+document, which gives one record per element, and CSV / JSON Lines, which are always read row by
+row). Parquet is read by row groups into ready-made frames. A byte range of a JSON Lines / text
+object owns the lines that start inside it: the stream opens one byte early and drops the line
+that starts there. Corrupt framing (bad CRC, truncated gzip) fails only that object: it is reported
 as one bad record at the failing offset and the item ends.
 """
 
@@ -22,10 +22,12 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from kbt.api.models import BatchStrategy, ContentType, CsvOptions, SplitType
+from kbt.api.models import CsvOptions
+from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import Record, new_records
-from kbt.resolved import ResolvedJob
+from kbt.runner.batching import BatchLimit, Failure
 from kbt.runner.errors import InputError
+from kbt.runner.formats import ContentFormat, Framing, Splitting, content_format
 from kbt.runner.framing import (
     Framed,
     FramingError,
@@ -35,15 +37,11 @@ from kbt.runner.framing import (
     tfrecord_records,
 )
 from kbt.runner.parquet_io import iter_row_batches, open_parquet
-from kbt.runner.plan import PARQUET_TYPES, WorkItem, is_gzip
-from kbt.runner.storage import Store
+from kbt.runner.plan import WorkItem, is_gzip
+from kbt.storage import Store
 
 HEADER_PROBE = 1024 * 1024
-# Row formats are read row by row even with splitType None (then the object is just never split),
-# so every row still gets its own prediction.
 Chunk = tuple[list[Any], list[int]]
-ROW_TYPES = {ContentType.CSV, ContentType.JSONLINES, ContentType.X_JSONLINES}
-MIB = 1024 * 1024
 
 
 @dataclass
@@ -55,7 +53,7 @@ class Batch:
     records: list[Record]
     offsets: list[int]
     frame: pd.DataFrame | None = None  # already decoded (Parquet)
-    rejected: list[tuple[int, int, str]] = field(default_factory=list)  # (index, offset, reason)
+    rejected: list[Failure] = field(default_factory=list)
 
     @property
     def payload(self) -> int:
@@ -95,17 +93,19 @@ class ItemReader:
     parquet_bytes: int = 0
 
     @property
+    def format(self) -> ContentFormat:
+        return content_format(self.job.spec.transformInput.contentType, "transformInput.contentType")
+
+    @property
     def bytes_read(self) -> int:
         return self.parquet_bytes if self.counter is None else self.counter.count
 
     def batches(self, first_seq: int) -> Iterator[Batch]:
-        spec = self.job.spec
-        single = spec.batchStrategy == BatchStrategy.SINGLE_RECORD
-        count_limit = 1 if single else spec.miniBatchSize
-        if ContentType(spec.transformInput.contentType) in PARQUET_TYPES:
-            yield from self._parquet_batches(first_seq, count_limit)
+        limit = BatchLimit.from_job(self.job)
+        if self.format.framing == Framing.ROW_GROUPS:
+            yield from self._parquet_batches(first_seq, limit.records)
             return
-        packer = _Packer(self.item, first_seq, count_limit, spec.maxPayloadInMB)
+        packer = _Packer(self.item, first_seq, limit)
         for records, offsets in self._chunks():
             yield from packer.add(records, offsets)
         yield from packer.finish()
@@ -121,22 +121,19 @@ class ItemReader:
         """Records with absolute offsets, a list at a time; a framing error that ends the object
         comes last, in place of a record."""
         transform = self.job.spec.transformInput
-        content = ContentType(transform.contentType)
+        fmt = self.format
+        framing = fmt.record_framing(transform.splitType)
         item = self.item
-        ranged = item.is_split and content != ContentType.CSV and transform.splitType == SplitType.LINE
+        ranged = item.is_split and fmt.splitting == Splitting.LINE_RANGES
         base = item.start - 1 if ranged and item.start > 0 else item.start
         stream = self._open(base, None if ranged else item.end)
         chunks: Iterator[Chunk]
-        if transform.splitType == SplitType.LINE or content in ROW_TYPES:
-            limit = self.job.spec.maxPayloadInMB * MIB or None
-            chunks = line_chunks(stream, csv_quotes=content == ContentType.CSV, max_record=limit)
-        elif transform.splitType == SplitType.RECORDIO:
-            chunks = (([data], [offset]) for data, offset in recordio_records(stream))
-        elif transform.splitType == SplitType.TFRECORD:
-            chunks = (([data], [offset]) for data, offset in tfrecord_records(stream))
+        if framing in (Framing.LINES, Framing.CSV_LINES):
+            limit = BatchLimit.from_job(self.job).payload_bytes or None
+            chunks = line_chunks(stream, csv_quotes=framing == Framing.CSV_LINES, max_record=limit)
         else:
-            chunks = (([data], [offset]) for data, offset in self._documents(stream, content))
-        header_pending = content == ContentType.CSV and transform.csv.header is not False and item.start == 0
+            chunks = (([data], [offset]) for data, offset in _framed(stream, framing))
+        header_pending = fmt.header and transform.csv.header is not False and item.start == 0
         last = base
         try:
             with stream:
@@ -160,18 +157,6 @@ class ItemReader:
             reason = f"unreadable from here on ({type(exc).__name__}: {exc}); rest of object skipped"
             yield [FramingError(reason)], [last]
 
-    def _documents(self, stream: BinaryIO, content: ContentType) -> Iterator[Framed]:
-        data = stream.read()
-        if content != ContentType.JSON:
-            yield data, 0
-            return
-        try:
-            document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise FramingError(f"not a JSON document: {exc}") from None
-        for element in document if isinstance(document, list) else [document]:
-            yield json.dumps(element, separators=(",", ":")).encode(), 0
-
     def _parquet_batches(self, first_seq: int, rows: int) -> Iterator[Batch]:
         metadata = open_parquet(self.store, self.item.key).metadata
         groups = range(*self.item.row_groups) if self.item.row_groups else range(metadata.num_row_groups)
@@ -183,6 +168,28 @@ class ItemReader:
             yield Batch(seq, self.item, records, [-1] * count, frame=record_batch.to_pandas())
             seq, index = seq + 1, index + count
             self.parquet_bytes = self.item.weight * index // total_rows
+
+
+def _framed(stream: BinaryIO, framing: Framing) -> Iterator[Framed]:
+    """One record at a time, for the framings that are not line based."""
+    if framing == Framing.RECORDIO:
+        yield from recordio_records(stream)
+    elif framing == Framing.TFRECORD:
+        yield from tfrecord_records(stream)
+    elif framing == Framing.JSON_ELEMENTS:
+        yield from _json_elements(stream.read())
+    else:
+        yield stream.read(), 0
+
+
+def _json_elements(data: bytes) -> Iterator[Framed]:
+    """The elements of a JSON array document (or the document itself), compactly re-encoded."""
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FramingError(f"not a JSON document: {exc}") from None
+    for element in document if isinstance(document, list) else [document]:
+        yield json.dumps(element, separators=(",", ":")).encode(), 0
 
 
 def _within(
@@ -197,16 +204,16 @@ def _within(
 class _Packer:
     """Packs records into mini-batches bounded by count and payload bytes, in bulk."""
 
-    def __init__(self, item: WorkItem, first_seq: int, count_limit: int, payload_mb: int) -> None:
-        self.item, self.seq, self.count_limit = item, first_seq, count_limit
-        self.payload_mb, self.payload_limit = payload_mb, payload_mb * MIB
+    def __init__(self, item: WorkItem, first_seq: int, limit: BatchLimit) -> None:
+        self.item, self.seq, self.count_limit = item, first_seq, limit.records
+        self.payload_mb, self.payload_limit = limit.payload_mb, limit.payload_bytes
         self.index = 0  # record number within the item
         self._reset()
 
     def _reset(self) -> None:
         self.records: list[Record] = []
         self.offsets: list[int] = []
-        self.rejected: list[tuple[int, int, str]] = []
+        self.rejected: list[Failure] = []
         self.payload = 0
 
     def _flush(self) -> Batch:
@@ -220,7 +227,7 @@ class _Packer:
         name = self.item.name
         while position < count:
             if chunk[position].__class__ is not bytes:  # an oversized record or a framing error
-                self.rejected.append((self.index + position, offsets[position], str(chunk[position])))
+                self.rejected.append(Failure(self.index + position, offsets[position], str(chunk[position])))
                 position += 1
                 continue
             # only a chunk's first entry can stand in for a record (see line_chunks, _chunks)
@@ -233,7 +240,7 @@ class _Packer:
                 if fitting == 0 and not self.records:
                     size = int(sizes[0])
                     reason = f"record is {size} bytes, more than maxPayloadInMB ({self.payload_mb} MB)"
-                    self.rejected.append((self.index + position, offsets[position], reason))
+                    self.rejected.append(Failure(self.index + position, offsets[position], reason))
                     position += 1
                     continue
                 stop = position + fitting

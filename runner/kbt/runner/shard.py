@@ -20,17 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from kbt import log as kbt_log
+from kbt.api.exitcodes import ExitCode
+from kbt.api.resolved import ResolvedJob
+from kbt.api.shardmap import ShardMapError, shard_index
 from kbt.flavors.base import LoadContext, Predictor
-from kbt.resolved import ResolvedJob
-from kbt.runner.errors import exit_code_for, one_line
-from kbt.runner.exitcodes import TERMINATION_LOG, ExitCode
+from kbt.runner.errors import ConfigError, exit_code_for, one_line
 from kbt.runner.finalize import all_shards_done, finalize
 from kbt.runner.inputs import s3_settings
 from kbt.runner.logarchive import LogArchive
 from kbt.runner.pipeline import Pipeline, Threshold
 from kbt.runner.progress import FileSink, KubernetesSink, ProgressSink, Reporter, ShardStats, utc_now
 from kbt.runner.state import Layout, done_markers, layout_for, load_or_create_plan
-from kbt.runner.storage import open_location
+from kbt.settings import RunnerSettings
+from kbt.storage import open_location
 
 log = kbt_log.get_logger(__name__)
 LOG_FLUSH_SECONDS = 30.0
@@ -46,9 +48,9 @@ class ShardResult:
 
 
 def scratch_dir() -> Path:
-    configured = os.environ.get("KBT_SCRATCH_DIR")
-    if configured:
-        path = Path(configured)
+    configured = RunnerSettings.from_env().scratch_dir
+    if configured is not None:
+        path = configured
     elif os.access("/scratch", os.W_OK):
         path = Path("/scratch")
     else:
@@ -58,7 +60,8 @@ def scratch_dir() -> Path:
 
 
 def load_model(job: ResolvedJob, scratch: Path) -> Predictor:
-    from kbt.flavors import fetch_model, load_predictor
+    from kbt.flavors import load_predictor
+    from kbt.runner.model_fetch import fetch_model
 
     environment = {var.name: var.value for var in [*job.model.environment, *job.spec.environment]}
     local = fetch_model(job.model, scratch, s3_settings(job.spec))
@@ -71,7 +74,8 @@ def load_model(job: ResolvedJob, scratch: Path) -> Predictor:
 
 def default_sinks(layout: Layout, index: int) -> list[ProgressSink]:
     sinks: list[ProgressSink] = [FileSink(layout.store, layout.progress_key(index))]
-    config_map, namespace = os.environ.get("KBT_PROGRESS_CONFIGMAP"), os.environ.get("KBT_NAMESPACE")
+    settings = RunnerSettings.from_env()
+    config_map, namespace = settings.progress_configmap, settings.namespace
     if config_map and namespace:
         try:
             sinks.append(KubernetesSink(namespace, config_map))
@@ -95,14 +99,12 @@ def run_shard(
     started = time.monotonic()
     total = shards or job.spec.shards
     if not 0 <= index < total:
-        from kbt.runner.errors import ConfigError
-
         raise ConfigError(f"shard index {index} is outside 0..{total - 1}")
     layout = layout_for(job, total, split_bytes)
     stop = stop or threading.Event()
     stats = ShardStats(index)
     archive = LogArchive(layout.store, layout.log_key(index))
-    interval = progress_interval or float(os.environ.get("KBT_PROGRESS_INTERVAL", "5"))
+    interval = progress_interval or RunnerSettings.from_env().progress_interval
     reporter = Reporter(
         stats,
         [*default_sinks(layout, index), *(sinks or [])],
@@ -223,7 +225,7 @@ def _quietly(action: Callable[[], None]) -> None:
 
 def write_termination_message(message: str) -> None:
     """The one-line reason for the pod status (KBT_TERMINATION_LOG overrides the path)."""
-    path = os.environ.get("KBT_TERMINATION_LOG", TERMINATION_LOG)
+    path = RunnerSettings.from_env().termination_log
     try:
         with open(path, "w") as handle:
             handle.write(message[:4000] + "\n")
@@ -231,22 +233,12 @@ def write_termination_message(message: str) -> None:
         pass
 
 
-def shard_index_from_env() -> int:
+def _shard_from_env() -> int:
     """JOB_COMPLETION_INDEX, mapped through KBT_SHARD_MAP (retry Jobs run only some shards)."""
-    from kbt.runner.errors import ConfigError
-
-    raw = os.environ.get("JOB_COMPLETION_INDEX")
-    if raw is None:
-        raise ConfigError("no shard index: pass --index or set JOB_COMPLETION_INDEX")
-    shard_map = os.environ.get("KBT_SHARD_MAP", "")
     try:
-        completion = int(raw)
-        shards = [int(part) for part in shard_map.split(",") if part.strip()]
-        return shards[completion] if shards else completion
-    except (ValueError, IndexError):
-        raise ConfigError(
-            f"JOB_COMPLETION_INDEX={raw!r} has no shard in KBT_SHARD_MAP={shard_map!r}"
-        ) from None
+        return shard_index(os.environ)
+    except ShardMapError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def shard_main(
@@ -256,7 +248,7 @@ def shard_main(
     shards: int | None = None,
     split_bytes: int | None = None,
 ) -> int:
-    """Process entry point of a shard; returns the exit code (see kbt.runner.exitcodes)."""
+    """Process entry point of a shard; returns the exit code (see kbt.api.exitcodes)."""
     kbt_log.configure()
     stop = threading.Event()
 
@@ -268,7 +260,7 @@ def shard_main(
         signal.signal(signal.SIGTERM, on_sigterm)
     try:
         job = ResolvedJob.load(job_path)
-        shard = index if index is not None else shard_index_from_env()
+        shard = index if index is not None else _shard_from_env()
         result = run_shard(job, shard, shards=shards, split_bytes=split_bytes, sinks=extra_sinks, stop=stop)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):

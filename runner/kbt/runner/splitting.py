@@ -9,7 +9,7 @@ object when the plan is made; the plan stores the cut offsets, so readers need n
 
 from __future__ import annotations
 
-from kbt.runner.storage import Store
+from kbt.storage import Store
 
 SCAN_CHUNK = 8 * 1024 * 1024
 QUOTE = ord('"')

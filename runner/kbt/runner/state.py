@@ -1,24 +1,9 @@
-"""Where a job keeps its outputs and its restart state under the output prefix.
+"""The job's output location and restart state, bound to its store.
 
-Layout (``<out>`` = transformOutput.s3OutputPath)::
-
-    <out>/<name>.out                      perInput output of input object <name>
-    <out>/<appendRowFileName>             appendRow output (every row, input order)
-    <out>/_manifest.json                  job manifest, written by finalization
-    <out>/_errors/<name>[.part-NNNNN].errors.jsonl   rejected records of one work item
-    <out>/_kbt/progress/shard-NNNNN.json  progress reports
-    <out>/_kbt/logs/shard-NNNNN.log       archived shard logs
-    <out>/_kbt/state/<fp>/plan.json       the shard plan (fp = job fingerprint)
-    <out>/_kbt/state/<fp>/done/NNNNNNNN.json   done-marker of work item NNNNNNNN
-    <out>/_kbt/state/<fp>/parts/NNNNNNNN.out   output part of a split / appendRow item
-    <out>/_kbt/state/<fp>/shards/shard-NNNNN.json   done-marker of a shard (its totals)
-    <out>/_kbt/state/<fp>/finalized.json  written once finalization has completed
-
-Names come from object keys and ManifestFile entries, which may hold ``.`` and ``..`` segments;
-such segments are written as ``%2E`` and ``%2E%2E`` so that every key stays under ``<out>``.
-
-A work item's output (and its errors file) is written atomically before its done-marker, so a
-shard killed at any point redoes at most the items without markers, with identical bytes.
+``Layout`` turns the key layout of ``kbt.api.layout`` (relative to ``<out>``) into keys of the
+output store. A work item's output (and its errors file) is written atomically before its
+done-marker, so a shard killed at any point redoes at most the items without markers, with
+identical bytes.
 """
 
 from __future__ import annotations
@@ -27,24 +12,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from kbt.api import layout as keys
 from kbt.api.models import AcceptType, OutputAction
-from kbt.resolved import ResolvedJob
+from kbt.api.resolved import ResolvedJob
 from kbt.runner.plan import Plan, WorkItem, fingerprint, make_plan, split_bytes_setting
-from kbt.runner.storage import ObjectNotFound, Store, directory_prefix, open_location
-
-ERRORS_DIR = "_errors/"
-KBT_DIR = "_kbt/"
-MANIFEST_NAME = "_manifest.json"
-
-
-_ESCAPED_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
-
-
-def contained(name: str) -> str:
-    """``name`` with its ``.``/``..`` segments escaped, so ``prefix + name`` stays under prefix."""
-    if "." not in name:
-        return name
-    return "/".join(_ESCAPED_SEGMENTS.get(segment, segment) for segment in name.split("/"))
+from kbt.storage import ObjectNotFound, Store, directory_prefix, open_location
 
 
 @dataclass(frozen=True)
@@ -53,46 +25,44 @@ class Layout:
     prefix: str  # the output folder ("" or ends with "/")
     fingerprint: str
 
-    @property
-    def state(self) -> str:
-        return f"{self.prefix}{KBT_DIR}state/{self.fingerprint}/"
-
     def plan_key(self) -> str:
-        return self.state + "plan.json"
+        return self.prefix + keys.plan_key(self.fingerprint)
 
     def done_prefix(self) -> str:
-        return self.state + "done/"
+        return self.prefix + keys.done_dir(self.fingerprint)
 
     def done_key(self, item: WorkItem) -> str:
-        return f"{self.done_prefix()}{item.ordinal:08d}.json"
+        return self.prefix + keys.done_key(self.fingerprint, item.ordinal)
+
+    def parts_prefix(self) -> str:
+        return self.prefix + keys.parts_dir(self.fingerprint)
 
     def part_key(self, item: WorkItem) -> str:
-        return f"{self.state}parts/{item.ordinal:08d}.out"
+        return self.prefix + keys.part_key(self.fingerprint, item.ordinal)
 
     def shard_prefix(self) -> str:
-        return self.state + "shards/"
+        return self.prefix + keys.shards_dir(self.fingerprint)
 
     def shard_done_key(self, shard: int) -> str:
-        return f"{self.shard_prefix()}shard-{shard:05d}.json"
+        return self.prefix + keys.shard_done_key(self.fingerprint, shard)
 
     def finalized_key(self) -> str:
-        return self.state + "finalized.json"
+        return self.prefix + keys.finalized_key(self.fingerprint)
 
     def progress_key(self, shard: int) -> str:
-        return f"{self.prefix}{KBT_DIR}progress/shard-{shard:05d}.json"
+        return self.prefix + keys.progress_file_key(shard)
 
     def log_key(self, shard: int) -> str:
-        return f"{self.prefix}{KBT_DIR}logs/shard-{shard:05d}.log"
+        return self.prefix + keys.log_key(shard)
 
     def manifest_key(self) -> str:
-        return self.prefix + MANIFEST_NAME
+        return self.prefix + keys.MANIFEST_NAME
 
     def output_key(self, name: str) -> str:
-        return f"{self.prefix}{contained(name)}.out"
+        return self.prefix + keys.output_key(name)
 
     def errors_key(self, item: WorkItem) -> str:
-        suffix = f".part-{item.part:05d}" if item.is_split else ""
-        return f"{self.prefix}{ERRORS_DIR}{contained(item.name)}{suffix}.errors.jsonl"
+        return self.prefix + keys.errors_key(item.name, item.part if item.is_split else None)
 
 
 def layout_for(job: ResolvedJob, shards: int, split_bytes: int | None = None) -> Layout:
@@ -107,7 +77,7 @@ def layout_for(job: ResolvedJob, shards: int, split_bytes: int | None = None) ->
 def item_output_key(job: ResolvedJob, layout: Layout, item: WorkItem) -> str | None:
     """Where a work item writes: the final ``<name>.out``, a part for later composition, or
     nowhere (summaryOnly)."""
-    action = OutputAction(job.spec.transformOutput.outputAction)
+    action = job.spec.transformOutput.outputAction
     if action == OutputAction.SUMMARY_ONLY:
         return None
     if action == OutputAction.PER_INPUT and not item.is_split:

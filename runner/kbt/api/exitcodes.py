@@ -22,4 +22,4 @@ class ExitCode(IntEnum):
 NON_RETRIABLE = frozenset(
     {ExitCode.CONFIG_ERROR, ExitCode.INPUT_ERROR, ExitCode.ERROR_THRESHOLD, ExitCode.MODEL_LOAD_ERROR}
 )
-TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LOG = "/dev/termination-log"  # the kubelet's default terminationMessagePath

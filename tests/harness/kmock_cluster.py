@@ -1,7 +1,8 @@
 """An in-process Kubernetes for tests and benchmarks: kmock, a Job-controller stand-in, the operator.
 
 * `ApiServer`: kmock's emulator plus the API-server behaviour kbt relies on (label selectors on
-  list/watch, uid/creationTimestamp/generation on objects). kmock has no controllers: nothing
+  list/watch, uid/creationTimestamp/generation on objects, the CRDs' defaults on kbt objects as
+  `crd_defaults` applies them). kmock has no controllers: nothing
   runs pods and nothing garbage-collects owned objects.
 * `JobController`: plays the Indexed Job controller (and the shards) for one Job at a time:
   starts pods, succeeds and fails them honouring the Job's podFailurePolicy,
@@ -9,7 +10,7 @@
 * `running_operator`: the real kopf operator (``kbt_operator.handlers``) in this event loop,
   connected through a kubeconfig that points at the emulator.
 
-Needs the dev dependency kmock; never imported by the operator itself.
+Needs the dev dependency kmock; lives in tests/ (never shipped with, nor imported by, the operator).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ import kmock
 import kopf
 import yaml
 
+from harness.crd_defaults import with_defaults
 from kbt.api.models import API_GROUP, API_VERSION
-from kbt_operator.labels import COMPLETION_INDEX_LABEL, progress_configmap_name, progress_key
+from kbt.api.progress import progress_key
+from kbt_operator.labels import COMPLETION_INDEX_LABEL, progress_configmap_name
 from kbt_operator.shards import format_indexes
 
 RESOURCES = {
@@ -105,7 +108,16 @@ class ApiServer(kmock.KubernetesEmulator):
                 if key in self.objects and not self.objects[key].deleted:
                     generation = int(self.objects[key].raw.get("metadata", {}).get("generation") or 1)
                     data.setdefault("metadata", {})["generation"] = generation + 1
+            if request.action in (kmock.action.CREATE, kmock.action.UPDATE):
+                data.update(with_defaults(self._stored(request), data))
         return await super()._handle(request)
+
+    def _stored(self, request: kmock.Request) -> dict[str, Any] | None:
+        """The object an update applies to (None for a create or a missing object)."""
+        key = (request.resource, request.namespace, str(request.name))
+        if request.action != kmock.action.UPDATE or key not in self.objects or self.objects[key].deleted:
+            return None
+        return dict(self.objects[key].raw)
 
     async def _serve_list(self, request: kmock.Request) -> Any:
         answer = cast(dict[str, Any], await super()._serve_list(request))

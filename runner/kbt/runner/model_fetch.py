@@ -1,10 +1,11 @@
-"""Bring a model to a local path: s3:// prefixes or objects, file:// URIs and plain paths.
+"""Bring the job's model to a local path before a flavor loads it.
 
-MLflow registry and run URIs (``runs:/``, ``models:/name/version``, ``models:/name@alias``) are
-left to the mlflow flavor, which resolves them against ``MLFLOW_TRACKING_URI``; other flavors
-get such a model's artifacts downloaded here. S3 access goes through the job's S3 connection
-(``spec.s3``: endpoint, addressing style, region; credentials from the environment, which the
-pod gets from the job's Secret), the same client the data plane uses. A single ``.tar.gz`` object (SageMaker's ``model.tar.gz``) is
+s3:// prefixes or objects, file:// URIs and plain paths; MLflow registry and run URIs
+(``runs:/``, ``models:/name/version``, ``models:/name@alias``) are left to the mlflow flavor,
+which resolves them against ``MLFLOW_TRACKING_URI``, and downloaded here for every other flavor.
+S3 access goes through the job's S3 connection (``spec.s3``: endpoint, addressing style, region;
+credentials from the environment, which the pod gets from the job's Secret) with the same store
+and retries as the data plane. A single ``.tar.gz`` object (SageMaker's ``model.tar.gz``) is
 unpacked.
 """
 
@@ -14,24 +15,22 @@ import shutil
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from kbt.api.models import Flavor, ModelSpec
 from kbt.flavors.base import ModelLoadError
+from kbt.flavors.loading import is_mlflow_uri
 from kbt.log import get_logger
-from kbt.runner.storage import S3Settings
+from kbt.storage import ObjectNotFound, S3Settings, StorageError, StorageUnavailable, split_s3_uri
+
+if TYPE_CHECKING:
+    from kbt.storage.s3 import S3Store
 
 log = get_logger(__name__)
 
-MLFLOW_SCHEMES = ("runs:/", "models:/")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 DOWNLOAD_THREADS = 8
-
-
-def is_mlflow_uri(uri: str) -> bool:
-    """True for URIs only an MLflow tracking server can resolve."""
-    return uri.startswith(MLFLOW_SCHEMES)
 
 
 def fetch_model(spec: ModelSpec, scratch: Path, s3: S3Settings | None = None) -> Path:
@@ -63,7 +62,7 @@ def _fresh_dir(path: Path) -> Path:
 
 def _download_mlflow_artifacts(uri: str, target: Path) -> Path:
     try:
-        import mlflow.artifacts
+        import mlflow.artifacts  # heavy and optional: only registry models need it
     except ImportError as exc:
         raise ModelLoadError(f"{uri} is an MLflow URI but mlflow is not installed") from exc
     try:
@@ -72,40 +71,24 @@ def _download_mlflow_artifacts(uri: str, target: Path) -> Path:
         raise ModelLoadError(f"cannot download {uri} from MLflow: {exc}") from exc
 
 
-def _split_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
 def _fetch_s3(uri: str, target: Path, settings: S3Settings) -> Path:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from kbt.storage.s3 import S3Store  # boto3 costs seconds: only models on S3 pay for it
 
-    from kbt.runner.s3 import client_for
-
-    bucket, key = _split_s3_uri(uri)
-    client = client_for(settings)
+    bucket, key = split_s3_uri(uri)
+    store = S3Store(bucket, settings)
     try:
         prefix = key.rstrip("/") + "/" if key else ""
-        keys = _list_keys(client, bucket, prefix)
+        keys = [info.key for info in store.list_objects(prefix)]
         if keys:
-            return _download_prefix(client, bucket, prefix, keys, target)
+            return _download_prefix(store, prefix, keys, target)
         if key and not key.endswith("/"):
-            client.head_object(Bucket=bucket, Key=key)
-            return _download_object(client, bucket, key, target)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code not in ("404", "NoSuchKey"):
-            raise ModelLoadError(f"cannot fetch model {uri}: {exc}") from exc
-    except BotoCoreError as exc:
+            store.size(key)
+            return _download_object(store, key, target)
+    except ObjectNotFound:
+        pass
+    except (StorageError, StorageUnavailable) as exc:
         raise ModelLoadError(f"cannot fetch model {uri}: {exc}") from exc
     raise ModelLoadError(f"model not found: no object or prefix at {uri}")
-
-
-def _list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/"))
-    return keys
 
 
 def _local_name(relative: str, uri: str) -> PurePosixPath:
@@ -115,29 +98,29 @@ def _local_name(relative: str, uri: str) -> PurePosixPath:
     return path
 
 
-def _download_prefix(client: Any, bucket: str, prefix: str, keys: list[str], target: Path) -> Path:
+def _download_prefix(store: S3Store, prefix: str, keys: list[str], target: Path) -> Path:
     def download(key: str) -> None:
-        destination = target / _local_name(key[len(prefix) :], f"s3://{bucket}/{key}")
+        destination = target / _local_name(key[len(prefix) :], store.uri(key))
         destination.parent.mkdir(parents=True, exist_ok=True)
-        client.download_file(bucket, key, str(destination))
+        store.download(key, destination)
 
     with ThreadPoolExecutor(max_workers=min(DOWNLOAD_THREADS, len(keys))) as pool:
         list(pool.map(download, keys))
-    log.info("fetched model files", files=len(keys), uri=f"s3://{bucket}/{prefix}")
+    log.info("fetched model files", files=len(keys), uri=store.uri(prefix))
     return target
 
 
-def _download_object(client: Any, bucket: str, key: str, target: Path) -> Path:
+def _download_object(store: S3Store, key: str, target: Path) -> Path:
     name = PurePosixPath(key).name
     destination = target / name
-    client.download_file(bucket, key, str(destination))
+    store.download(key, destination)
     if name.endswith(ARCHIVE_SUFFIXES):
         unpacked = _fresh_dir(target / "unpacked")
         try:
             with tarfile.open(destination) as archive:
                 archive.extractall(unpacked, filter="data")
         except (tarfile.TarError, OSError) as exc:
-            raise ModelLoadError(f"cannot unpack s3://{bucket}/{key}: {exc}") from exc
+            raise ModelLoadError(f"cannot unpack {store.uri(key)}: {exc}") from exc
         destination.unlink()
         return unpacked
     return destination

@@ -1,10 +1,12 @@
-"""S3 implementation of ``Store``: boto3 with bounded retries and resumable ranged streaming.
+"""The one S3 client of kbt: the runner's data plane, its model fetching and `kubectl btj logs`.
 
-Endpoint: ``S3Settings.endpoint_url``, else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (boto3
-reads them itself). botocore retries each request (standard mode: 5xx, SlowDown, throttling,
-timeouts, connection errors); on top, every operation is retried with exponential backoff
-(``KBT_S3_ATTEMPTS``, default 6) and a reader resumes an interrupted download from the byte it
-had reached. When the attempts are spent the error becomes ``StorageUnavailable``.
+``client_for(settings)`` builds (and caches per process) a thread-safe boto3 client from
+``S3Settings``; ``S3Store`` is the ``Store`` of one bucket on it. botocore retries each request
+(standard mode: 5xx, SlowDown, throttling, timeouts, connection errors); on top, every operation
+is retried with exponential backoff (``S3Settings.attempts``) and a reader resumes an interrupted
+download from the byte it had reached. When the attempts are spent the error becomes
+``StorageUnavailable``. With ``S3Settings.kms_key_id`` every write (put, upload, multipart) asks
+for SSE-KMS with that key.
 """
 
 from __future__ import annotations
@@ -26,16 +28,16 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from kbt.runner.storage import (
+from kbt.storage.base import (
     COPY_CHUNK,
     TEMP_MARK,
     ObjectInfo,
     ObjectNotFound,
-    S3Settings,
     StorageError,
     StorageUnavailable,
     Store,
 )
+from kbt.storage.settings import S3Settings
 
 T = TypeVar("T")
 RETRIABLE_CODES = frozenset(
@@ -71,8 +73,9 @@ def is_retriable(exc: BaseException) -> bool:
     )
 
 
-def attempts() -> int:
-    return max(1, int(os.environ.get("KBT_S3_ATTEMPTS", "6")))
+def default_credentials_available() -> bool:
+    """Whether boto3's usual chain (environment, profile, instance role) finds credentials."""
+    return boto3.session.Session().get_credentials() is not None
 
 
 def client_for(settings: S3Settings) -> Any:
@@ -91,10 +94,23 @@ def client_for(settings: S3Settings) -> Any:
                 max_pool_connections=32,
                 s3=s3_options,
             )
-            _clients[cache_key] = boto3.session.Session().client(
+            keys = settings.credentials
+            session = boto3.session.Session(
+                aws_access_key_id=keys.access_key_id if keys else None,
+                aws_secret_access_key=keys.secret_access_key if keys else None,
+                aws_session_token=keys.session_token if keys else None,
+            )
+            _clients[cache_key] = session.client(
                 "s3", endpoint_url=endpoint, region_name=settings.region, config=config
             )
         return _clients[cache_key]
+
+
+def encryption_args(settings: S3Settings) -> dict[str, str]:
+    """The SSE-KMS parameters of every write (none without a key id)."""
+    if settings.kms_key_id is None:
+        return {}
+    return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.kms_key_id}
 
 
 class S3Store(Store):
@@ -102,7 +118,10 @@ class S3Store(Store):
 
     def __init__(self, bucket: str, settings: S3Settings) -> None:
         self.bucket = bucket
+        self.settings = settings
         self.client = client_for(settings)
+        self._encryption = encryption_args(settings)
+        self._attempts = settings.attempts_per_operation()
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -110,7 +129,7 @@ class S3Store(Store):
     def call(self, what: str, key: str, operation: Callable[[], T]) -> T:
         """Run ``operation`` with retries, translating failures into the storage errors."""
         retrying = Retrying(
-            stop=stop_after_attempt(attempts()),
+            stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=0.2, max=5),
             retry=retry_if_exception(is_retriable),
             reraise=True,
@@ -122,10 +141,12 @@ class S3Store(Store):
             if is_retriable(exc):
                 raise StorageUnavailable(f"S3 unavailable: {what} {self.uri(key)}: {exc}") from exc
             if code == "NoSuchBucket":
-                raise StorageError(f"cannot {what} {self.uri(key)}: bucket {self.bucket!r} does not exist") from exc
+                raise StorageError(
+                    f"cannot {what} {self.uri(key)}: bucket {self.bucket!r} does not exist", code
+                ) from exc
             if code in NOT_FOUND_CODES:
-                raise ObjectNotFound(f"{self.uri(key)} does not exist") from exc
-            raise StorageError(f"cannot {what} {self.uri(key)}: {code or exc}") from exc
+                raise ObjectNotFound(f"{self.uri(key)} does not exist", code) from exc
+            raise StorageError(f"cannot {what} {self.uri(key)}: {code or exc}", code) from exc
         except Exception as exc:
             if is_retriable(exc):
                 raise StorageUnavailable(f"S3 unavailable: {what} {self.uri(key)}: {exc}") from exc
@@ -150,11 +171,22 @@ class S3Store(Store):
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         return io.BufferedReader(_RangeReader(self, key, start, end), COPY_CHUNK)
 
+    def download(self, key: str, path: Path) -> None:
+        """Save ``key`` as the local file ``path`` (large objects in parallel ranged parts)."""
+        self.call("download", key, lambda: self.client.download_file(self.bucket, key, str(path)))
+
     def put(self, key: str, data: bytes) -> None:
-        self.call("write", key, lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data))
+        self.call(
+            "write",
+            key,
+            lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **self._encryption),
+        )
 
     def put_file(self, key: str, path: Path) -> None:
-        self.call("upload", key, lambda: self.client.upload_file(str(path), self.bucket, key))
+        extra = self._encryption or None
+        self.call(
+            "upload", key, lambda: self.client.upload_file(str(path), self.bucket, key, ExtraArgs=extra)
+        )
 
     def delete(self, key: str) -> None:
         self.call("delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
@@ -175,7 +207,9 @@ class S3Store(Store):
     def _compose_server_side(self, key: str, parts: list[str]) -> None:
         """Multipart upload whose parts are copied from ``parts`` inside S3 (no download)."""
         upload = self.call(
-            "start upload", key, lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+            "start upload",
+            key,
+            lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **self._encryption),
         )
         upload_id = upload["UploadId"]
         try:

@@ -1,0 +1,87 @@
+"""Print the third-party requirements of kbt with some extras, one a line, from pyproject.toml.
+
+The image builds install these (pinned by docker/constraints.txt) in a layer of their own before
+the kbt wheel, so a source change rebuilds only the small kbt layer, not torch or TensorFlow.
+``kbt[a,b]`` references inside extras are expanded. ``--torch-build cpu`` asks for the CPU build
+of torch (``torch==2.13.0+cpu``: from a local wheel folder or PyTorch's CPU index, never the CUDA
+build on PyPI). ``--core a,b`` keeps only the named core dependencies (the operator image: it
+imports pydantic and pyyaml, never pandas or boto3). Runs on the image's python3 (3.11: tomllib),
+standard library only.
+
+Usage: python3 requirements.py PYPROJECT EXTRAS [--core NAMES] [--torch-build cpu]   (comma lists)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+SELF_REFERENCE = re.compile(r"^kbt\[(?P<extras>[^\]]+)\]$")
+TORCH_PIN = re.compile(r"^torch==(?P<version>[0-9.]+)$")
+NAME = re.compile(r"^[A-Za-z0-9._-]+")
+
+
+def _name(requirement: str) -> str:
+    match = NAME.match(requirement)
+    return match[0].lower().replace("_", "-") if match else requirement
+
+
+def core(table: dict[str, list[str]], names: list[str] | None) -> list[str]:
+    """The core dependencies, or only those named (each must be one)."""
+    lines = list(table.get("dependencies", []))
+    if names is None:
+        return lines
+    known = {_name(line): line for line in lines}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"requirements.py: not core dependencies of kbt: {', '.join(unknown)} (known: {', '.join(known)})")
+    return [known[name] for name in names]
+
+
+def requirements(project: dict[str, object], extras: list[str], core_names: list[str] | None = None) -> list[str]:
+    """Core dependencies (all or the named), then each extra's (self-references expanded), without repeats."""
+    table = project["project"]
+    assert isinstance(table, dict)
+    optional: dict[str, list[str]] = table.get("optional-dependencies", {})
+    result = core(table, core_names)
+    pending, seen = list(extras), set()
+    while pending:
+        extra = pending.pop(0)
+        if extra in seen:
+            continue
+        if extra not in optional:
+            raise SystemExit(f"requirements.py: pyproject.toml has no extra {extra!r} (known: {', '.join(optional)})")
+        seen.add(extra)
+        for line in optional[extra]:
+            match = SELF_REFERENCE.match(line.replace(" ", ""))
+            if match:
+                pending.extend(match["extras"].split(","))
+            elif line not in result:
+                result.append(line)
+    return result
+
+
+def with_torch_build(lines: list[str], build: str) -> list[str]:
+    return [re.sub(TORCH_PIN, rf"torch==\g<version>+{build}", line) for line in lines]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pyproject", type=Path)
+    parser.add_argument("extras", help="comma-separated extras, e.g. mlflow,sklearn,xgboost")
+    parser.add_argument("--core", help="comma-separated core dependencies to keep (default: all)")
+    parser.add_argument("--torch-build", help="local version label of the torch build, e.g. cpu")
+    args = parser.parse_args(argv)
+    core_names = [_name(n) for n in args.core.split(",") if n] if args.core is not None else None
+    lines = requirements(tomllib.loads(args.pyproject.read_text()), [e for e in args.extras.split(",") if e], core_names)
+    if args.torch_build:
+        lines = with_torch_build(lines, args.torch_build)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

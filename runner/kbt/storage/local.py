@@ -1,0 +1,96 @@
+"""``LocalStore``: the local file system as a ``Store``; keys are absolute POSIX paths."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+from kbt.storage.base import COPY_CHUNK, TEMP_MARK, ObjectInfo, ObjectNotFound, StorageError, Store
+
+
+class _LocalRange(io.RawIOBase):
+    """Bytes [start, end) of a local file."""
+
+    def __init__(self, path: Path, start: int, end: int | None) -> None:
+        self._file = path.open("rb")
+        self._file.seek(start)
+        self._left = None if end is None else max(0, end - start)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        wanted = len(view) if self._left is None else min(len(view), self._left)
+        if wanted == 0:
+            return 0
+        count = self._file.readinto(view[:wanted])
+        if self._left is not None:
+            self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class LocalStore(Store):
+    """The local file system; keys are absolute POSIX paths."""
+
+    def uri(self, key: str) -> str:
+        return key
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        root = Path(prefix if prefix.endswith("/") else os.path.dirname(prefix) or "/")
+        if Path(prefix).is_file():
+            return [ObjectInfo(prefix, Path(prefix).stat().st_size)]
+        if not root.is_dir():
+            return []
+        found = []
+        for directory, _, files in os.walk(root):
+            for name in files:
+                path = os.path.join(directory, name)
+                if path.startswith(prefix) and TEMP_MARK not in name:
+                    found.append(ObjectInfo(Path(path).as_posix(), os.path.getsize(path)))
+        return sorted(found)
+
+    def size(self, key: str) -> int:
+        try:
+            return Path(key).stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{key}: no such file") from None
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        try:
+            return io.BufferedReader(_LocalRange(Path(key), start, end), COPY_CHUNK)
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{key}: no such file") from None
+        except OSError as exc:
+            raise StorageError(f"{key}: cannot read: {exc.strerror}") from exc
+
+    def _temp_for(self, key: str) -> Path:
+        path = Path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.with_name(f"{TEMP_MARK}{path.name}.{uuid.uuid4().hex[:8]}")
+
+    def put(self, key: str, data: bytes) -> None:
+        temp = self._temp_for(key)
+        temp.write_bytes(data)
+        os.replace(temp, key)
+
+    def put_file(self, key: str, path: Path) -> None:
+        temp = self._temp_for(key)
+        shutil.copyfile(path, temp)
+        os.replace(temp, key)
+
+    def delete(self, key: str) -> None:
+        Path(key).unlink(missing_ok=True)
+
+    def compose(self, key: str, parts: list[str], scratch: Path) -> None:
+        temp = self._temp_for(key)
+        self.concatenate_locally(parts, temp)
+        os.replace(temp, key)

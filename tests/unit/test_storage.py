@@ -1,0 +1,68 @@
+"""kbt.storage without a server: URI parsing, local locations, S3 settings, SSE-KMS arguments."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kbt.storage import (
+    LocalStore,
+    ObjectNotFound,
+    S3Credentials,
+    S3Settings,
+    directory_prefix,
+    open_location,
+    split_s3_uri,
+)
+
+
+def test_s3_uris_split_into_bucket_and_key() -> None:
+    assert split_s3_uri("s3://results/heart") == ("results", "heart")
+    assert split_s3_uri("s3://results/heart/part-1.csv") == ("results", "heart/part-1.csv")
+    assert split_s3_uri("s3://results/") == ("results", "")
+    assert directory_prefix(split_s3_uri("s3://results/heart")[1]) == "heart/"
+    assert directory_prefix(split_s3_uri("s3://results/")[1]) == ""
+
+
+def test_local_locations_are_absolute_paths(tmp_path: Path) -> None:
+    store, prefix = open_location(f"file://{tmp_path}/out%20dir/")
+    assert isinstance(store, LocalStore)
+    assert prefix == f"{tmp_path}/out dir/"
+    store.put(prefix + "a.out", b"1\n")
+    assert store.read(prefix + "a.out") == b"1\n"
+    assert [info.key for info in store.list_objects(prefix)] == [prefix + "a.out"]
+    with pytest.raises(ObjectNotFound, match="no such file"):
+        store.size(prefix + "missing")
+
+
+def test_settings_hide_secrets_and_bound_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = S3Credentials("AKIAEXAMPLE", "very-secret", "session-token")
+    assert "very-secret" not in repr(keys) and "session-token" not in repr(keys)
+    monkeypatch.setenv("KBT_S3_ATTEMPTS", "3")
+    assert S3Settings().attempts_per_operation() == 3
+    assert S3Settings(attempts=1).attempts_per_operation() == 1
+    monkeypatch.delenv("KBT_S3_ATTEMPTS")
+    assert S3Settings().attempts_per_operation() == 6
+
+
+def test_sse_kms_arguments_only_with_a_key() -> None:
+    from kbt.storage.s3 import encryption_args
+
+    assert encryption_args(S3Settings()) == {}
+    assert encryption_args(S3Settings(kms_key_id="arn:aws:kms:us-east-1:1:key/k")) == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "arn:aws:kms:us-east-1:1:key/k",
+    }
+
+
+def test_the_plugins_storage_import_pulls_in_neither_the_runner_nor_pandas() -> None:
+    probe = (
+        "import sys, kbt_operator.plugin.archive;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pandas', 'pyarrow'}"
+        " or m.startswith('kbt.runner')))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
