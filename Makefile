@@ -15,7 +15,9 @@ help: ## List targets
 $(VENV)/.installed: pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	uv venv --quiet --allow-existing --python 3.11 $(VENV)
-	uv pip install --quiet --python $(PY) $(FIND_LINKS) -e '.[all,dev,bench]'
+	@# Bytecode at install: every later process starts from cached .pyc (PYTHONDONTWRITEBYTECODE may be set).
+	uv pip install --quiet --compile-bytecode --python $(PY) $(FIND_LINKS) -e '.[all,dev,bench]'
+	$(PY) -m compileall -q -j 0 runner operator >/dev/null
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv with kbt and every model framework, test and bench tool

@@ -5,10 +5,12 @@ the kbt wheel, so a source change rebuilds only the small kbt layer, not torch o
 ``kbt[a,b]`` references inside extras are expanded. ``--torch-build cpu`` asks for the CPU build
 of torch (``torch==2.13.0+cpu``: from a local wheel folder or PyTorch's CPU index, never the CUDA
 build on PyPI). ``--core a,b`` keeps only the named core dependencies (the operator image: it
-imports pydantic and pyyaml, never pandas or boto3). Runs on the image's python3 (3.11: tomllib),
-standard library only.
+imports pydantic and pyyaml, never pandas or boto3). ``--also a,b`` adds single requirements of
+other extras (the runners: ``kubernetes`` of the operator extra, to patch the progress ConfigMap).
+Runs on the image's python3 (3.11: tomllib), standard library only.
 
-Usage: python3 requirements.py PYPROJECT EXTRAS [--core NAMES] [--torch-build cpu]   (comma lists)
+Usage: python3 requirements.py PYPROJECT EXTRAS [--core NAMES] [--also NAMES] [--torch-build cpu]
+(EXTRAS and NAMES: comma-separated)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import re
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 SELF_REFERENCE = re.compile(r"^kbt\[(?P<extras>[^\]]+)\]$")
@@ -41,8 +44,20 @@ def core(table: dict[str, list[str]], names: list[str] | None) -> list[str]:
     return [known[name] for name in names]
 
 
-def requirements(project: dict[str, object], extras: list[str], core_names: list[str] | None = None) -> list[str]:
-    """Core dependencies (all or the named), then each extra's (self-references expanded), without repeats."""
+def also(optional: dict[str, list[str]], names: list[str]) -> list[str]:
+    """The requirement lines called `names`, wherever an extra lists them."""
+    found = {_name(line): line for lines in optional.values() for line in lines if not SELF_REFERENCE.match(line.replace(" ", ""))}
+    unknown = [name for name in names if name not in found]
+    if unknown:
+        raise SystemExit(f"requirements.py: no extra of kbt requires {', '.join(unknown)}")
+    return [found[name] for name in names]
+
+
+def requirements(
+    project: dict[str, object], extras: list[str], core_names: list[str] | None = None, extra_names: Sequence[str] = ()
+) -> list[str]:
+    """Core dependencies (all or the named), then each extra's (self-references expanded), then
+    the `extra_names` picked from other extras, without repeats."""
     table = project["project"]
     assert isinstance(table, dict)
     optional: dict[str, list[str]] = table.get("optional-dependencies", {})
@@ -61,7 +76,7 @@ def requirements(project: dict[str, object], extras: list[str], core_names: list
                 pending.extend(match["extras"].split(","))
             elif line not in result:
                 result.append(line)
-    return result
+    return result + [line for line in also(optional, list(extra_names)) if line not in result]
 
 
 def with_torch_build(lines: list[str], build: str) -> list[str]:
@@ -73,10 +88,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("pyproject", type=Path)
     parser.add_argument("extras", help="comma-separated extras, e.g. mlflow,sklearn,xgboost")
     parser.add_argument("--core", help="comma-separated core dependencies to keep (default: all)")
+    parser.add_argument("--also", default="", help="comma-separated requirements of other extras to add")
     parser.add_argument("--torch-build", help="local version label of the torch build, e.g. cpu")
     args = parser.parse_args(argv)
     core_names = [_name(n) for n in args.core.split(",") if n] if args.core is not None else None
-    lines = requirements(tomllib.loads(args.pyproject.read_text()), [e for e in args.extras.split(",") if e], core_names)
+    extra_names = [_name(n) for n in args.also.split(",") if n]
+    lines = requirements(tomllib.loads(args.pyproject.read_text()), [e for e in args.extras.split(",") if e], core_names, extra_names)
     if args.torch_build:
         lines = with_torch_build(lines, args.torch_build)
     print("\n".join(lines))

@@ -288,12 +288,13 @@ async def test_operator_image_is_healthy_and_creates_the_job(operator_image: str
                 await Client(session).create_btj(_btj(NAMESPACE))
 
                 def job_created() -> dict[str, Any]:
-                    (job,) = api.list_objects("batch/v1/jobs", NAMESPACE)
-                    return job
+                    jobs = api.list_objects("batch/v1/jobs", NAMESPACE)
+                    assert len(jobs) == 1, f"{len(jobs)} Jobs"
+                    return jobs[0]
 
                 try:
                     job = await eventually(job_created, timeout=60)
-                except ValueError:
+                except AssertionError:
                     logs = await asyncio.to_thread(docker, "logs", container, check=False)
                     btj = api.read("kbt.dev/v1alpha1/batchtransformjobs", NAMESPACE, "image-probe") or {}
                     pytest.fail(f"no Job in 60 s; status {btj.get('status')}; log:\n{(logs.stdout + logs.stderr)[-3000:]}")

@@ -61,6 +61,15 @@ def test_core_subset_keeps_the_version_specs_of_pyproject() -> None:
     assert "pandas" not in _names(lines) and "kopf" in _names(lines)
 
 
+def test_runners_add_kubernetes_from_the_operator_extra() -> None:
+    operator = {Requirement(line).name.lower(): line for line in PROJECT["project"]["optional-dependencies"]["operator"]}
+    lines = requirements_py.requirements(PROJECT, ["mlflow", "sklearn"], extra_names=["kubernetes"])
+    assert lines[-1] == operator["kubernetes"] and "kopf" not in _names(lines)
+    assert re.search(r"--also kubernetes\b", DOCKERFILE.read_text()), "the runner images must install kubernetes"
+    with pytest.raises(SystemExit, match="no extra of kbt requires nope"):
+        requirements_py.requirements(PROJECT, [], extra_names=["nope"])
+
+
 def test_unknown_names_are_refused_with_what_is_known() -> None:
     with pytest.raises(SystemExit, match=r"not core dependencies of kbt: kopf \(known: pydantic, "):
         requirements_py.requirements(PROJECT, ["operator"], ["kopf"])
