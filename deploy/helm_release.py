@@ -26,7 +26,9 @@ def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     result = dict(base)
     for key, value in override.items():
         current = result.get(key)
-        result[key] = merged(current, value) if isinstance(current, Mapping) and isinstance(value, Mapping) else value
+        result[key] = (
+            merged(current, value) if isinstance(current, Mapping) and isinstance(value, Mapping) else value
+        )
     return result
 
 
@@ -47,18 +49,30 @@ def install(args: argparse.Namespace) -> None:
     wait = "watcher" if args.wait else None
     with helm.Config(namespace=args.namespace) as config:
         if args.dry_run:
-            release = config.install(args.chart, args.release, values, namespace=args.namespace, dry_run="client")
+            release = config.install(
+                args.chart, args.release, values, namespace=args.namespace, dry_run="client"
+            )
             print(release["manifest"])
             return
         try:
             config.status(args.release)
         except helm.HelmNotFoundError:
             release = config.install(
-                args.chart, args.release, values, namespace=args.namespace, create_namespace=True, wait=wait, timeout=args.timeout
+                args.chart,
+                args.release,
+                values,
+                namespace=args.namespace,
+                create_namespace=True,
+                wait=wait,
+                timeout=args.timeout,
             )
         else:
-            release = config.upgrade(args.chart, args.release, values, namespace=args.namespace, wait=wait, timeout=args.timeout)
-    print(f"release {args.release} in namespace {args.namespace}: revision {release['version']}, {release['info']['status']}")
+            release = config.upgrade(
+                args.chart, args.release, values, namespace=args.namespace, wait=wait, timeout=args.timeout
+            )
+    print(
+        f"release {args.release} in namespace {args.namespace}: revision {release['version']}, {release['info']['status']}"
+    )
 
 
 def uninstall(args: argparse.Namespace) -> None:

@@ -40,13 +40,20 @@ def core(table: dict[str, list[str]], names: list[str] | None) -> list[str]:
     known = {_name(line): line for line in lines}
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise SystemExit(f"requirements.py: not core dependencies of kbt: {', '.join(unknown)} (known: {', '.join(known)})")
+        raise SystemExit(
+            f"requirements.py: not core dependencies of kbt: {', '.join(unknown)} (known: {', '.join(known)})"
+        )
     return [known[name] for name in names]
 
 
 def also(optional: dict[str, list[str]], names: list[str]) -> list[str]:
     """The requirement lines called `names`, wherever an extra lists them."""
-    found = {_name(line): line for lines in optional.values() for line in lines if not SELF_REFERENCE.match(line.replace(" ", ""))}
+    found = {
+        _name(line): line
+        for lines in optional.values()
+        for line in lines
+        if not SELF_REFERENCE.match(line.replace(" ", ""))
+    }
     unknown = [name for name in names if name not in found]
     if unknown:
         raise SystemExit(f"requirements.py: no extra of kbt requires {', '.join(unknown)}")
@@ -54,7 +61,10 @@ def also(optional: dict[str, list[str]], names: list[str]) -> list[str]:
 
 
 def requirements(
-    project: dict[str, object], extras: list[str], core_names: list[str] | None = None, extra_names: Sequence[str] = ()
+    project: dict[str, object],
+    extras: list[str],
+    core_names: list[str] | None = None,
+    extra_names: Sequence[str] = (),
 ) -> list[str]:
     """Core dependencies (all or the named), then each extra's (self-references expanded), then
     the `extra_names` picked from other extras, without repeats."""
@@ -68,7 +78,9 @@ def requirements(
         if extra in seen:
             continue
         if extra not in optional:
-            raise SystemExit(f"requirements.py: pyproject.toml has no extra {extra!r} (known: {', '.join(optional)})")
+            raise SystemExit(
+                f"requirements.py: pyproject.toml has no extra {extra!r} (known: {', '.join(optional)})"
+            )
         seen.add(extra)
         for line in optional[extra]:
             match = SELF_REFERENCE.match(line.replace(" ", ""))
@@ -93,7 +105,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     core_names = [_name(n) for n in args.core.split(",") if n] if args.core is not None else None
     extra_names = [_name(n) for n in args.also.split(",") if n]
-    lines = requirements(tomllib.loads(args.pyproject.read_text()), [e for e in args.extras.split(",") if e], core_names, extra_names)
+    lines = requirements(
+        tomllib.loads(args.pyproject.read_text()),
+        [e for e in args.extras.split(",") if e],
+        core_names,
+        extra_names,
+    )
     if args.torch_build:
         lines = with_torch_build(lines, args.torch_build)
     print("\n".join(lines))

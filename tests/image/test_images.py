@@ -56,13 +56,25 @@ RUNNER_IMAGE = os.environ.get("KBT_IMAGE_TEST_RUNNER") or f"kbt/runner-tabular:{
 NAMESPACE = "default"
 S3_SECRET = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 QUANTITY = re.compile(r"^(?P<number>[0-9]+)(?P<unit>Ki|Mi|Gi|Ti|k|M|G|T)?$")
-UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+UNITS = {
+    None: 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 def docker(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout, check=False)
     if check and result.returncode != 0:
-        pytest.fail(f"{DOCKER} {' '.join(args[:3])} ... exited {result.returncode}:\n{(result.stdout + result.stderr)[-4000:]}")
+        pytest.fail(
+            f"{DOCKER} {' '.join(args[:3])} ... exited {result.returncode}:\n{(result.stdout + result.stderr)[-4000:]}"
+        )
     return result
 
 
@@ -99,14 +111,22 @@ def tmpfs_size(quantity: str) -> int:
     return int(match["number"]) * UNITS[match["unit"]]
 
 
-def pod_run_arguments(pod: dict[str, Any], files: dict[str, Path], env_from: dict[str, dict[str, str]], index: int) -> list[str]:
+def pod_run_arguments(
+    pod: dict[str, Any], files: dict[str, Path], env_from: dict[str, dict[str, str]], index: int
+) -> list[str]:
     """`docker run` arguments for completion `index` of the Job's pod template: the container's
     command, env (fieldRefs and envFrom resolved as the kubelet does), user, security context and
     volumes (configMaps from `files`, emptyDirs as tmpfs)."""
     (container,) = pod["containers"]
     pod_security, security = pod["securityContext"], container["securityContext"]
     assert pod_security["runAsNonRoot"] and pod_security["runAsUser"] != 0
-    arguments = ["--rm", "--network", "host", "--user", f"{pod_security['runAsUser']}:{pod_security['runAsGroup']}"]
+    arguments = [
+        "--rm",
+        "--network",
+        "host",
+        "--user",
+        f"{pod_security['runAsUser']}:{pod_security['runAsGroup']}",
+    ]
     arguments += ["--group-add", str(pod_security["fsGroup"])]
     if security.get("readOnlyRootFilesystem"):
         arguments.append("--read-only")
@@ -120,7 +140,9 @@ def pod_run_arguments(pod: dict[str, Any], files: dict[str, Path], env_from: dic
         environment.update(env_from[source["secretRef"]["name"]])
     for variable in container["env"]:
         environment[variable["name"]] = (
-            variable["value"] if "value" in variable else fields[variable["valueFrom"]["fieldRef"]["fieldPath"]]
+            variable["value"]
+            if "value" in variable
+            else fields[variable["valueFrom"]["fieldRef"]["fieldPath"]]
         )
     for name, value in environment.items():
         arguments += ["--env", f"{name}={value}"]
@@ -148,7 +170,9 @@ def _load(path: Path, name: str) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def heart_on_s3(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def heart_on_s3(
+    s3_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """The heart model and inputs on the loopback S3; yields the endpoint and demo.py's manifest."""
     with pytest.MonkeyPatch.context() as env:
         for name, value in {**S3_SECRET, "AWS_DEFAULT_REGION": "us-east-1"}.items():
@@ -170,15 +194,22 @@ def with_output(manifest: list[dict[str, Any]], prefix: str) -> list[dict[str, A
 
 
 def s3(endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **{k.lower(): v for k, v in S3_SECRET.items()})
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", **{k.lower(): v for k, v in S3_SECRET.items()}
+    )
 
 
 def outputs(endpoint: str, prefix: str) -> dict[str, bytes]:
     """Every prediction and rejected-record object under results/<prefix>/, by relative key."""
     client = s3(endpoint)
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket="results", Prefix=f"{prefix}/").get("Contents", [])]
+    keys = [
+        o["Key"] for o in client.list_objects_v2(Bucket="results", Prefix=f"{prefix}/").get("Contents", [])
+    ]
     wanted = [key for key in keys if key.endswith(".out") or "/_errors/" in key]
-    return {key.removeprefix(f"{prefix}/"): client.get_object(Bucket="results", Key=key)["Body"].read() for key in wanted}
+    return {
+        key.removeprefix(f"{prefix}/"): client.get_object(Bucket="results", Key=key)["Body"].read()
+        for key in wanted
+    }
 
 
 def test_runner_image_scores_like_kbt_run_as_a_shard_pod(
@@ -189,7 +220,12 @@ def test_runner_image_scores_like_kbt_run_as_a_shard_pod(
     local.write_text(yaml.safe_dump_all(with_output(manifest, "local")))
     run = subprocess.run(
         [str(Path(sys.executable).with_name("kbt")), "run", str(local)],
-        env={**os.environ, **S3_SECRET, "AWS_DEFAULT_REGION": "us-east-1", "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"},
+        env={
+            **os.environ,
+            **S3_SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+        },
         capture_output=True,
         text=True,
         timeout=300,
@@ -221,8 +257,12 @@ def test_runner_image_scores_like_kbt_run_as_a_shard_pod(
     config_dir.chmod(0o755)
     files = {config_map["metadata"]["name"]: config_dir}
     for index in range(indexed_job["spec"]["completions"]):
-        shard = docker("run", *pod_run_arguments(pod, files, {"s3-credentials": S3_SECRET}, index), check=False)
-        assert shard.returncode == 0, f"shard {index} exited {shard.returncode}:\n{(shard.stdout + shard.stderr)[-4000:]}"
+        shard = docker(
+            "run", *pod_run_arguments(pod, files, {"s3-credentials": S3_SECRET}, index), check=False
+        )
+        assert shard.returncode == 0, (
+            f"shard {index} exited {shard.returncode}:\n{(shard.stdout + shard.stderr)[-4000:]}"
+        )
 
     expected, written = outputs(endpoint, "local"), outputs(endpoint, "pod")
     assert any(key.endswith(".out") for key in expected), sorted(expected)
@@ -297,7 +337,9 @@ async def test_operator_image_is_healthy_and_creates_the_job(operator_image: str
                 except AssertionError:
                     logs = await asyncio.to_thread(docker, "logs", container, check=False)
                     btj = api.read("kbt.dev/v1alpha1/batchtransformjobs", NAMESPACE, "image-probe") or {}
-                    pytest.fail(f"no Job in 60 s; status {btj.get('status')}; log:\n{(logs.stdout + logs.stderr)[-3000:]}")
+                    pytest.fail(
+                        f"no Job in 60 s; status {btj.get('status')}; log:\n{(logs.stdout + logs.stderr)[-3000:]}"
+                    )
             assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "kbt/runner:probe"
         finally:
             await asyncio.to_thread(docker, "rm", "--force", container, check=False)
@@ -336,7 +378,11 @@ def test_images_are_unprivileged_compiled_and_carry_no_build_inputs(
     assert not found["pip"] and not found["build_inputs"]
     config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", image).stdout)
     assert config["User"] == "1000:1000"
-    assert not [variable for variable in config["Env"] if variable.startswith(("PIP_", "SSL_CERT", "REQUESTS_CA"))]
+    assert not [
+        variable for variable in config["Env"] if variable.startswith(("PIP_", "SSL_CERT", "REQUESTS_CA"))
+    ]
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    assert "image-inputs" not in history and "ca.crt" not in history
     if which == "operator":
         assert not {"pandas", "pyarrow", "numpy", "boto3"} & set(found["distributions"])
     else:
@@ -352,11 +398,29 @@ def test_host_ca_bundle_is_not_in_any_layer(runner_image: str, operator_image: s
         pytest.skip(f"no host CA bundle at {host_bundle}")
     pem = re.compile(r"-----BEGIN CERTIFICATE-----\n(.*?)-----END CERTIFICATE-----", re.S)
     for image in (runner_image, operator_image):
-        own = docker("run", "--rm", "--entrypoint", "cat", image, "/etc/ssl/certs/ca-certificates.crt", check=False).stdout
+        own = docker(
+            "run", "--rm", "--entrypoint", "cat", image, "/etc/ssl/certs/ca-certificates.crt", check=False
+        ).stdout
         extra = set(pem.findall(host_bundle.read_text())) - set(pem.findall(own))
         probes = [body.splitlines()[2] for body in extra if len(body.splitlines()) > 3]
         if not probes:
             continue
         patterns = [argument for line in probes for argument in ("-e", line)]
-        found = docker("run", "--rm", "--user", "0", "--entrypoint", "grep", image, "-rlsF", *patterns, "/opt", "/etc", "/home", check=False)
-        assert found.returncode == 1 and not found.stdout, f"{image} holds the host's CA certificates: {found.stdout}"
+        found = docker(
+            "run",
+            "--rm",
+            "--user",
+            "0",
+            "--entrypoint",
+            "grep",
+            image,
+            "-rlsF",
+            *patterns,
+            "/opt",
+            "/etc",
+            "/home",
+            check=False,
+        )
+        assert found.returncode == 1 and not found.stdout, (
+            f"{image} holds the host's CA certificates: {found.stdout}"
+        )

@@ -30,7 +30,9 @@ helm_release = _script()
 
 def test_values_files_merge_and_set_wins(tmp_path: Path) -> None:
     first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
-    first.write_text("images: {operator: {repository: a, tag: '1'}, runner: {tag: '1'}}\nrbac: {scope: cluster}\n")
+    first.write_text(
+        "images: {operator: {repository: a, tag: '1'}, runner: {tag: '1'}}\nrbac: {scope: cluster}\n"
+    )
     second.write_text("images: {operator: {tag: '2'}}\n")
     values = helm_release.release_values([first, second], ["images.runner.tag=v3", "rbac.scope=namespaced"])
     assert values == {
@@ -41,8 +43,18 @@ def test_values_files_merge_and_set_wins(tmp_path: Path) -> None:
 
 def test_dry_run_renders_the_kind_values(capsys: pytest.CaptureFixture[str]) -> None:
     code = helm_release.main(
-        ["install", "kbt", str(CHART), "--namespace", "kbt-system", "--values", str(CHART / "ci" / "kind-values.yaml"),
-         "--set", "images.operator.tag=probe", "--dry-run"]
+        [
+            "install",
+            "kbt",
+            str(CHART),
+            "--namespace",
+            "kbt-system",
+            "--values",
+            str(CHART / "ci" / "kind-values.yaml"),
+            "--set",
+            "images.operator.tag=probe",
+            "--dry-run",
+        ]
     )
     assert code == 0
     documents = [doc for doc in yaml.safe_load_all(capsys.readouterr().out) if doc]
@@ -55,7 +67,15 @@ def test_dry_run_renders_the_kind_values(capsys: pytest.CaptureFixture[str]) -> 
 def test_no_cluster_is_one_line(tmp_path: Path) -> None:
     # A child process: Helm's Go runtime reads KUBECONFIG once, when the library loads.
     result = subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "helm_release.py"), "install", "kbt", str(CHART), "--namespace", "kbt-system"],
+        [
+            sys.executable,
+            str(REPO / "deploy" / "helm_release.py"),
+            "install",
+            "kbt",
+            str(CHART),
+            "--namespace",
+            "kbt-system",
+        ],
         env={**os.environ, "KUBECONFIG": str(tmp_path / "missing")},
         capture_output=True,
         text=True,

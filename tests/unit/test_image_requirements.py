@@ -62,10 +62,15 @@ def test_core_subset_keeps_the_version_specs_of_pyproject() -> None:
 
 
 def test_runners_add_kubernetes_from_the_operator_extra() -> None:
-    operator = {Requirement(line).name.lower(): line for line in PROJECT["project"]["optional-dependencies"]["operator"]}
+    operator = {
+        Requirement(line).name.lower(): line
+        for line in PROJECT["project"]["optional-dependencies"]["operator"]
+    }
     lines = requirements_py.requirements(PROJECT, ["mlflow", "sklearn"], extra_names=["kubernetes"])
     assert lines[-1] == operator["kubernetes"] and "kopf" not in _names(lines)
-    assert re.search(r"--also kubernetes\b", DOCKERFILE.read_text()), "the runner images must install kubernetes"
+    assert re.search(r"--also kubernetes\b", DOCKERFILE.read_text()), (
+        "the runner images must install kubernetes"
+    )
     with pytest.raises(SystemExit, match="no extra of kbt requires nope"):
         requirements_py.requirements(PROJECT, [], extra_names=["nope"])
 
@@ -85,7 +90,9 @@ def test_torch_build_asks_for_the_cpu_wheel() -> None:
 
 def _operator_image_requirements() -> list[str]:
     match = re.search(r"requirements\.py \S+ (?P<extras>\S+) --core (?P<core>\S+) > ", DOCKERFILE.read_text())
-    assert match, "docker/Dockerfile: no `requirements.py PYPROJECT EXTRAS --core NAMES` line for the operator"
+    assert match, (
+        "docker/Dockerfile: no `requirements.py PYPROJECT EXTRAS --core NAMES` line for the operator"
+    )
     return requirements_py.requirements(PROJECT, match["extras"].split(","), match["core"].split(","))
 
 
@@ -133,5 +140,7 @@ def test_operator_image_installs_everything_the_operator_imports() -> None:
         import kbt_operator.__main__, kbt_operator.handlers
         """
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, f"the operator image would lack a package:\n{result.stderr[-3000:]}"

@@ -10,7 +10,12 @@ from pathlib import Path
 
 def _operator(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kbt_operator", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "kbt_operator", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

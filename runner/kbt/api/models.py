@@ -154,6 +154,13 @@ class OutputAction(StrEnum):
     SUMMARY_ONLY = "summaryOnly"
 
 
+class MiniBatchMode(StrEnum):
+    """What a scoring script's mini-batch holds for tabular input (see kbt.api.azureml)."""
+
+    FILES = "files"  # Azure: a list of file paths, each input file whole
+    RECORDS = "records"  # a DataFrame of up to miniBatchSize rows
+
+
 class Flavor(StrEnum):
     MLFLOW = "mlflow"
     SKLEARN = "sklearn"
@@ -583,6 +590,16 @@ class BatchTransformJobSpec(_Model):
     model: ModelSpec | None = Field(None, description="Inline model, instead of modelName.")
     miniBatchSize: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         1000, description="Records per mini-batch (Azure mini_batch_size), within maxPayloadInMB."
+    )
+    miniBatchMode: MiniBatchMode | None = Field(
+        None,
+        description=(
+            "Scoring scripts (flavor custom) with tabular input: `files` hands run() a list of file"
+            " paths, the mini-batch's records of each input file written as one file of its format"
+            " (Azure);"
+            " `records` hands it a DataFrame. Default: `files` for Azure-shaped jobs (flavor custom,"
+            " splitType None), `records` otherwise."
+        ),
     )
     errorThreshold: Annotated[int | str, Field(json_schema_extra={"pattern": ERROR_THRESHOLD})] = Field(
         -1,

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 import pandas as pd
 
-from kbt.api.models import ModelSpec
+from kbt.api.models import MiniBatchMode, ModelSpec
 
 
 class Record(NamedTuple):
@@ -84,3 +84,4 @@ class LoadContext:
     scratch_dir: Path
     output_dir: Path | None = None  # custom scoring scripts may write their own files here
     environment: dict[str, str] = field(default_factory=dict)
+    mini_batch: MiniBatchMode = MiniBatchMode.RECORDS  # scoring scripts: tabular input as files or a frame

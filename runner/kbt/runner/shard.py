@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from kbt import log as kbt_log
+from kbt.api.azureml import mini_batch_mode
 from kbt.api.exitcodes import ExitCode
 from kbt.api.resolved import ResolvedJob
 from kbt.api.shardmap import ShardMapError, shard_index
 from kbt.flavors.base import LoadContext, Predictor
+from kbt.runner.custom_outputs import SyncedPredictor, custom_outputs
 from kbt.runner.errors import ConfigError, exit_code_for, one_line
 from kbt.runner.finalize import all_shards_done, finalize
 from kbt.runner.inputs import s3_settings
@@ -59,13 +61,18 @@ def scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="shard-", dir=path))
 
 
-def load_model(job: ResolvedJob, scratch: Path) -> Predictor:
+def load_model(job: ResolvedJob, layout: Layout, scratch: Path) -> Predictor:
+    """The job's predictor; a scoring script's custom outputs are uploaded after each mini-batch."""
     from kbt.flavors import load_predictor
     from kbt.runner.model_fetch import fetch_model
 
     environment = {var.name: var.value for var in [*job.model.environment, *job.spec.environment]}
     local = fetch_model(job.model, scratch, s3_settings(job.spec))
-    predictor = load_predictor(LoadContext(job.model, local, scratch, environment=environment))
+    outputs = custom_outputs(job, layout, scratch / "outputs")
+    ctx = LoadContext(
+        job.model, local, scratch, outputs.folder, environment, mini_batch_mode(job.spec, job.model)
+    )
+    predictor: Predictor = SyncedPredictor(load_predictor(ctx), outputs)
     # The model and the imported frameworks live until the shard ends: take them out of the
     # cyclic GC's sight so its full collections do not walk them again for every mini-batch.
     gc.freeze()
@@ -167,7 +174,7 @@ def _run(
     input_store, _ = open_location(plan.input_store or "/", s3_settings(job.spec))
     if todo:
         stats.state = "loading"
-        model = predictor or load_model(job, scratch)
+        model = predictor or load_model(job, layout, scratch)
         stats.device = str(getattr(model, "device", "cpu"))
         stats.state, stats.run_started = "running", time.monotonic()
 
