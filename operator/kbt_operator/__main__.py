@@ -8,7 +8,6 @@ A bad configuration or no cluster credentials stop it at once with one clear lin
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import kopf
@@ -18,6 +17,7 @@ from kbt_operator import config as settings
 from kbt_operator.catalog import CatalogError
 from kbt_operator.config import ConfigError, OperatorConfig
 from kbt_operator.kube import load_configuration
+from kbt_operator.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,11 +27,11 @@ def main(argv: list[str] | None = None) -> None:
         epilog=settings.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     ).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        configure_logging()
         config = OperatorConfig.from_env()
         config.load_catalog()
-    except (ConfigError, CatalogError) as exc:
+    except (ConfigError, CatalogError, ValueError) as exc:
         print(f"kbt operator: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:

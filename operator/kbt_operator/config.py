@@ -17,6 +17,8 @@ KBT_HEALTH_PORT            kopf liveness endpoint port, path /healthz (0 = off) 
 KBT_STATUS_INTERVAL        Least seconds between two progress-only status writes         2
 KBT_API_WORKERS            Threads making Kubernetes API calls                           8
 KBT_SETUP_RETRY_SECONDS    First retry delay of a failed setup (doubles, max 5 minutes)  5
+KBT_LOG_FORMAT             Log lines as json or console (kopf's too; see ``logs``)       console
+KBT_LOG_LEVEL              Log level; kopf's per-event handler reports are DEBUG         INFO
 =========================  ============================================================  ==========
 
 Namespaces and the health port apply to ``python -m kbt_operator``; under ``kopf run`` the

@@ -207,9 +207,15 @@ async def reconcile_job(
 
 
 @kopf.on.event(*BTJ)
-async def forget_deleted(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    if type == "DELETED":
-        _context(memo).syncer.forget((str(namespace), name))
+async def forget_deleted(type: str, namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    """A deleted job's Jobs go at once (background): in a Terminating namespace their pods would
+    otherwise keep the job-tracking finalizer, the Job controller waiting to replace them."""
+    if type != "DELETED":
+        return
+    context, key = _context(memo), (str(namespace), name)
+    context.syncer.forget(key)
+    for job in list(_index(kwargs, "job_index").get(key, [])):
+        await context.api.delete("Job", key[0], job.name, "Background")
 
 
 # --- children -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 from kbt.api.models import BatchTransformJob, LocalObjectReference, Model
 from kbt.api.resolved import resolve_job
 from kbt_operator.catalog import Catalog, UnknownInstanceTypeError
+from kbt_operator.cluster_uris import local_uri_problem
 from kbt_operator.config import OperatorConfig
 from kbt_operator.events import Event
 from kbt_operator.job_builder import JobRequest, build_job, completions
@@ -110,6 +111,9 @@ async def create_job(
     except UnknownInstanceTypeError as exc:
         raise SetupFailedError(Reason.UNKNOWN_INSTANCE_TYPE, f"spec.transformResources.instanceType: {exc}") from None
     model = await _model(ctx.api, job)
+    local = local_uri_problem(job, model)
+    if local is not None:
+        raise SetupFailedError(Reason.LOCAL_PATH, local)
     job = with_s3_defaults(job, ctx.config)
     namespace = owner.namespace
     secret = job.spec.s3.credentialsSecret

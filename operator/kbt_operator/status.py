@@ -45,6 +45,7 @@ class Reason:
     MODEL_NOT_FOUND = "ModelNotFound"
     INVALID_MODEL = "InvalidModel"
     SECRET_NOT_FOUND = "SecretNotFound"
+    LOCAL_PATH = "LocalPath"
     NAME_CONFLICT = "NameConflict"
     API_ERROR = "ApiError"
     RECONCILING = "Reconciling"
@@ -57,7 +58,7 @@ class Reason:
     STOP_REQUESTED = "StopRequested"
 
 
-PERMANENT_SETUP_REASONS = frozenset({Reason.INVALID_SPEC, Reason.UNKNOWN_INSTANCE_TYPE})
+PERMANENT_SETUP_REASONS = frozenset({Reason.INVALID_SPEC, Reason.UNKNOWN_INSTANCE_TYPE, Reason.LOCAL_PATH})
 CONDITION_TYPES = ("Ready", "Running", "Complete", "Failed", "Stopped")
 
 

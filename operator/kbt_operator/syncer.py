@@ -175,7 +175,8 @@ class StatusSyncer:
         derived = derive_status(observation)
         await self._report_attempts(key, ref, derived)
         new = derived.status.model_dump(mode="json", exclude_none=True)
-        if new == previous:
+        if new == previous:  # e.g. a finished job seen on resume: counted, nothing to write
+            self.tracker.update(key, derived.status.transformJobStatus, derived.status.shards)
             return
         same_state = new.get("transformJobStatus") == previous.get("transformJobStatus")
         wait = self._last_write.get(key, 0.0) + self._interval - time.monotonic()

@@ -65,6 +65,7 @@ def job_document(name: str, input_uri: str, output_uri: str, model_dir: Path, **
             "transformOutput": {"s3OutputPath": output_uri},
             "transformResources": {"instanceCount": 1, "instanceType": "ml.m5.large"},
             "miniBatchSize": 50,
+            "errorThreshold": -1,  # Azure-style: bad records go to _errors/, never fail the job
             **spec,
         },
     }

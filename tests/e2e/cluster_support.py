@@ -93,36 +93,26 @@ def _ignore_missing(call: Callable[..., object], *args: Any, **kwargs: Any) -> N
             raise
 
 
-def _kbt_jobs(namespace: str) -> list[str]:
-    listed = CUSTOM.list_namespaced_custom_object(GROUP, VERSION, namespace, "batchtransformjobs")["items"]
-    return [str(job["metadata"]["name"]) for job in listed]
-
-
-def delete_namespace(name: str, timeout: float = 120) -> None:
-    """Delete a test namespace the way a user should (issue 16 item 6): the BatchTransformJobs and
-    their Jobs first, then the namespace; waits until it is gone."""
-    for job in _kbt_jobs(name):
-        _ignore_missing(CUSTOM.delete_namespaced_custom_object, GROUP, VERSION, name, "batchtransformjobs", job)
-    for batch_job in BATCH.list_namespaced_job(name).items:
-        _ignore_missing(BATCH.delete_namespaced_job, batch_job.metadata.name, name, propagation_policy="Background")
-    deadline = time.monotonic() + timeout / 2
-    while remaining := _kbt_jobs(name):
-        if time.monotonic() > deadline:  # no operator left to remove its finalizers
-            for job in remaining:
-                _ignore_missing(CUSTOM.patch_namespaced_custom_object, GROUP, VERSION, name, "batchtransformjobs", job,
-                                {"metadata": {"finalizers": None}})
-        time.sleep(1)
-    _ignore_missing(CORE.delete_namespace, name)
+async def _wait_gone(name: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            CORE.read_namespace(name)
+            await asyncio.to_thread(CORE.read_namespace, name)
         except client.ApiException as exc:
             if exc.status == 404:
                 return
             raise
-        time.sleep(1)
+        await asyncio.sleep(1)
     raise AssertionError(f"namespace {name} still exists {timeout:.0f}s after its deletion")
+
+
+async def delete_namespace(name: str, timeout: float = 60) -> None:
+    """Delete a namespace the way a user does (issue 16 item 6): only the namespace, with the
+    operator running; it must be gone within `timeout` seconds, whatever kbt jobs it held."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        async with operator_in_process(name, monkeypatch):
+            await asyncio.to_thread(_ignore_missing, CORE.delete_namespace, name)
+            await _wait_gone(name, timeout)
 
 
 @contextmanager
@@ -133,7 +123,7 @@ def fresh_namespace(prefix: str = "kbt-e2e") -> Iterator[str]:
     try:
         yield name
     finally:
-        delete_namespace(name)
+        asyncio.run(delete_namespace(name))
 
 
 def s3_client() -> Any:

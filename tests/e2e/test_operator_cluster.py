@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from cluster_support import (
     condition,
     create,
     create_model,
+    delete_namespace,
     fresh_namespace,
     input_frames,
     jobs_of,
@@ -131,9 +133,13 @@ async def test_setup_problems_become_conditions(namespace: str, data: str, opera
     create(namespace, btj("badtype", data, transformResources={"instanceType": "ml.z9.huge", "instanceCount": 1}))
     await wait_for(lambda: condition(namespace, "nomodel", "Ready").get("reason") == "ModelNotFound", 60, "ModelNotFound")
     await wait_for(lambda: condition(namespace, "nosecret", "Ready").get("reason") == "SecretNotFound", 60, "SecretNotFound")
+    create(namespace, btj("localpath", data, transformInput={"dataSource": {"s3DataSource": {"s3Uri": "data/input/"}}}))
     failed = await wait_state(namespace, "badtype", "Failed")
     assert "unknown instanceType 'ml.z9.huge'" in failed["failureReason"]
-    assert not jobs_of(namespace, "nomodel") and not jobs_of(namespace, "badtype")
+    local = await wait_state(namespace, "localpath", "Failed")
+    assert local["failureReason"].endswith("data/input/: local paths work with `kbt run` only; use s3://")
+    assert condition(namespace, "localpath", "Ready").get("reason") == "LocalPath"
+    assert not jobs_of(namespace, "nomodel") and not jobs_of(namespace, "badtype") and not jobs_of(namespace, "localpath")
 
 
 async def test_gpu_placement_and_restart_adoption(namespace: str, data: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,3 +152,18 @@ async def test_gpu_placement_and_restart_adoption(namespace: str, data: str, mon
     async with operator_in_process(namespace, monkeypatch):
         await asyncio.sleep(5)
         assert [j.metadata.name for j in jobs_of(namespace, "gpu")] == [job.metadata.name]
+
+
+async def test_deleting_a_namespace_with_running_and_unschedulable_jobs_finishes(data: str, s3: Any) -> None:
+    """#16.6: only the namespace is deleted, as a user would; it is gone within 60 s."""
+    name = f"kbt-nsdel-{uuid.uuid4().hex[:6]}"
+    CORE.create_namespace({"metadata": {"name": name}})
+    prefix = put_inputs(s3, name, files=2, rows=100)
+    create_model(name, "lr", {"uri": f"{data}/model/", "flavor": "sklearn"})
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        async with operator_in_process(name, monkeypatch):
+            create(name, btj("running", prefix, backoffLimitPerIndex=3))
+            unschedulable = {"instanceType": "ml.p5.48xlarge", "instanceCount": 1}
+            create(name, btj("unschedulable", prefix, transformResources=unschedulable))
+            await wait_for(lambda: jobs_of(name, "running") and jobs_of(name, "unschedulable"), 60, "both Jobs")
+    await delete_namespace(name, timeout=60)

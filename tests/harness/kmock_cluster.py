@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -359,12 +360,17 @@ async def running_operator(namespaces: tuple[str, ...] = (), timeout: float = 30
 
     It runs in its own thread and event loop, as in production: kopf cancels every task of its
     loop that it did not start when it stops. It connects like in production (in-cluster
-    config, else KUBECONFIG), so point KUBECONFIG at `write_kubeconfig` first. Yields kopf's
+    config, else KUBECONFIG), so point KUBECONFIG at `write_kubeconfig` first; metrics go to a
+    free port unless KBT_METRICS_PORT is set. Yields kopf's
     memo (``memo["kbt"]`` is the OperatorContext).
     """
     import kbt_operator.handlers  # noqa: F401  (registers the handlers)
+    from conftest import free_port
 
     memo = kopf.Memo()
+    fixed_port = os.environ.get("KBT_METRICS_PORT")
+    if fixed_port is None:  # never the default 9090: two test runs at once would collide
+        os.environ["KBT_METRICS_PORT"] = str(free_port())
     stop, ready = threading.Event(), threading.Event()
     failures: list[BaseException] = []
 
@@ -390,6 +396,8 @@ async def running_operator(namespaces: tuple[str, ...] = (), timeout: float = 30
     finally:
         stop.set()
         await asyncio.to_thread(thread.join, timeout)
+        if fixed_port is None:
+            os.environ.pop("KBT_METRICS_PORT", None)
     if failures:
         raise failures[0]
 

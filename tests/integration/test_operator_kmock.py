@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import kmock
 import pytest
+from prometheus_client import REGISTRY
 
 from harness.kmock_cluster import (
     ApiServer,
@@ -27,6 +28,7 @@ from harness.kmock_cluster import (
     write_kubeconfig,
 )
 from kbt_operator import rbac
+from kbt_operator.reconcile import reconcile
 
 NS = "team-a"
 BTJS = "kbt.dev/v1alpha1/batchtransformjobs"
@@ -300,7 +302,10 @@ async def test_unknown_instance_type_fails_without_a_job(cluster: Cluster, opera
     await cluster.client.create_btj(manifest(transformResources={"instanceType": "ml.z9.huge", "instanceCount": 1}))
     failed = await cluster.state("Failed")
     assert failed["failureReason"].startswith("spec.transformResources.instanceType: unknown instanceType 'ml.z9.huge'; known types: ")
-    assert "ml.g5.xlarge" in failed["failureReason"]
+    assert "ml.g5.*" in failed["failureReason"].split("; known types: ")[1].split(", ")
+    await cluster.client.create_btj(manifest("typo", transformResources={"instanceType": "ml.g5.xlarg", "instanceCount": 1}))
+    typo = await cluster.state("Failed", "typo")
+    assert "unknown instanceType 'ml.g5.xlarg' (did you mean 'ml.g5.xlarge'" in typo["failureReason"]
     assert cluster.server.list_objects(JOBS, NS) == []
     await eventually(lambda: "UnknownInstanceType" in cluster.reasons())
 
@@ -375,3 +380,86 @@ async def test_stored_objects_carry_the_crd_defaults_and_an_input_filter_alone_r
     await cluster.job("btj-filtered-0")
     pending = await eventually(lambda: cluster.status("filtered").get("jobName") and cluster.status("filtered"))
     assert pending["transformJobStatus"] == "Pending" and not pending.get("failureReason")
+
+
+async def test_local_paths_are_refused_before_any_job_and_retry_reruns_setup(cluster: Cluster, operator: None) -> None:
+    """#16.2/#16.3: local paths mean nothing in a pod; refused with a condition and an event."""
+    local_input = {"dataSource": {"s3DataSource": {"s3Uri": "examples/heart/data/"}}}
+    await cluster.client.create_btj(manifest(transformInput=local_input))
+    failed = await cluster.state("Failed")
+    hint = "local paths work with `kbt run` only; use s3://"
+    assert failed["failureReason"] == f"spec.transformInput.dataSource.s3DataSource.s3Uri: examples/heart/data/: {hint}"
+    assert cluster.condition("Ready")["reason"] == "LocalPath"
+    await eventually(lambda: any(r == "LocalPath" and hint in m for _, r, m in cluster.events()))
+    assert cluster.server.list_objects(JOBS, NS) == []
+
+    inline = {"uri": "file:///home/me/model.joblib", "flavor": "sklearn"}
+    await cluster.client.create_btj(manifest("inline", modelName=None, model=inline))
+    assert (await cluster.state("Failed", "inline"))["failureReason"] == f"spec.model.uri: file:///home/me/model.joblib: {hint}"
+    local_model = MODEL | {"metadata": {"name": "local-model", "namespace": NS}, "spec": {"uri": "./model", "flavor": "sklearn"}}
+    await cluster.client.create(f"/apis/kbt.dev/v1alpha1/namespaces/{NS}/models", local_model)
+    await cluster.client.create_btj(manifest("viamodel", modelName="local-model"))
+    assert (await cluster.state("Failed", "viamodel"))["failureReason"] == f"Model local-model spec.uri: ./model: {hint}"
+    assert cluster.server.list_objects(JOBS, NS) == []
+
+    s3_input = {"dataSource": {"s3DataSource": {"s3Uri": "s3://data/heart/"}}}
+    await cluster.client.patch_btj_spec(NS, "heart", {"transformInput": s3_input, "retryFailedShards": 1})
+    job = await cluster.job("btj-heart-1")
+    assert job["spec"]["completions"] == 3  # setup ran again, then every shard
+    assert (await eventually(lambda: cluster.condition("Ready").get("reason") == "JobCreated" and cluster.status()))
+
+
+async def test_job_counts_after_a_restart_include_jobs_that_finished_before(cluster: Cluster) -> None:
+    """#16.7: a restarted operator counts every job it observes, not only those it writes."""
+    async with running_operator():
+        await cluster.client.create_btj(manifest())
+        await cluster.job("btj-heart-0")
+        await cluster.jobs.start(NS, "btj-heart-0")
+        for index in range(3):
+            await cluster.jobs.succeed(NS, "btj-heart-0", index)
+        await cluster.state("Completed")
+        await cluster.client.create_btj(manifest("bad", transformResources={"instanceType": "ml.z9.huge", "instanceCount": 1}))
+        await cluster.state("Failed", "bad")
+        await cluster.client.create_btj(manifest("waiting", modelName="late-model"))
+        await eventually(lambda: cluster.condition("Ready", "waiting").get("reason") == "ModelNotFound")
+    async with running_operator():
+        def counted() -> dict[str, float | None]:
+            counts = {s: REGISTRY.get_sample_value("kbt_batchtransformjobs", {"status": s}) for s in ("Completed", "Failed", "Pending")}
+            assert counts == {"Completed": 1.0, "Failed": 1.0, "Pending": 1.0}, counts
+            return counts
+
+        await eventually(counted)
+
+
+async def test_deleting_a_running_job_deletes_its_job_in_the_background(cluster: Cluster, operator: None) -> None:
+    """#16.6: namespace deletion removes the BatchTransformJob first; its pods keep the Job's
+    job-tracking finalizer while the Job lives, so the operator deletes the Job right away."""
+    await cluster.client.create_btj(manifest())
+    await cluster.job("btj-heart-0")
+    await cluster.jobs.start(NS, "btj-heart-0")
+    await cluster.state("InProgress")
+    await cluster.client.delete_btj(NS, "heart")  # what the namespace controller does
+    await eventually(lambda: cluster.server.read(JOBS, NS, "btj-heart-0") is None)
+    (delete,) = [r for r in cluster.operator_requests() if r.method == "DELETE" and r.name == "btj-heart-0"]
+    assert delete.data["propagationPolicy"] == "Background"
+
+
+async def test_a_reconcile_that_has_not_seen_the_job_yet_adopts_it(cluster: Cluster) -> None:
+    """#16.4: a slow start (or a restart while the Job POST was in flight) reconciles with an
+    index that lacks the Job; the POST then gets 409 and the Job is adopted, never doubled."""
+    async with running_operator() as memo:
+        await cluster.client.create_btj(manifest())
+        await cluster.job("btj-heart-0")
+        await eventually(lambda: cluster.condition("Ready").get("reason") == "JobCreated")
+        context = memo["kbt"]
+        posted: list[Any] = []
+
+        async def post(event: Any) -> None:
+            posted.append(event)
+
+        context.syncer.forget((NS, "heart"))  # a restarted operator remembers nothing ...
+        unwritten = {**cluster.btj(), "status": {}}  # ... and the status never got the Job's name
+        await reconcile(context, unwritten, [], post)  # nor has the Job's watch event arrived
+    job_posts = [r for r in cluster.operator_requests() if r.method == "POST" and r.resource.plural == "jobs"]
+    assert len(job_posts) == 2 and [job["metadata"]["name"] for job in cluster.server.list_objects(JOBS, NS)] == ["btj-heart-0"]
+    assert cluster.condition("Ready")["reason"] == "JobCreated" and posted == []

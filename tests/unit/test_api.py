@@ -112,7 +112,9 @@ def test_defaults_follow_sagemaker_and_azure() -> None:
     assert spec.batchStrategy == "MultiRecord" and spec.maxPayloadInMB == 6
     assert spec.transformInput.splitType == "None" and spec.transformInput.compressionType == "None"
     assert spec.transformOutput.assembleWith == "Line" and spec.transformOutput.outputAction == "perInput"
-    assert spec.errorThreshold == -1 and spec.retrySettings.maxRetries == 3
+    # unset error settings: SageMaker's failure semantics (kbt.runner.thresholds), not Azure's -1
+    assert spec.errorThreshold is None and spec.failFast is None
+    assert spec.retrySettings.maxRetries == 3
     assert spec.shards == 1
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from kbt.api.models import ModelSpec
+from kbt.api.models import MiniBatchMode, ModelSpec
 from kbt.flavors import ModelLoadError, load_predictor
 from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, Predictor, Record
 
@@ -107,9 +107,8 @@ def run(mini_batch):
 
 @pytest.fixture(autouse=True)
 def restore_azure_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AZUREML_MODEL_DIR", "AZUREML_BI_OUTPUT_PATH", "KBT_MINI_BATCH"):
+    for name in ("AZUREML_MODEL_DIR", "AZUREML_BI_OUTPUT_PATH"):
         monkeypatch.setenv(name, "unset")
-    monkeypatch.delenv("KBT_MINI_BATCH")
 
 
 def write_script(folder: Path, source: str, name: str = "score.py") -> Path:
@@ -159,7 +158,7 @@ def test_tabular_as_files_like_azure_batch_endpoints(
     inputs = frame[["a", "b"]]
     records = [Record("part-1.csv" if i < 5 else "part-2.csv", i, b"") for i in range(len(frame))]
     model_spec = ModelSpec(uri=str(model_dir), flavor="custom", scoringScript=str(script))
-    ctx = LoadContext(model_spec, model_dir, tmp_path / "scratch", environment={"KBT_MINI_BATCH": "files"})
+    ctx = LoadContext(model_spec, model_dir, tmp_path / "scratch", mini_batch=MiniBatchMode.FILES)
     predictor = load_predictor(ctx)
     output = predictor.predict(ModelInput(records=records, frame=inputs, content_type="text/csv"))
     assert isinstance(output, pd.DataFrame)

@@ -1,5 +1,6 @@
-"""What the images install: docker/requirements.py (requirements from pyproject.toml), and that the
-operator image's short list really is everything `python -m kbt_operator` imports.
+"""What the images install: docker/requirements.py (requirements from pyproject.toml), that the
+operator image's short list really is everything `python -m kbt_operator` imports, and that
+`make` tags the images as the chart expects them.
 
 The last test runs the operator's imports in a Python that can see only the distributions the
 operator image installs (the Dockerfile's `requirements.py ... operator --core ...` line and
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,3 +147,19 @@ def test_operator_image_installs_everything_the_operator_imports() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, f"the operator image would lack a package:\n{result.stderr[-3000:]}"
+
+
+def test_make_tags_images_with_the_charts_app_version() -> None:
+    chart = yaml.safe_load((REPO / "charts" / "kbt" / "Chart.yaml").read_text())
+    commands = subprocess.run(
+        ["make", "-n", "--no-print-directory", "image-operator", "image-runner-tabular"],
+        cwd=REPO,
+        env={key: value for key, value in os.environ.items() if key != "IMAGE_TAG"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    tags = re.findall(r" -t (kbt/[a-z-]+):(\S+)", commands)
+    assert [name for name, _ in tags] == ["kbt/operator", "kbt/runner-tabular"]
+    assert {tag for _, tag in tags} == {str(chart["appVersion"])}

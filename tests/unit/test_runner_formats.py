@@ -9,7 +9,16 @@ import pytest
 
 from kbt.api.models import AcceptType, ContentType, SplitType
 from kbt.runner.errors import ConfigError
-from kbt.runner.formats import FORMATS, Decoding, Encoding, Framing, Splitting, content_format
+from kbt.runner.formats import (
+    FORMATS,
+    RAW_BYTES,
+    Decoding,
+    Encoding,
+    Framing,
+    Splitting,
+    content_format,
+    known_format,
+)
 
 ARCHITECTURE = Path(__file__).parents[2] / "docs" / "architecture.md"
 
@@ -44,10 +53,11 @@ def test_lookup_normalises_case_and_parameters(value: str, expected: ContentType
 
 def test_unknown_type_names_the_field_and_the_value() -> None:
     with pytest.raises(ConfigError) as caught:
-        content_format("application/x-npy", "transformOutput.accept")
+        known_format("application/x-npy", "transformOutput.accept")
     message = str(caught.value)
     assert message.startswith("transformOutput.accept: unknown content type 'application/x-npy'")
     assert "text/csv" in message  # lists what is known
+    assert content_format("application/x-npy", "transformInput.contentType") is RAW_BYTES  # scripts only
 
 
 def test_row_formats_keep_their_framing_whatever_split_type_says() -> None:

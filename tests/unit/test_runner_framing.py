@@ -18,7 +18,7 @@ from kbt.runner.framing import (
     tfrecord_frame,
     tfrecord_records,
 )
-from kbt.runner.plan import assign
+from kbt.runner.plan import MIB, MIN_BALANCED_SPLIT_BYTES, assign, balanced_split
 from kbt.runner.splitting import csv_split_points
 from kbt.storage import LocalStore
 
@@ -112,6 +112,17 @@ def test_assign_is_contiguous_and_balanced() -> None:
     assert [owners.count(s) for s in range(4)] == [25, 25, 25, 25]
     assert assign([5, 1000, 5], 3) == [0, 1, 2]
     assert assign([0, 0, 0, 0], 2) == [0, 0, 1, 1]
+
+
+def test_balanced_split_spreads_one_large_object_over_shards() -> None:
+    total = 200 * MIB
+    cut = balanced_split(64 * MIB, [total], 2)
+    assert cut == 25 * MIB
+    weights = [min(cut, total - start) for start in range(0, total, cut)]
+    assert assign(weights, 2) == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert balanced_split(64 * MIB, [MIB], 2) == MIN_BALANCED_SPLIT_BYTES
+    assert balanced_split(1000, [total], 2) == 1000  # an explicit small split size is kept
+    assert balanced_split(64 * MIB, [100 * total], 2) == 64 * MIB
 
 
 def test_oversized_lines_are_skipped_not_buffered(monkeypatch: pytest.MonkeyPatch) -> None:

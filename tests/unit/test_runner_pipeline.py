@@ -43,6 +43,9 @@ def make_job(inputs: Path, output: Path, **spec: Any) -> ResolvedJob:
         "transformResources": {"instanceType": "ml.m5.large"},
         "model": {"uri": "unused", "flavor": "sklearn"},
         "retrySettings": {"maxRetries": 0, "timeoutSeconds": 30},
+        # these tests look at how bad records are reported, so they use Azure's semantics;
+        # SageMaker's (no errorThreshold) are in tests/conformance/test_failure_semantics.py
+        "errorThreshold": -1,
     }
     parsed = BatchTransformJobSpec.model_validate(_merge(base, spec))
     assert parsed.model is not None
@@ -118,7 +121,7 @@ def test_bad_records_go_to_errors_and_threshold_fails(tmp_path: Path) -> None:
     (data).mkdir()
     (data / "x.csv").write_text("a,b\n1,2\n3,oops\n5,6\n7,8,9\n10,11\n")
     out = tmp_path / "out"
-    run_all(make_job(data, out, miniBatchSize=10), SumPredictor())
+    run_all(make_job(data, out, miniBatchSize=10, errorThreshold=-1), SumPredictor())
     assert lines(out / "x.csv.out") == ["3.0", "11.0", "21.0"]
     errors = [json.loads(line) for line in lines(out / "_errors/x.csv.errors.jsonl")]
     assert [(e["record"], e["offset"]) for e in errors] == [(1, 8), (3, 19)]
@@ -135,7 +138,7 @@ def test_schema_mismatch_fails_fast(tmp_path: Path) -> None:
     write_csv(data / "x.csv", [["word", "other"]] * 150, header=["a", "b"])
     predictor = SumPredictor()
     with pytest.raises(InputError, match=r"first 1.. records all failed the same way"):
-        run_all(make_job(data, tmp_path / "out", miniBatchSize=1000), predictor)
+        run_all(make_job(data, tmp_path / "out", miniBatchSize=1000, errorThreshold="50%"), predictor)
 
 
 def test_split_csv_with_quoted_newlines_matches_unsplit(tmp_path: Path) -> None:
@@ -288,7 +291,7 @@ def test_gzip_and_tfrecord_inputs(tmp_path: Path) -> None:
     data.mkdir()
     (data / "x.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n3,4\n"))
     out = tmp_path / "out"
-    run_all(make_job(data, out), SumPredictor())
+    run_all(make_job(data, out, transformInput={"compressionType": "Gzip"}), SumPredictor())
     assert lines(out / "x.csv.gz.out") == ["3.0", "7.0"]
     tf_in = tmp_path / "tf"
     tf_in.mkdir()

@@ -187,6 +187,14 @@ def stop(
     _run(body)
 
 
+def _retry_outcome(job: JobView) -> str:
+    """What a retry of Failed `job` does: re-run its failed shards, or its setup when none ran."""
+    if not job.status.jobName:
+        return "no shard ran (setup failed); setup runs again and then every shard"
+    failed = job.status.shards.failedIndexes if job.status.shards else ""
+    return f"failed shards {failed} will run again" if failed else "its failed shards will run again"
+
+
 @app.command()
 def retry(
     name: NameArg,
@@ -208,9 +216,7 @@ def retry(
             )
         attempt = job.spec.retryFailedShards + 1
         kube.patch_job_spec(job.name, {"retryFailedShards": attempt})
-        failed = job.status.shards.failedIndexes if job.status.shards else ""
-        which = f"failed shards {failed}" if failed else "its failed shards"
-        typer.echo(f"{KIND}/{job.name} retry {attempt} requested: {which} will run again")
+        typer.echo(f"{KIND}/{job.name} retry {attempt} requested: {_retry_outcome(job)}")
 
     _run(body)
 

@@ -6,7 +6,9 @@ its input files (``transformInput.splitType: None``, the default): that is the j
 deployment runs, a script handed the input files. Azure-shaped jobs get Azure's defaults:
 
 - ``miniBatchMode: files``: ``run()`` receives a list of file paths (Azure: "The method receives
-  a list of file paths as a parameter"); other jobs get ``records`` (a DataFrame for tabular input).
+  a list of file paths as a parameter"), ``miniBatchSize`` counts files and each file comes whole
+  (no ``maxPayloadInMB`` bound); other jobs get ``records`` (a DataFrame of up to ``miniBatchSize``
+  rows for tabular input).
 - With ``outputAction: appendRow`` and no ``accept``: Azure's append_row file, each row's fields
   separated by one space and no header (Azure: "Although pandas DataFrame may contain column
   names, they are not included in the output file").
@@ -37,5 +39,13 @@ def azure_append_row(spec: BatchTransformJobSpec, model: ModelSpec) -> bool:
     """Whether the job writes Azure's append_row layout (space-separated rows, no header)."""
     output = spec.transformOutput
     return (
-        output.outputAction == OutputAction.APPEND_ROW and output.accept is None and is_azure_shaped(spec, model)
+        output.outputAction == OutputAction.APPEND_ROW
+        and output.accept is None
+        and is_azure_shaped(spec, model)
     )
+
+
+def whole_files(spec: BatchTransformJobSpec, model: ModelSpec) -> bool:
+    """Whether a mini-batch is ``miniBatchSize`` whole input files (Azure: "Batch deployments
+    distribute work at the file level"): a scoring script in ``files`` mode."""
+    return model.flavor == Flavor.CUSTOM and mini_batch_mode(spec, model) == MiniBatchMode.FILES

@@ -13,6 +13,7 @@
     <out>/_kbt/state/<fp>/parts/NNNNNNNN.out         output part of a split / appendRow item
     <out>/_kbt/state/<fp>/shards/shard-NNNNN.json    done-marker of a shard (its totals)
     <out>/_kbt/state/<fp>/finalized.json             written once finalization has completed
+    <out>/_kbt/state/current-<job>.json              the fingerprint a job (object) runs under now
 
 Every function returns a key relative to ``<out>``. Names come from object keys and ManifestFile
 entries, which may hold ``.`` and ``..`` segments; such segments are written as ``%2E`` and
@@ -62,6 +63,11 @@ def log_key(shard: int) -> str:
 def state_dir(fingerprint: str) -> str:
     """Restart state of one job fingerprint (a new spec, model or plan starts afresh)."""
     return f"{STATE_DIR}{fingerprint}/"
+
+
+def current_key(job: str) -> str:
+    """Names the state the job object ``job`` (``kbt.runner.plan.job_identity``) runs under."""
+    return f"{STATE_DIR}current-{job}.json"
 
 
 def plan_key(fingerprint: str) -> str:

@@ -407,10 +407,18 @@ class TransformOutput(_Model):
         description="Where outputs go: s3://bucket/prefix or an S3 https URL, like s3Uri."
     )
     accept: MimeType | None = Field(
-        None, description="MIME type of the output, any string as in SageMaker (default: like input)."
+        None,
+        description="MIME type of the output, any string as in SageMaker (default: like input;"
+        " Azure-shaped appendRow jobs: Azure's append_row rows, fields separated by a space, no header).",
     )
     assembleWith: AssembleWith = AssembleWith.LINE
-    kmsKeyId: Annotated[str, Field(max_length=2048)] | None = None
+    kmsKeyId: Annotated[str, Field(max_length=2048)] | None = Field(
+        None,
+        description=(
+            "KMS key (id, ARN or alias) for SSE-KMS: every object the job writes under"
+            " s3OutputPath is encrypted with it (ServerSideEncryption aws:kms)."
+        ),
+    )
     outputAction: OutputAction = OutputAction.PER_INPUT
     appendRowFileName: Annotated[str, Field(pattern=r"^[\w.\-]+$", max_length=255)] = "predictions.csv"
     includeSource: bool = Field(
@@ -589,22 +597,30 @@ class BatchTransformJobSpec(_Model):
     # --- kbt / Azure ML equivalents ---
     model: ModelSpec | None = Field(None, description="Inline model, instead of modelName.")
     miniBatchSize: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
-        1000, description="Records per mini-batch (Azure mini_batch_size), within maxPayloadInMB."
+        1000,
+        description="Records per mini-batch (Azure mini_batch_size), within maxPayloadInMB; files with"
+        " miniBatchMode files.",
     )
     miniBatchMode: MiniBatchMode | None = Field(
         None,
         description=(
-            "Scoring scripts (flavor custom) with tabular input: `files` hands run() a list of file"
-            " paths, the mini-batch's records of each input file written as one file of its format"
-            " (Azure);"
-            " `records` hands it a DataFrame. Default: `files` for Azure-shaped jobs (flavor custom,"
-            " splitType None), `records` otherwise."
+            "Scoring scripts (flavor custom): `files` hands run() a list of up to miniBatchSize"
+            " file paths, each input file whole (Azure; no maxPayloadInMB bound); `records` hands"
+            " it up to miniBatchSize records (a DataFrame for tabular input). Default: `files` for"
+            " Azure-shaped jobs (flavor custom, splitType None), `records` otherwise."
         ),
     )
-    errorThreshold: Annotated[int | str, Field(json_schema_extra={"pattern": ERROR_THRESHOLD})] = Field(
-        -1,
-        description="Bad records tolerated per shard before it fails: a count, a percent "
-        "such as '5%', or -1 for unlimited (Azure semantics).",
+    errorThreshold: Annotated[int | str, Field(json_schema_extra={"pattern": ERROR_THRESHOLD})] | None = Field(
+        None,
+        description="Bad records the job tolerates over its whole input (Azure error_threshold): a "
+        "count, a percent such as '5%', or -1 for unlimited. Unset: -1 when failFast is set or the "
+        "job is Azure-shaped (a scoring script over unsplit files); otherwise SageMaker's semantics, "
+        "the first bad record fails the job and its object gets no output.",
+    )
+    failFast: bool | None = Field(
+        None,
+        description="Fail a shard when the first 100 records of its run all failed the same way "
+        "(the input does not fit the model). Default: on, off when errorThreshold is -1.",
     )
     retrySettings: RetrySettings = Field(default_factory=RetrySettings)
     shardCount: Annotated[int, Field(ge=1, le=10000)] | None = Field(
@@ -652,7 +668,9 @@ class BatchTransformJobSpec(_Model):
 
     @field_validator("errorThreshold")
     @classmethod
-    def _threshold_form(cls, value: int | str) -> int | str:
+    def _threshold_form(cls, value: int | str | None) -> int | str | None:
+        if value is None:
+            return None
         if isinstance(value, int):
             if value < -1:
                 raise ValueError("errorThreshold must be -1 (unlimited) or >= 0")
@@ -660,6 +678,12 @@ class BatchTransformJobSpec(_Model):
         if not re.fullmatch(ERROR_THRESHOLD, value):
             raise ValueError("errorThreshold must be -1, a count such as 10, or a percent such as '5%'")
         return int(value) if not value.endswith("%") else value
+
+    @model_validator(mode="after")
+    def _fail_fast_with_unlimited(self) -> BatchTransformJobSpec:
+        if self.failFast and self.errorThreshold == -1:
+            raise ValueError("failFast: true contradicts errorThreshold: -1 (bad records never fail the job)")
+        return self
 
     @model_validator(mode="after")
     def _one_model(self) -> BatchTransformJobSpec:

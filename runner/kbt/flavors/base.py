@@ -85,3 +85,4 @@ class LoadContext:
     output_dir: Path | None = None  # custom scoring scripts may write their own files here
     environment: dict[str, str] = field(default_factory=dict)
     mini_batch: MiniBatchMode = MiniBatchMode.RECORDS  # scoring scripts: tabular input as files or a frame
+    discard_predictions: bool = False  # summaryOnly: what the model returns is not written

@@ -1,14 +1,22 @@
 """Azure ML scoring scripts, unmodified: a Python file with ``init()`` and ``run(mini_batch)``.
 
 Before ``init()`` the script's folder is put on ``sys.path``, ``AZUREML_MODEL_DIR`` is set to the
-model's local folder and ``AZUREML_BI_OUTPUT_PATH`` to the job's output folder (where a script
-may write its own files). ``mini_batch`` is a pandas DataFrame for tabular input; for any other
-input it is a list of local file paths: each record is written to a scratch file named after its
-source (the source's own name when the record is a whole object, ``<stem>-<index><suffix>`` for
-one record of a split file). Set ``KBT_MINI_BATCH=files`` (model environment) to hand tabular
-input as files too, like Azure batch endpoints do: the records of each source are written as one
-file of the input's format, named after the source. ``run`` returns a DataFrame or a list with one
-entry per record; ``None`` (the script wrote its own outputs) gives rows without columns.
+model's local folder and ``AZUREML_BI_OUTPUT_PATH`` to the shard's output folder (``output_dir``:
+the runner uploads what a script writes there to ``s3OutputPath``, kbt.runner.custom_outputs).
+What ``mini_batch`` holds for tabular input follows ``LoadContext.mini_batch`` (the job's
+``miniBatchMode``, see kbt.api.azureml): ``files`` (Azure's default) gives a list of file paths,
+the records of each source written as one file of the input's format named after the source (the
+runner hands such a script whole files, kbt.runner.batching); ``records`` gives a DataFrame. Any other input is a list of file paths: each
+record written to a scratch file named after its source (the source's own name when the record is
+a whole object, ``<stem>-<index><suffix>`` for one record of a split file).
+
+``run`` returns a DataFrame or a list with one entry per record; ``None`` (the script wrote its own
+outputs) gives rows without columns. A generator ``run()`` is run to its end and its items are
+taken as the list it yields (DataFrames yielded are concatenated), so the files it writes get
+written; Azure documents only lists and DataFrames ("It is required for the run function to return
+a list or a pandas.DataFrame object", Customize outputs in batch deployments). When the job keeps
+no predictions (``discard_predictions``: summaryOnly), whatever ``run`` returns is accepted, as in
+Azure, where a summary-only script may return the processed file paths.
 
 Any other exception from ``run`` rejects the mini-batch (the runner isolates the bad records),
 except running out of memory, which says nothing about the records: an accelerator
@@ -24,6 +32,7 @@ import os
 import shutil
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path, PurePosixPath
@@ -32,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 
+from kbt.api.models import MiniBatchMode
 from kbt.flavors.backoff import is_out_of_memory, predict_with_backoff
 from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadError, ModelOutput, Record
 from kbt.flavors.errors import DeviceOutOfMemoryError
@@ -42,7 +52,6 @@ from kbt.runner.formats import TabularFile, content_format
 
 log = get_logger(__name__)
 
-MINI_BATCH_MODE = "KBT_MINI_BATCH"
 _batch_numbers = count()
 
 
@@ -90,6 +99,7 @@ class ScoringScriptPredictor:
     script: Path
     scratch: Path
     files_for_tabular: bool
+    discard_predictions: bool = False
     device: str = "cpu"
 
     def predict(self, batch: ModelInput) -> ModelOutput:
@@ -107,6 +117,8 @@ class ScoringScriptPredictor:
             mini_batch = self._mini_batch(batch, work)
             try:
                 result = self.module.run(mini_batch)
+                if isinstance(result, Iterator):
+                    result = _collected(list(result))
             except Exception as exc:
                 if isinstance(exc, MemoryError) or is_out_of_memory(exc):
                     raise
@@ -152,11 +164,19 @@ class ScoringScriptPredictor:
 
     def _rows(self, result: Any, batch: ModelInput) -> ModelOutput:
         what = f"{self.script.name} run()"
-        if result is None:
+        if result is None or self.discard_predictions:
             return pd.DataFrame(index=range(len(batch)))
         if isinstance(result, pd.DataFrame | pd.Series | list):
             return expect_rows(result, len(batch), what)
         raise BatchRejected(f"{what} returned {type(result).__name__}; expected a DataFrame, a list or None")
+
+
+def _collected(items: list[Any]) -> pd.DataFrame | list[Any]:
+    """A generator's items as run() would have returned them: yielded frames as one frame."""
+    if items and all(isinstance(item, pd.DataFrame) for item in items):
+        frame: pd.DataFrame = pd.concat(items, ignore_index=True)
+        return frame
+    return items
 
 
 def _release_memory() -> None:
@@ -214,9 +234,6 @@ def load(ctx: LoadContext) -> ScoringScriptPredictor:
     if model_dir is not None:
         os.environ["AZUREML_MODEL_DIR"] = str(model_dir)
     os.environ["AZUREML_BI_OUTPUT_PATH"] = str(output_dir)
-    mode = os.environ.get(MINI_BATCH_MODE, "dataframe")
-    if mode not in ("dataframe", "files"):
-        raise ModelLoadError(f"{MINI_BATCH_MODE} must be 'dataframe' or 'files', got {mode!r}")
     module = _import_script(script)
     try:
         module.init()
@@ -225,4 +242,5 @@ def load(ctx: LoadContext) -> ScoringScriptPredictor:
     scratch = ctx.scratch_dir / "custom-inputs"
     scratch.mkdir(parents=True, exist_ok=True)
     log.info("scoring script initialised", script=str(script), model_dir=str(model_dir))
-    return ScoringScriptPredictor(module, script, scratch, files_for_tabular=mode == "files")
+    files = ctx.mini_batch == MiniBatchMode.FILES
+    return ScoringScriptPredictor(module, script, scratch, files, ctx.discard_predictions)

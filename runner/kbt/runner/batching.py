@@ -8,9 +8,11 @@ item's error file, the shard's failure counts and the error threshold.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from kbt.api.azureml import whole_files
 from kbt.api.models import BatchStrategy
 from kbt.api.resolved import ResolvedJob
 
@@ -23,11 +25,15 @@ class BatchLimit:
 
     records: int
     payload_bytes: int
+    files: int = 0  # > 0: at most this many input files (work items) per model call, each whole
 
     @classmethod
     def from_job(cls, job: ResolvedJob) -> BatchLimit:
-        """``miniBatchSize`` records (1 with ``SingleRecord``) within ``maxPayloadInMB`` (0: no limit)."""
+        """``miniBatchSize`` records (1 with ``SingleRecord``) within ``maxPayloadInMB`` (0: no limit);
+        ``miniBatchSize`` whole files when the job's mini-batches are files (kbt.api.azureml)."""
         spec = job.spec
+        if whole_files(spec, job.model):
+            return cls(records=sys.maxsize, payload_bytes=0, files=spec.miniBatchSize)
         records = 1 if spec.batchStrategy == BatchStrategy.SINGLE_RECORD else spec.miniBatchSize
         return cls(records=records, payload_bytes=spec.maxPayloadInMB * MIB)
 
@@ -36,8 +42,11 @@ class BatchLimit:
         """The payload limit as configured, in MB (for messages)."""
         return self.payload_bytes // MIB
 
-    def exceeded_by(self, records: int, payload: int) -> bool:
-        """Whether ``records`` records of ``payload`` bytes in all are more than one batch may hold."""
+    def exceeded_by(self, records: int, payload: int, files: int = 1) -> bool:
+        """Whether ``records`` records of ``payload`` bytes from ``files`` input files are more
+        than one batch may hold."""
+        if self.files:
+            return files > self.files
         return records > self.records or bool(self.payload_bytes and payload > self.payload_bytes)
 
 

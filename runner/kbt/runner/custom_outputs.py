@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kbt.api import layout as keys
+from kbt.api.models import OutputAction
+from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import ModelInput, ModelOutput, Predictor
 from kbt.runner.errors import ConfigError
 from kbt.runner.state import Layout
@@ -65,13 +67,23 @@ class SyncedPredictor:
 
     inner: Predictor
     outputs: CustomOutputs
+    device: str = field(init=False)
 
-    @property
-    def device(self) -> str:
-        return self.inner.device
+    def __post_init__(self) -> None:
+        self.device = str(getattr(self.inner, "device", "cpu"))
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         try:
             return self.inner.predict(batch)
         finally:
             self.outputs.sync()  # also what a failed run() wrote before it raised
+
+
+def custom_outputs(job: ResolvedJob, layout: Layout, folder: Path) -> CustomOutputs:
+    """The shard's custom-output folder (created), uploaded under ``s3OutputPath``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    output = job.spec.transformOutput
+    reserved = {keys.MANIFEST_NAME}
+    if output.outputAction == OutputAction.APPEND_ROW:
+        reserved.add(output.appendRowFileName)
+    return CustomOutputs(folder, layout, frozenset(reserved))

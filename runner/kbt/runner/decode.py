@@ -19,10 +19,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from kbt.api.models import Flavor
 from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import ModelInput
 from kbt.runner.dataproc import FilterMismatch, apply_json, compile_filter, select_positions
-from kbt.runner.formats import Decoding, content_format
+from kbt.runner.formats import Decoding, content_format, known_format, media_type
 from kbt.runner.images import decode_images
 from kbt.runner.reader import Batch
 
@@ -42,7 +43,9 @@ class Decoder:
 
     def __init__(self, job: ResolvedJob) -> None:
         transform = job.spec.transformInput
-        self.format = content_format(transform.contentType, "transformInput.contentType")
+        lookup = content_format if job.model.flavor == Flavor.CUSTOM else known_format  # raw bytes: scripts only
+        self.format = lookup(transform.contentType, "transformInput.contentType")
+        self.content_type = media_type(transform.contentType)
         self.delimiter = transform.csv.delimiter
         self.columns = transform.csv.columns
         processing = job.spec.dataProcessing
@@ -65,7 +68,7 @@ class Decoder:
         return Decoded(self._input(batch.records), list(range(len(batch.records))))
 
     def _input(self, records: list[Any], **decoded: Any) -> ModelInput:
-        return ModelInput(records=records, content_type=self.format.content_type.value, **decoded)
+        return ModelInput(records=records, content_type=self.content_type, **decoded)
 
     def _parquet(self, batch: Batch) -> Decoded:
         frame = batch.frame if batch.frame is not None else pd.DataFrame()

@@ -8,7 +8,10 @@ record's output is followed by ``\\n`` when assembleWith is Line, by nothing whe
 (SageMaker's rule). ``joinSource: Input`` prefixes the input row (CSV) or adds the prediction
 under ``SageMakerOutput`` (JSON); the output filter then picks from the joined row. A Model's
 ``classify`` turns class scores into top classes first (kbt.runner.classify), and
-``includeSource`` puts the input object's name (``file``) before each prediction.
+``includeSource`` puts the input object's name (``file``) before each prediction. Azure-shaped
+appendRow jobs without ``accept`` write Azure's append_row layout: CSV rows with one space between
+fields and no header (kbt.api.azureml); an explicit ``accept`` keeps kbt's layouts (``text/csv``:
+commas, JSON Lines, Parquet).
 """
 
 from __future__ import annotations
@@ -25,15 +28,23 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from kbt.api.azureml import APPEND_ROW_DELIMITER, azure_append_row
 from kbt.api.models import AcceptType, AssembleWith, JoinSource
 from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import BatchRejected, ModelOutput
 from kbt.flavors.outputs import jsonable
 from kbt.runner.classify import top_classes
-from kbt.runner.dataproc import FilterMismatch, apply_json, compile_filter, join_json, select_positions
+from kbt.runner.dataproc import (
+    FilterMismatch,
+    apply_json,
+    column_positions,
+    compile_filter,
+    join_json,
+    select_positions,
+)
 from kbt.runner.decode import Decoded
 from kbt.runner.errors import ConfigError
-from kbt.runner.formats import Encoding, content_format
+from kbt.runner.formats import Encoding, content_format, known_format
 from kbt.runner.reader import Batch
 
 PREDICTION_COLUMN = "prediction"
@@ -117,10 +128,12 @@ class Encoded:
 
 
 def output_type(job: ResolvedJob) -> AcceptType:
-    """``accept``, or the input format's default output type."""
+    """``accept``, or CSV rows for Azure's append_row file, or the input format's default."""
     accept = job.spec.transformOutput.accept
     if accept is not None:
         return accept
+    if azure_append_row(job.spec, job.model):
+        return AcceptType.CSV
     return content_format(job.spec.transformInput.contentType, "transformInput.contentType").default_accept
 
 
@@ -129,13 +142,14 @@ class Encoder:
 
     def __init__(self, job: ResolvedJob) -> None:
         self.accept = output_type(job)
-        self.encoding = content_format(self.accept, "transformOutput.accept").encoding
+        self.encoding = known_format(self.accept, "transformOutput.accept").encoding
         self.input = content_format(job.spec.transformInput.contentType, "transformInput.contentType")
         self.separator = "\n" if job.spec.transformOutput.assembleWith == AssembleWith.LINE else ""
         processing = job.spec.dataProcessing
         self.join = processing is not None and processing.joinSource == JoinSource.INPUT
         self.output_filter = compile_filter(processing.outputFilter if processing else None, "outputFilter")
         self.delimiter = job.spec.transformInput.csv.delimiter
+        self.output_delimiter = APPEND_ROW_DELIMITER if azure_append_row(job.spec, job.model) else ","
         self.classify = job.model.classify
         self.include_source = job.spec.transformOutput.includeSource
         self._check_join()
@@ -171,18 +185,24 @@ class Encoder:
         fields = rows.fields()
         if self.join and self.output_filter is None and batch.frame is None:
             lines = [batch.records[p].data.decode("utf-8") for p in decoded.positions]
-            text = _csv_text([[line] for line in lines], fields, self.separator, raw_prefix=True)
+            text = _csv_text(
+                [[line] for line in lines], fields, self.separator, self.output_delimiter, raw_prefix=True
+            )
             return Encoded(text.encode())
         if self.join:
             fields = [
                 [*inputs, *out] for inputs, out in zip(self._input_fields(batch, decoded), fields, strict=True)
             ]
+        rejected: dict[int, str] = {}
         if self.output_filter is not None:
-            fields = [
-                [row[i] for i in select_positions(self.output_filter, len(row), "outputFilter")]
-                for row in fields
-            ]
-        return Encoded(_csv_text([], fields, self.separator).encode())
+            kept: list[Sequence[Any]] = []
+            for position, row in enumerate(fields):
+                try:
+                    kept.append([row[i] for i in column_positions(self.output_filter, len(row))])
+                except FilterMismatch as exc:
+                    rejected[position] = f"outputFilter: {exc}"
+            fields = kept
+        return Encoded(_csv_text([], fields, self.separator, self.output_delimiter).encode(), rejected=rejected)
 
     def _json(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
         values = rows.json_values()
@@ -224,15 +244,19 @@ def _frame_records(batch: Batch, decoded: Decoded) -> list[Any]:
 
 
 def _csv_text(
-    prefixes: list[list[str]], fields: Sequence[Sequence[Any]], separator: str, raw_prefix: bool = False
+    prefixes: list[list[str]],
+    fields: Sequence[Sequence[Any]],
+    separator: str,
+    delimiter: str = ",",
+    raw_prefix: bool = False,
 ) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator=separator or "")
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator=separator or "")
     if not raw_prefix:
         writer.writerows(fields)
         return buffer.getvalue()
     for (prefix,), row in zip(prefixes, fields, strict=True):
-        buffer.write(prefix + ",")
+        buffer.write(prefix + delimiter)
         writer.writerow(row)
     return buffer.getvalue()
 

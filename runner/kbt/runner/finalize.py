@@ -3,7 +3,8 @@
 Runs at the end of whichever shard finds every shard's done-marker (and again in ``kbt run``
 after its workers; a no-op then). Composition reads only parts, which are kept until the
 ``finalized.json`` marker exists, so a finalizer killed midway, or two racing ones, write the
-same bytes. After the marker is written the parts are deleted.
+same bytes. After the marker is written the parts are deleted. A summaryOnly job's manifest
+lists the files its scoring script wrote (uploaded by the shards, kbt.runner.custom_outputs).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from kbt.api import layout as keys
 from kbt.api.models import OutputAction
 from kbt.api.resolved import ResolvedJob
 from kbt.log import get_logger
+from kbt.runner.errors import ErrorThresholdExceeded
 from kbt.runner.parquet_io import open_parquet
 from kbt.runner.plan import Plan, WorkItem
 from kbt.runner.progress import utc_now
 from kbt.runner.state import Layout, done_markers, is_parquet_output, read_json
+from kbt.runner.thresholds import Threshold
 from kbt.storage import ObjectNotFound, StorageError
 
 log = get_logger(__name__)
@@ -65,7 +69,7 @@ def _outputs(job: ResolvedJob, layout: Layout, plan: Plan, scratch: Path) -> lis
     """Compose what needs composing; return the final output keys."""
     action = job.spec.transformOutput.outputAction
     if action == OutputAction.SUMMARY_ONLY:
-        return []
+        return custom_output_keys(layout)
     if action == OutputAction.APPEND_ROW:
         key = layout.prefix + job.spec.transformOutput.appendRowFileName
         _compose(job, layout, key, [layout.part_key(item) for item in plan.items], scratch)
@@ -80,6 +84,14 @@ def _outputs(job: ResolvedJob, layout: Layout, plan: Plan, scratch: Path) -> lis
             _compose(job, layout, key, [layout.part_key(item) for item in items], scratch)
         outputs.append(key)
     return outputs
+
+
+def custom_output_keys(layout: Layout) -> list[str]:
+    """What a summaryOnly job's scoring scripts wrote (kbt.runner.custom_outputs): every key under
+    the output prefix but kbt's own."""
+    own = (keys.KBT_DIR, keys.ERRORS_DIR, keys.MANIFEST_NAME)
+    found = layout.store.list_objects(layout.prefix)
+    return [info.key for info in found if not info.key[len(layout.prefix) :].startswith(own)]
 
 
 def _manifest(
@@ -126,6 +138,16 @@ def _manifest(
     }
 
 
+def _judge_errors(job: ResolvedJob, layout: Layout, markers: dict[int, Any]) -> None:
+    """errorThreshold over the job's whole input (every shard's records); nothing is composed past it."""
+    failed = sum(m["failed"] for m in markers.values())
+    try:
+        Threshold.from_job(job).check_job(failed, sum(m["records"] for m in markers.values()))
+    except ErrorThresholdExceeded as exc:
+        errors = layout.store.uri(layout.prefix + keys.ERRORS_DIR)
+        raise ErrorThresholdExceeded(f"{exc}; the bad records are listed under {errors}") from exc
+
+
 def finalize(job: ResolvedJob, layout: Layout, plan: Plan, scratch: Path) -> bool:
     """Finalize if every work item is done; True when the job's outputs are final."""
     store = layout.store
@@ -136,6 +158,7 @@ def finalize(job: ResolvedJob, layout: Layout, plan: Plan, scratch: Path) -> boo
     if missing:
         log.info("not finalizing yet", missing=len(missing), first=missing[0])
         return False
+    _judge_errors(job, layout, markers)
     try:
         outputs = _outputs(job, layout, plan, scratch)
     except (ObjectNotFound, StorageError):

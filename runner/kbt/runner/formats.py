@@ -6,8 +6,9 @@ predictions encode when it is the ``accept`` type, which outputs ``joinSource: I
 it into, its default ``accept``, whether it has a header row, how a scoring script gets it as a
 file, and its usual file extensions. Filters follow the decoding and encoding: CSV and Parquet
 select columns by position, JSON types apply the JSONPath to each value.
-``content_format`` normalises the media type (case, parameters such as ``; charset=utf-8``) and
-names the spec field in its error when the type is unknown.
+``known_format`` normalises the media type (case, parameters such as ``; charset=utf-8``) and
+names the spec field in its error when the type is unknown; ``content_format`` gives such a type
+``RAW_BYTES`` (whole objects, records as stored bytes), which only a scoring script accepts.
 """
 
 from __future__ import annotations
@@ -176,10 +177,26 @@ def media_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
-def content_format(value: str, field: str) -> ContentFormat:
-    """The format of media type ``value`` read from spec field ``field``; ConfigError if unknown."""
+RAW_BYTES = ContentFormat(ContentType.OCTET_STREAM)  # a type kbt cannot decode: its bytes as stored
+
+
+def known_format(value: str, field: str) -> ContentFormat:
+    """The format of media type ``value`` read from spec field ``field``; ConfigError if kbt
+    cannot decode (or encode) it itself."""
     try:
         return FORMATS[ContentType(media_type(value))]
     except ValueError:
         known = ", ".join(FORMATS)
-        raise ConfigError(f"{field}: unknown content type {value!r} (known: {known})") from None
+        raise ConfigError(
+            f"{field}: unknown content type {value!r} (known: {known}; a scoring script, flavor"
+            " custom, gets any other type as the stored bytes)"
+        ) from None
+
+
+def content_format(value: str, field: str) -> ContentFormat:
+    """``known_format``, or ``RAW_BYTES`` for a type kbt cannot decode (a scoring script gets
+    such records as the stored bytes; ``known_format`` refuses them for the built-in flavors)."""
+    try:
+        return known_format(value, field)
+    except ConfigError:
+        return RAW_BYTES

@@ -24,6 +24,7 @@ class InputObject:
     key: str
     name: str
     size: int
+    version: str = ""  # ETag (S3) or modification time (local): see kbt.storage.ObjectInfo
 
 
 def s3_settings(spec: BatchTransformJobSpec) -> S3Settings:
@@ -46,7 +47,7 @@ def list_inputs(spec: BatchTransformJobSpec) -> tuple[Store, list[InputObject]]:
     else:
         store, prefix = open_location(source.s3Uri, settings)
         folder = _folder(prefix)
-        objects = [InputObject(o.key, o.key[len(folder) :], o.size) for o in store.list_objects(prefix)]
+        objects = [InputObject(o.key, o.key[len(folder) :], o.size, o.version) for o in store.list_objects(prefix)]
     out_store, out_prefix = open_location(spec.transformOutput.s3OutputPath, settings)
     if out_store.uri("") == store.uri("") and out_prefix:
         output_folder = out_prefix.rstrip("/") + "/"
@@ -80,7 +81,8 @@ def _manifest_objects(uri: str, settings: S3Settings) -> tuple[Store, list[Input
     def stat(name: str) -> InputObject:
         key = prefix + name
         try:
-            return InputObject(key, name, store.size(key))
+            info = store.stat(key)
+            return InputObject(key, name, info.size, info.version)
         except ObjectNotFound:
             raise InputError(
                 f"manifest file {uri}: entry {name!r}: {store.uri(key)} does not exist"

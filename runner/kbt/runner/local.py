@@ -27,7 +27,7 @@ from kbt.api.resolved import ResolvedJob
 from kbt.runner.finalize import finalize
 from kbt.runner.progress import StreamSink
 from kbt.runner.shard import scratch_dir
-from kbt.runner.state import layout_for, load_or_create_plan, read_json
+from kbt.runner.state import current_plan, layout_for, read_json
 
 POLL_SECONDS = 0.2
 
@@ -110,8 +110,11 @@ def _update(progress: Progress, tasks: dict[int, TaskID], worker: Worker) -> Non
 def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: Console) -> RunSummary:
     """Run every shard of ``job`` with at most ``workers`` processes at once, then finalize."""
     started = time.monotonic()
-    layout = layout_for(job, shards, split)
-    plan = load_or_create_plan(job, layout, shards, split)
+    output = layout_for(job)
+    plan, changes = current_plan(job, output, shards, split, refresh=True)
+    layout = output.for_plan(plan)
+    for change in changes:
+        console.print(f"changed since the last run: {change}")
     work = Path(tempfile.mkdtemp(prefix="kbt-run-"))
     job_path = work / "job.json"
     job.dump(job_path)

@@ -82,11 +82,7 @@ class ItemWriter:
                 self.path.unlink()
             else:
                 store.put(self.key, b"")
-        errors_key = self.layout.errors_key(self.item)
-        if self.errors:
-            store.put(errors_key, ("\n".join(self.errors) + "\n").encode())
-        else:
-            store.delete(errors_key)
+        errors_key = self.save_errors()
         marker = {
             "ordinal": self.item.ordinal,
             "name": self.item.name,
@@ -95,10 +91,19 @@ class ItemWriter:
             "failed": self.failed,
             "bytes": self.item.weight,
             "output": self.key,
-            "errors": errors_key if self.errors else None,
+            "errors": errors_key,
         }
         store.put(self.layout.done_key(self.item), json.dumps(marker, sort_keys=True).encode())
         return marker
+
+    def save_errors(self) -> str | None:
+        """Write the item's errors file (or remove a stale one); its key, None when no record failed."""
+        errors_key = self.layout.errors_key(self.item)
+        if self.errors:
+            self.layout.store.put(errors_key, ("\n".join(self.errors) + "\n").encode())
+            return errors_key
+        self.layout.store.delete(errors_key)
+        return None
 
     def discard(self) -> None:
         if self._file is not None:

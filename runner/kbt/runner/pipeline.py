@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from kbt.api.azureml import whole_files
 from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import Predictor
 from kbt.log import get_logger
@@ -42,30 +43,11 @@ from kbt.runner.predict import ModelRunner, Outcome
 from kbt.runner.progress import ShardStats
 from kbt.runner.reader import Batch, ItemReader, read_csv_header
 from kbt.runner.state import Layout
+from kbt.runner.thresholds import FailFast, Threshold
 from kbt.storage import Store
 
 log = get_logger(__name__)
-FAIL_FAST_RECORDS = 100
-PERCENT_MIN_RECORDS = 1000
 OnCommit = Callable[[WorkItem, dict[str, Any]], None]
-
-
-class Threshold:
-    """errorThreshold: -1 unlimited, a count, or a percent of the records seen (per shard)."""
-
-    def __init__(self, setting: int | str) -> None:
-        self.percent = float(setting[:-1]) if isinstance(setting, str) else None
-        self.count = int(setting) if not isinstance(setting, str) else None
-
-    def check(self, failed: int, seen: int, final: bool) -> None:
-        if self.count is not None and self.count >= 0 and failed > self.count:
-            raise ErrorThresholdExceeded(f"{failed} bad records, more than errorThreshold {self.count}")
-        if self.percent is not None and (final or seen >= PERCENT_MIN_RECORDS) and seen:
-            share = 100.0 * failed / seen
-            if share > self.percent:
-                raise ErrorThresholdExceeded(
-                    f"{failed} of {seen} records bad ({share:.1f}%), more than errorThreshold {self.percent:g}%"
-                )
 
 
 class Grouped(NamedTuple):
@@ -101,12 +83,11 @@ class Pipeline:
         self.scratch, self.stop = scratch, stop
         self.decoder = Decoder(job)
         self.encoder = Encoder(job)
-        self.model = ModelRunner(predictor, job.spec.retrySettings)
+        self.model = ModelRunner(predictor, job.spec.retrySettings, whole_files(job.spec, job.model))
         self.concurrency = max(1, job.spec.maxConcurrentTransforms)
         self.limit = BatchLimit.from_job(job)
-        self.threshold = Threshold(job.spec.errorThreshold)
-        self.reasons: set[str] = set()
-        self.first_failure = ""
+        self.threshold = Threshold.from_job(job)
+        self.fail_fast = FailFast(job)
         self._headers: dict[str, list[str] | None] = {}
         self._abort = threading.Event()
 
@@ -190,7 +171,8 @@ class Pipeline:
         """Whether ``batch`` no longer fits the group (see BatchLimit)."""
         records = sum(len(entry.batch.records) for entry in group) + len(batch.records)
         payload = sum(entry.batch.payload for entry in group) + batch.payload
-        return bool(group) and self.limit.exceeded_by(records, payload)
+        files = len({entry.batch.item.ordinal for entry in group} | {batch.item.ordinal})
+        return bool(group) and self.limit.exceeded_by(records, payload, files)
 
     def _run_group(self, group: list[Grouped]) -> None:
         try:
@@ -255,6 +237,10 @@ class Pipeline:
                     writer = self._drain(pending.popleft(), writer, on_commit)
                 if self.stop.is_set():
                     raise Stopped("stopped by SIGTERM")
+            except (ErrorThresholdExceeded, InputError):
+                if writer is not None:
+                    writer.save_errors()  # the records that failed the job are still reported
+                raise
             finally:
                 self._abort.set()
                 if writer is not None:
@@ -271,7 +257,6 @@ class Pipeline:
         if isinstance(message, ItemEnded):
             self.stats.bytes_current = 0
             marker = writer.commit()
-            self.threshold.check(self.stats.records_failed, self.stats.records_processed, final=False)
             on_commit(message.item, marker)
             return None
         assert entry.result is not None
@@ -282,26 +267,17 @@ class Pipeline:
             failures = failures + [self._locate(batch, i, rejected) for i in range(len(batch.records))]
         for failure in sorted(failures):
             writer.error(failure)
-            self._note_failure(batch.item, failure)
+            where = f"record {failure.record} of {writer.input_uri}{_part(batch.item)}"
+            self.fail_fast.note(where, failure.reason)
         self.stats.records_processed += result.predicted + len(failures)
         self.stats.records_this_run += result.predicted + len(failures)
         self.stats.records_failed += len(failures)
         self.stats.bytes_current = message.reader.bytes_read
-        self.threshold.check(self.stats.records_failed, self.stats.records_processed, final=False)
-        self._fail_fast()
+        stats, fail_fast = self.stats, self.fail_fast
+        self.threshold.check_shard(stats.records_failed, fail_fast.first, fail_fast.first_reason)
+        fail_fast.check(stats.records_this_run, stats.records_failed, stats.records_processed)
         return writer
 
-    def _note_failure(self, item: WorkItem, failure: Failure) -> None:
-        if len(self.reasons) < 2:
-            self.reasons.add(failure.reason)
-        if not self.first_failure:
-            self.first_failure = f"{item.label} record {failure.record}"
 
-    def _fail_fast(self) -> None:
-        seen, failed = self.stats.records_this_run, self.stats.records_failed
-        if seen >= FAIL_FAST_RECORDS and failed == self.stats.records_processed and len(self.reasons) == 1:
-            (reason,) = self.reasons
-            raise InputError(
-                f"the first {seen} records all failed the same way, so the input does not fit the "
-                f"model: {reason} (first: {self.first_failure})"
-            )
+def _part(item: WorkItem) -> str:
+    return f" (part {item.part + 1}/{item.parts})" if item.is_split else ""

@@ -5,13 +5,23 @@ Objects are sorted by key. An object larger than the split size (``KBT_SPLIT_SIZ
 (quoted fields may hold newlines; RFC 4180 quotes are balanced outside fields, so a newline is a
 record boundary exactly when the number of quotes before it is even); JSON Lines / text at byte
 offsets aligned by the reader (a range owns the lines that *start* inside it); Parquet by row
-groups. Gzip, RecordIO, TFRecord, images and JSON documents are never split.
+groups. Gzip (``compressionType: Gzip``), RecordIO, TFRecord, images and JSON documents are
+never split.
 
 Work items are assigned to shards in order, balanced by bytes: item ``i`` goes to shard
 ``floor(N * (bytes before i + half of i) / total bytes)``, so each shard gets a contiguous run
-of roughly ``1/N`` of the bytes. The plan is stored at ``_kbt/state/<fingerprint>/plan.json``
-under the output prefix by whichever process plans first; every other shard reuses it, so all
-shards (and reruns) agree even if the input listing changes during the job.
+of roughly ``1/N`` of the bytes. So that a few large objects still spread evenly, splittable
+objects are cut into items of at most ``total bytes / (ITEMS_PER_SHARD * N)`` (never below
+``MIN_BALANCED_SPLIT_BYTES``, never above the split size): a 200 MB CSV on two shards becomes
+eight 25 MB items, four per shard, instead of three 64 MB items split [0, 0, 1].
+
+The plan's content digest covers everything that decides the outputs: the job, its spec (less
+``RUNTIME_FIELDS``; ``environment`` reaches the model, so it counts), the model spec and the
+model's content (``kbt.runner.model_identity``), every input object's key, size and version
+(ETag or modification time), the shard count and the split size; it is the fingerprint of the
+job's first state (later ones chain it with the one they replace). The plan records the spec,
+model and object versions it was made from, so a re-run can say what changed
+(``kbt.runner.state``).
 """
 
 from __future__ import annotations
@@ -20,11 +30,13 @@ import hashlib
 import itertools
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from kbt.api.models import CompressionType
 from kbt.api.resolved import ResolvedJob
+from kbt.runner.compression import is_gzip
 from kbt.runner.formats import Splitting, content_format
-from kbt.runner.inputs import InputObject, list_inputs
+from kbt.runner.inputs import InputObject, list_inputs, s3_settings
+from kbt.runner.model_identity import model_identity
 from kbt.runner.parquet_io import parquet_row_group_ranges
 from kbt.runner.splitting import csv_split_points
 from kbt.settings import RunnerSettings
@@ -32,7 +44,9 @@ from kbt.storage import Store
 
 MIB = 1024 * 1024
 DEFAULT_SPLIT_BYTES = 64 * MIB
-PLAN_VERSION = 1
+ITEMS_PER_SHARD = 4
+MIN_BALANCED_SPLIT_BYTES = 8 * MIB
+PLAN_VERSION = 2
 # Spec fields that cannot change what is written; everything else is part of the fingerprint.
 RUNTIME_FIELDS = {
     "stop",
@@ -48,7 +62,6 @@ RUNTIME_FIELDS = {
     "shardCount",
     "maxConcurrentTransforms",
     "retrySettings",
-    "environment",
     "sageMakerEndpoint",
 }
 
@@ -67,6 +80,7 @@ class WorkItem:
     parts: int = 1
     row_groups: tuple[int, int] | None = None  # Parquet [first, last)
     weight: int = 0  # bytes this item accounts for (progress, balancing)
+    version: str = ""  # the object's version when planned (kbt.storage.ObjectInfo.version)
 
     @property
     def is_split(self) -> bool:
@@ -85,6 +99,9 @@ class Plan:
     input_store: str
     items: list[WorkItem] = field(default_factory=list)
     assignment: list[int] = field(default_factory=list)
+    spec: dict[str, Any] = field(default_factory=dict)  # the fingerprinted spec fields
+    model: dict[str, Any] = field(default_factory=dict)  # model spec and content identity
+    content: str = ""  # content_digest: equal digests = nothing that decides the outputs changed
     version: int = PLAN_VERSION
 
     def for_shard(self, shard: int) -> list[WorkItem]:
@@ -107,35 +124,65 @@ def split_bytes_setting() -> int:
     return max(1, int(RunnerSettings.from_env().split_size_mb * MIB))
 
 
-def fingerprint(job: ResolvedJob, shards: int, split_bytes: int) -> str:
-    """Identifies one job's output state: same spec, model, shards and split size = same state."""
-    spec = job.spec.model_dump(mode="json", exclude=RUNTIME_FIELDS)
-    material = {
-        "job": [job.namespace, job.name, job.uid],
-        "spec": spec,
-        "model": job.model.model_dump(mode="json"),
-        "shards": shards,
-        "split": split_bytes,
-        "version": PLAN_VERSION,
-    }
+def _digest(material: Any) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def is_gzip(job: ResolvedJob, key: str) -> bool:
-    return job.spec.transformInput.compressionType == CompressionType.GZIP or key.endswith(".gz")
+def job_identity(job: ResolvedJob) -> str:
+    """The job object (namespace, name, uid): each has its own restart state."""
+    return _digest([job.namespace, job.name, job.uid])
+
+
+def spec_fields(job: ResolvedJob) -> dict[str, Any]:
+    """The spec fields that can change what is written."""
+    return job.spec.model_dump(mode="json", exclude=RUNTIME_FIELDS)
+
+
+def job_key(job: ResolvedJob, shards: int, split_bytes: int) -> str:
+    """What a shard can tell without any I/O: the job, its spec and model spec, shards, split."""
+    return _digest(
+        {
+            "job": job_identity(job),
+            "spec": spec_fields(job),
+            "model": job.model.model_dump(mode="json"),
+            "shards": shards,
+            "split": split_bytes,
+            "version": PLAN_VERSION,
+        }
+    )
+
+
+def content_digest(key: str, model: dict[str, Any], items: list[WorkItem]) -> str:
+    """``job_key`` plus the model's and the inputs' content."""
+    objects = sorted({(item.key, item.size, item.version) for item in items})
+    return _digest({"key": key, "model": model, "objects": objects})
+
+
+def successor(content: str, previous: str) -> str:
+    """The fingerprint of a state that replaces state ``previous``: never an earlier one's, so
+    going back to an earlier spec or input does not find that state's stale done-markers."""
+    return _digest([content, previous])
 
 
 def _items_for(store: Store, job: ResolvedJob, obj: InputObject, split: int, first: int) -> list[WorkItem]:
     transform = job.spec.transformInput
     fmt = content_format(transform.contentType, "transformInput.contentType")
-    whole = [WorkItem(first, obj.key, obj.name, obj.size, weight=obj.size)]
-    if obj.size <= split or is_gzip(job, obj.key):
+    whole = [WorkItem(first, obj.key, obj.name, obj.size, weight=obj.size, version=obj.version)]
+    if obj.size <= split or is_gzip(job):
         return whole
     if fmt.splitting == Splitting.ROW_GROUPS:
         groups = parquet_row_group_ranges(store, obj.key, split)
         return [
             WorkItem(
-                first + i, obj.key, obj.name, obj.size, part=i, parts=len(groups), row_groups=(a, b), weight=w
+                first + i,
+                obj.key,
+                obj.name,
+                obj.size,
+                part=i,
+                parts=len(groups),
+                row_groups=(a, b),
+                weight=w,
+                version=obj.version,
             )
             for i, (a, b, w) in enumerate(groups)
         ]
@@ -149,10 +196,25 @@ def _items_for(store: Store, job: ResolvedJob, obj: InputObject, split: int, fir
     ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     return [
         WorkItem(
-            first + i, obj.key, obj.name, obj.size, start=a, end=b, part=i, parts=len(ranges), weight=b - a
+            first + i,
+            obj.key,
+            obj.name,
+            obj.size,
+            start=a,
+            end=b,
+            part=i,
+            parts=len(ranges),
+            weight=b - a,
+            version=obj.version,
         )
         for i, (a, b) in enumerate(ranges)
     ]
+
+
+def balanced_split(split: int, sizes: list[int], shards: int) -> int:
+    """The item size that gives each shard about ``ITEMS_PER_SHARD`` items (see the module docstring)."""
+    per_item = -(-sum(sizes) // (ITEMS_PER_SHARD * max(1, shards)))
+    return min(split, max(MIN_BALANCED_SPLIT_BYTES, per_item))
 
 
 def assign(weights: list[int], shards: int) -> list[int]:
@@ -171,17 +233,26 @@ def assign(weights: list[int], shards: int) -> list[int]:
 
 
 def make_plan(job: ResolvedJob, shards: int, split_bytes: int | None = None) -> Plan:
-    """List the inputs and plan ``shards`` shards over them (no storage writes)."""
+    """List the inputs, identify the model and plan ``shards`` shards (no storage writes)."""
     split = split_bytes or split_bytes_setting()
     store, objects = list_inputs(job.spec)
     items: list[WorkItem] = []
+    cut = balanced_split(split, [obj.size for obj in objects], shards)
     for obj in objects:
-        items.extend(_items_for(store, job, obj, split, len(items)))
+        items.extend(_items_for(store, job, obj, cut, len(items)))
+    model = {
+        "spec": job.model.model_dump(mode="json"),
+        "content": model_identity(job.model, s3_settings(job.spec)),
+    }
+    content = content_digest(job_key(job, shards, split), model, items)
     return Plan(
-        fingerprint=fingerprint(job, shards, split),
+        fingerprint=content,
         shards=shards,
         split_bytes=split,
         input_store=store.uri(""),
         items=items,
         assignment=assign([item.weight for item in items], shards),
+        spec=spec_fields(job),
+        model=model,
+        content=content,
     )

@@ -4,8 +4,10 @@ Each attempt runs ``predict`` on a watchdog thread with ``retrySettings.timeoutS
 exception or timeout is retried ``maxRetries`` times with a short backoff. Then:
 ``RecordsRejected`` fails the named records and predicts the rest; ``BatchRejected`` (and a
 generic error that survived the retries) bisects the batch until the bad records stand alone;
-a timeout fails the whole batch. ``InputSchemaError`` (every record would fail) and
-``DeviceOutOfMemoryError`` propagate and end the shard.
+a timeout fails the whole batch. With ``whole_files`` (a scoring script handed whole files,
+kbt.api.azureml) bisection cuts only between input files, and a file that fails alone fails all
+its records: a script never sees part of a file. ``InputSchemaError`` (every record would fail)
+and ``DeviceOutOfMemoryError`` propagate and end the shard.
 """
 
 from __future__ import annotations
@@ -81,9 +83,10 @@ def _call_with_timeout(predictor: Predictor, batch: ModelInput, timeout: float) 
 class ModelRunner:
     """Predicts mini-batches with the job's retry settings."""
 
-    def __init__(self, predictor: Predictor, retry: RetrySettings) -> None:
+    def __init__(self, predictor: Predictor, retry: RetrySettings, whole_files: bool = False) -> None:
         self.predictor = predictor
         self.retry = retry
+        self.whole_files = whole_files
 
     def _attempts(self, batch: ModelInput, retries: int) -> Rows:
         for attempt in range(retries + 1):
@@ -128,15 +131,24 @@ class ModelRunner:
             return
         except Exception as exc:
             reason = str(exc) if isinstance(exc, BatchRejected) else f"{type(exc).__name__}: {exc}"
-            if len(positions) == 1:
-                outcome.failed[positions[0]] = " ".join(reason.split())
+            half = self._half(batch, positions)
+            if half == 0:
+                self._fail_all(positions, " ".join(reason.split()), outcome)
                 return
-            half = len(positions) // 2
             self._run(batch, positions[:half], 0, outcome)
             self._run(batch, positions[half:], 0, outcome)
             return
         outcome.positions.extend(positions)
         outcome.rows.append(rows)
+
+    def _half(self, batch: ModelInput, positions: list[int]) -> int:
+        """Where to bisect failing ``positions``: their middle, or with whole files the file
+        boundary nearest to it; 0 when they cannot be split (one record, or one whole file)."""
+        if not self.whole_files:
+            return len(positions) // 2
+        sources = [batch.records[p].source for p in positions]
+        cuts = [i for i in range(1, len(sources)) if sources[i] != sources[i - 1]]
+        return min(cuts, key=lambda cut: abs(cut - len(positions) / 2), default=0)
 
     @staticmethod
     def _fail_all(positions: list[int], reason: str, outcome: Outcome) -> None:

@@ -11,7 +11,6 @@ as one bad record at the failing offset and the item ends.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import zlib
@@ -26,6 +25,7 @@ from kbt.api.models import CsvOptions
 from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import Record, new_records
 from kbt.runner.batching import BatchLimit, Failure
+from kbt.runner.compression import decompressed
 from kbt.runner.errors import InputError
 from kbt.runner.formats import ContentFormat, Framing, Splitting, content_format
 from kbt.runner.framing import (
@@ -37,7 +37,7 @@ from kbt.runner.framing import (
     tfrecord_records,
 )
 from kbt.runner.parquet_io import iter_row_batches, open_parquet
-from kbt.runner.plan import WorkItem, is_gzip
+from kbt.runner.plan import WorkItem
 from kbt.storage import Store
 
 HEADER_PROBE = 1024 * 1024
@@ -112,10 +112,8 @@ class ItemReader:
 
     def _open(self, start: int, end: int | None) -> BinaryIO:
         self.counter = CountingReader(self.store.open(self.item.key, start, end))
-        raw: BinaryIO = io.BufferedReader(self.counter, 1024 * 1024)
-        if is_gzip(self.job, self.item.key):
-            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-        return raw
+        raw = io.BufferedReader(self.counter, 1024 * 1024)
+        return decompressed(self.job, raw, self.store.uri(self.item.key))
 
     def _chunks(self) -> Iterator[Chunk]:
         """Records with absolute offsets, a list at a time; a framing error that ends the object

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from typing import Any
 from kbt import log as kbt_log
 from kbt.api.azureml import mini_batch_mode
 from kbt.api.exitcodes import ExitCode
+from kbt.api.models import OutputAction
 from kbt.api.resolved import ResolvedJob
 from kbt.api.shardmap import ShardMapError, shard_index
 from kbt.flavors.base import LoadContext, Predictor
@@ -30,9 +32,9 @@ from kbt.runner.errors import ConfigError, exit_code_for, one_line
 from kbt.runner.finalize import all_shards_done, finalize
 from kbt.runner.inputs import s3_settings
 from kbt.runner.logarchive import LogArchive
-from kbt.runner.pipeline import Pipeline, Threshold
+from kbt.runner.pipeline import Pipeline
 from kbt.runner.progress import FileSink, KubernetesSink, ProgressSink, Reporter, ShardStats, utc_now
-from kbt.runner.state import Layout, done_markers, layout_for, load_or_create_plan
+from kbt.runner.state import Layout, current_plan, done_markers, layout_for
 from kbt.settings import RunnerSettings
 from kbt.storage import open_location
 
@@ -69,8 +71,9 @@ def load_model(job: ResolvedJob, layout: Layout, scratch: Path) -> Predictor:
     environment = {var.name: var.value for var in [*job.model.environment, *job.spec.environment]}
     local = fetch_model(job.model, scratch, s3_settings(job.spec))
     outputs = custom_outputs(job, layout, scratch / "outputs")
+    summary_only = job.spec.transformOutput.outputAction == OutputAction.SUMMARY_ONLY
     ctx = LoadContext(
-        job.model, local, scratch, outputs.folder, environment, mini_batch_mode(job.spec, job.model)
+        job.model, local, scratch, outputs.folder, environment, mini_batch_mode(job.spec, job.model), summary_only
     )
     predictor: Predictor = SyncedPredictor(load_predictor(ctx), outputs)
     # The model and the imported frameworks live until the shard ends: take them out of the
@@ -107,7 +110,7 @@ def run_shard(
     total = shards or job.spec.shards
     if not 0 <= index < total:
         raise ConfigError(f"shard index {index} is outside 0..{total - 1}")
-    layout = layout_for(job, total, split_bytes)
+    layout = layout_for(job)
     stop = stop or threading.Event()
     stats = ShardStats(index)
     archive = LogArchive(layout.store, layout.log_key(index))
@@ -118,6 +121,7 @@ def run_shard(
         interval,
         on_tick=_every(LOG_FLUSH_SECONDS, archive.flush),
     )
+    scratch = scratch_dir()
     with archive:
         reporter.start()
         try:
@@ -126,6 +130,7 @@ def run_shard(
                 index,
                 total,
                 layout,
+                scratch,
                 stats=stats,
                 stop=stop,
                 predictor=predictor,
@@ -140,6 +145,7 @@ def run_shard(
             log.error("shard failed", shard=index, reason=stats.message, exit_code=int(exit_code_for(exc)))
             raise
         finally:
+            shutil.rmtree(scratch, ignore_errors=True)
             reporter.stop()
             _quietly(archive.flush)
 
@@ -149,6 +155,7 @@ def _run(
     index: int,
     total: int,
     layout: Layout,
+    scratch: Path,
     *,
     stats: ShardStats,
     stop: threading.Event,
@@ -156,7 +163,8 @@ def _run(
     split_bytes: int | None,
     started: float,
 ) -> ShardResult:
-    plan = load_or_create_plan(job, layout, total, split_bytes)
+    plan, _ = current_plan(job, layout, total, split_bytes)
+    layout = layout.for_plan(plan)
     items = plan.for_shard(index)
     markers = done_markers(layout)
     stats.items_total, stats.bytes_total = len(items), sum(item.weight for item in items)
@@ -170,7 +178,6 @@ def _run(
     log.info(
         "shard starting", shard=index, shards=total, items=len(items), todo=len(todo), plan=plan.fingerprint
     )
-    scratch = scratch_dir()
     input_store, _ = open_location(plan.input_store or "/", s3_settings(job.spec))
     if todo:
         stats.state = "loading"
@@ -186,7 +193,6 @@ def _run(
         Pipeline(job, model, input_store, layout, stats=stats, scratch=scratch, stop=stop).run(
             todo, committed
         )
-    Threshold(job.spec.errorThreshold).check(stats.records_failed, stats.records_processed, final=True)
     seconds = time.monotonic() - started
     shard_marker = {
         "index": index,

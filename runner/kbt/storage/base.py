@@ -41,6 +41,7 @@ class StorageUnavailable(Exception):
 class ObjectInfo:
     key: str
     size: int
+    version: str = ""  # changes whenever the content may have: S3 ETag, local modification time
 
 
 class Store(ABC):
@@ -56,6 +57,10 @@ class Store(ABC):
 
     @abstractmethod
     def size(self, key: str) -> int: ...
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Size and version of ``key``; ``ObjectNotFound`` when it does not exist."""
 
     @abstractmethod
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:

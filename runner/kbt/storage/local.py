@@ -38,6 +38,10 @@ class _LocalRange(io.RawIOBase):
         super().close()
 
 
+def _info(key: str, stat: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(key, stat.st_size, f"mtime:{stat.st_mtime_ns}")
+
+
 class LocalStore(Store):
     """The local file system; keys are absolute POSIX paths."""
 
@@ -47,7 +51,7 @@ class LocalStore(Store):
     def list_objects(self, prefix: str) -> list[ObjectInfo]:
         root = Path(prefix if prefix.endswith("/") else os.path.dirname(prefix) or "/")
         if Path(prefix).is_file():
-            return [ObjectInfo(prefix, Path(prefix).stat().st_size)]
+            return [self.stat(prefix)]
         if not root.is_dir():
             return []
         found = []
@@ -55,12 +59,18 @@ class LocalStore(Store):
             for name in files:
                 path = os.path.join(directory, name)
                 if path.startswith(prefix) and TEMP_MARK not in name:
-                    found.append(ObjectInfo(Path(path).as_posix(), os.path.getsize(path)))
+                    found.append(_info(Path(path).as_posix(), os.stat(path)))
         return sorted(found)
 
     def size(self, key: str) -> int:
         try:
             return Path(key).stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{key}: no such file") from None
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            return _info(key, os.stat(key))
         except FileNotFoundError:
             raise ObjectNotFound(f"{key}: no such file") from None
 

@@ -156,7 +156,7 @@ class S3Store(Store):
         def listing() -> list[ObjectInfo]:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
             return [
-                ObjectInfo(item["Key"], int(item["Size"]))
+                ObjectInfo(item["Key"], int(item["Size"]), item.get("ETag", ""))
                 for page in pages
                 for item in page.get("Contents", [])
                 if not item["Key"].endswith("/") and TEMP_MARK not in item["Key"]
@@ -165,8 +165,11 @@ class S3Store(Store):
         return sorted(self.call("list", prefix, listing))
 
     def size(self, key: str) -> int:
+        return self.stat(key).size
+
+    def stat(self, key: str) -> ObjectInfo:
         head = self.call("stat", key, lambda: self.client.head_object(Bucket=self.bucket, Key=key))
-        return int(head["ContentLength"])
+        return ObjectInfo(key, int(head["ContentLength"]), head.get("ETag", ""))
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         return io.BufferedReader(_RangeReader(self, key, start, end), COPY_CHUNK)
