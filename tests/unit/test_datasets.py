@@ -58,7 +58,7 @@ def test_kbt_datasets_wins(datasets: Path, tmp_path: Path) -> None:
 
 
 def test_shared_folder_then_cache(datasets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert lookup.SHARED == REPO.parent / "shared" / "datasets"
+    assert REPO.parent / "shared" / "datasets" == lookup.SHARED
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     cache = lookup.cache_dir(env)
     assert cache == tmp_path / "cache" / "kbt" / "datasets"

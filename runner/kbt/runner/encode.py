@@ -44,7 +44,7 @@ from kbt.runner.dataproc import (
 )
 from kbt.runner.decode import Decoded
 from kbt.runner.errors import ConfigError
-from kbt.runner.formats import Encoding, content_format, known_format
+from kbt.runner.formats import Encoding, content_format, known_format, media_type
 from kbt.runner.reader import Batch
 
 PREDICTION_COLUMN = "prediction"
@@ -131,7 +131,11 @@ def output_type(job: ResolvedJob) -> AcceptType:
     """``accept``, or CSV rows for Azure's append_row file, or the input format's default."""
     accept = job.spec.transformOutput.accept
     if accept is not None:
-        return accept
+        try:
+            return AcceptType(media_type(accept))
+        except ValueError:
+            known = ", ".join(AcceptType)
+            raise ConfigError(f"transformOutput.accept: kbt cannot write {accept!r} (known: {known})") from None
     if azure_append_row(job.spec, job.model):
         return AcceptType.CSV
     return content_format(job.spec.transformInput.contentType, "transformInput.contentType").default_accept
