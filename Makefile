@@ -36,8 +36,9 @@ e2e: install ## Operator and fault tests on the cluster in KUBECONFIG (settings:
 bench-operator: install ## Operator on kmock: 200 BatchTransformJobs -> Jobs, status lag, RSS
 	$(PY) bench/operator_bench.py --jobs 200
 
-lint: install ## ruff and mypy
+lint: install ## ruff (lint and format) and mypy
 	$(VENV)/bin/ruff check runner operator tests bench examples
+	$(VENV)/bin/ruff format --check runner operator tests bench examples
 	$(VENV)/bin/mypy
 
 bench-runner: install ## Runner throughput: kbt run --workers 2 vs an in-process baseline, 1M heart rows

@@ -73,7 +73,9 @@ def outcome_counts(junit_file: Path) -> dict[str, dict[str, int]]:
 def render(rows: list[tuple[str, int, int, int, int]], outcomes: dict[str, dict[str, int]]) -> str:
     header = f"{'fault suite':<28}{'trials':>8}{'failures':>10}{'data lost':>11}{'data duplicated':>17}"
     lines = ["", header, "-" * len(header)]
-    lines += [f"{suite:<28}{trials:>8}{failed:>10}{lost:>11}{dup:>17}" for suite, trials, failed, lost, dup in rows]
+    lines += [
+        f"{suite:<28}{trials:>8}{failed:>10}{lost:>11}{dup:>17}" for suite, trials, failed, lost, dup in rows
+    ]
     if not rows:
         lines.append("(no trials recorded)")
     lines += ["", f"{'test group':<40}{'passed':>8}{'failed':>8}{'xfailed':>9}{'skipped':>9}"]

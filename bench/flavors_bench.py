@@ -62,7 +62,8 @@ def _timed(run: Callable[[], None]) -> float:
 
 def report(name: str, ceiling: float, flavor: float) -> None:
     print(
-        f"{name:<28} ceiling {ceiling:>10.0f} rec/s   flavor {flavor:>10.0f} rec/s   ratio {flavor / ceiling:5.2f}"
+        f"{name:<28} ceiling {ceiling:>10.0f} rec/s   flavor {flavor:>10.0f} rec/s   "
+        f"ratio {flavor / ceiling:5.2f}"
     )
 
 

@@ -33,8 +33,12 @@ from harness.kmock_cluster import ApiServer, Client, JobController, running_oper
 
 NS = "bench"
 BTJS = "kbt.dev/v1alpha1/batchtransformjobs"
-MODEL = {"apiVersion": "kbt.dev/v1alpha1", "kind": "Model", "metadata": {"name": "m", "namespace": NS},
-         "spec": {"uri": "s3://models/m/", "flavor": "sklearn"}}
+MODEL = {
+    "apiVersion": "kbt.dev/v1alpha1",
+    "kind": "Model",
+    "metadata": {"name": "m", "namespace": NS},
+    "spec": {"uri": "s3://models/m/", "flavor": "sklearn"},
+}
 
 
 def rss_mib() -> float:
@@ -70,10 +74,18 @@ async def wait_until(check: Any, timeout: float) -> float:
 
 async def baseline(client: Client, count: int) -> float:
     """Seconds to POST `count` Job-sized objects directly (what the operator cannot beat)."""
-    job = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"completions": 4}, "metadata": {"namespace": "baseline"}}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {"completions": 4},
+        "metadata": {"namespace": "baseline"},
+    }
     started = time.perf_counter()
     for index in range(count):
-        await client.create("/apis/batch/v1/namespaces/baseline/jobs", job | {"metadata": {"name": f"b-{index}", "namespace": "baseline"}})
+        await client.create(
+            "/apis/batch/v1/namespaces/baseline/jobs",
+            job | {"metadata": {"name": f"b-{index}", "namespace": "baseline"}},
+        )
     return time.perf_counter() - started
 
 
@@ -100,7 +112,10 @@ async def lag(server: ApiServer, names: list[str], state: str, change: Any) -> l
 def describe(values: list[float]) -> str:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-    return f"median {statistics.median(ordered) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+    return (
+        f"median {statistics.median(ordered) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"max {ordered[-1] * 1000:.0f} ms"
+    )
 
 
 async def main(count: int) -> None:
@@ -120,10 +135,20 @@ async def main(count: int) -> None:
                 for index in range(count):
                     await client.create_btj(manifest(index))
                 created = time.perf_counter() - started
-                to_jobs = await wait_until(lambda: len(server.list_objects("batch/v1/jobs", NS)) == count, 300) + created
-                to_status = await wait_until(
-                    lambda: all(((server.read(BTJS, NS, n) or {}).get("status") or {}).get("jobName") for n in names), 300
-                ) + to_jobs
+                to_jobs = (
+                    await wait_until(lambda: len(server.list_objects("batch/v1/jobs", NS)) == count, 300)
+                    + created
+                )
+                to_status = (
+                    await wait_until(
+                        lambda: all(
+                            ((server.read(BTJS, NS, n) or {}).get("status") or {}).get("jobName")
+                            for n in names
+                        ),
+                        300,
+                    )
+                    + to_jobs
+                )
                 start_lag = await lag(server, names, "InProgress", lambda n: jobs.start(NS, f"btj-{n}-0"))
 
                 async def finish(name: str) -> None:
@@ -132,16 +157,24 @@ async def main(count: int) -> None:
 
                 done_lag = await lag(server, names, "Completed", finish)
                 rss_after = rss_mib()
-    print(f"operator bench: {count} BatchTransformJobs (4 shards each), kmock API in-process, 1 operator thread")
+    print(
+        f"operator bench: {count} BatchTransformJobs (4 shards each), kmock API in-process, 1 operator thread"
+    )
     print(f"  create {count} BTJs (test client)          : {created:.2f} s")
     print(f"  until all {count} Indexed Jobs exist       : {to_jobs:.2f} s  ({count / to_jobs:.0f} jobs/s)")
     print(f"  until every status names its Job       : {to_status:.2f} s")
-    print(f"  baseline: POST {count} Jobs directly      : {direct:.2f} s  (operator/baseline = {to_jobs / direct:.1f}x;"
-          " the operator makes ~8 API calls per job)")
+    print(
+        f"  baseline: POST {count} Jobs directly      : {direct:.2f} s  "
+        f"(operator/baseline = {to_jobs / direct:.1f}x;"
+        " the operator makes ~8 API calls per job)"
+    )
     print(f"  status lag, Job started -> InProgress : {describe(start_lag)}")
     print(f"  status lag, Job complete -> Completed : {describe(done_lag)}")
-    print(f"  process RSS: {rss_before:.0f} MiB before operator, {rss_after:.0f} MiB after ({rss_after - rss_before:+.0f} MiB;"
-          " test client and kmock share the process)")
+    print(
+        f"  process RSS: {rss_before:.0f} MiB before operator, {rss_after:.0f} MiB after "
+        f"({rss_after - rss_before:+.0f} MiB;"
+        " test client and kmock share the process)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1; yields its endpoint URL. Credentials are moto's dummies."""
-    from moto.server import ThreadedMotoServer
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 (heavy: only S3 fixtures)
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

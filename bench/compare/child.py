@@ -271,7 +271,9 @@ def _kbt_loaded_seconds(task: Task) -> float:
 
 
 def _emit_kbt_result(task: Task, seconds: float) -> None:
-    emit_result(seconds=seconds, records=_kbt_succeeded_records(task), loaded_seconds=_kbt_loaded_seconds(task))
+    emit_result(
+        seconds=seconds, records=_kbt_succeeded_records(task), loaded_seconds=_kbt_loaded_seconds(task)
+    )
 
 
 def kbt_run(task: Task) -> None:

@@ -52,7 +52,7 @@ def write_tabular(rows: int, files: int, out_dir: Path) -> dict[str, Path]:
 
 def write_mnist(count: int, out_dir: Path, per_dir: int = 10_000) -> None:
     """`count` 28x28 grayscale PNGs: seed digits shifted up to 2 px with pixel noise."""
-    from PIL import Image
+    from PIL import Image  # noqa: PLC0415 (heavy: only image datasets)
 
     rng = np.random.default_rng(0)
     seeds = [
@@ -71,7 +71,7 @@ def write_mnist(count: int, out_dir: Path, per_dir: int = 10_000) -> None:
 
 def write_jpegs(count: int, out_dir: Path) -> None:
     """`count` RGB JPEGs around 300x300 cut from the goldfish image, flipped and tinted."""
-    from PIL import Image
+    from PIL import Image  # noqa: PLC0415 (heavy: only image datasets)
 
     rng = np.random.default_rng(0)
     source = Image.open(DATASETS / "imagenet" / "goldfish.JPEG").convert("RGB")

@@ -276,14 +276,19 @@ class Harness:
                 if "loaded_seconds" in run.result:
                     self._record_loaded(results, measurement, float(run.result["loaded_seconds"]))
                 log(
-                    f"  {measurement.seconds[-1]:.2f}s  {run.peak_rss_mb:.0f} MiB  {measurement.records} records"
+                    f"  {measurement.seconds[-1]:.2f}s  {run.peak_rss_mb:.0f} MiB  "
+                    f"{measurement.records} records"
                 )
 
-    def _record_loaded(self, results: dict[str, Measurement], measurement: Measurement, seconds: float) -> None:
+    def _record_loaded(
+        self, results: dict[str, Measurement], measurement: Measurement, seconds: float
+    ) -> None:
         """kbt's time once its model is loaded, as a contender of its own (``<kbt>-loaded``)."""
         name = f"{measurement.contender}{LOADED_SUFFIX}"
         if name not in results:
-            results[name] = Measurement(measurement.workload, measurement.variant, name, measurement.expected_records)
+            results[name] = Measurement(
+                measurement.workload, measurement.variant, name, measurement.expected_records
+            )
             self.measurements.append(results[name])
         loaded = results[name]
         loaded.seconds.append(seconds)

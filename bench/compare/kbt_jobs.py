@@ -9,6 +9,9 @@ import yaml
 from bench.compare.models import GENERATION, IMAGE_PREP
 from bench.compare.task import Task
 
+from kbt.api.models import BatchTransformJob
+from kbt.api.resolved import ResolvedJob
+
 CONTENT_TYPES = {
     "csv": "text/csv",
     "parquet": "application/x-parquet",
@@ -88,9 +91,6 @@ def write_job_yaml(task: Task, path: Path, name: str = "bench") -> Path:
 
 def write_resolved_job(task: Task, path: Path, name: str = "bench") -> Path:
     """The ResolvedJob a Job's pods get (ConfigMap in a cluster), with one shard per worker."""
-    from kbt.api.models import BatchTransformJob
-    from kbt.api.resolved import ResolvedJob
-
     job = BatchTransformJob.model_validate(job_manifest(task, name))
     spec = job.spec.model_copy(update={"shardCount": task.workers})
     if spec.model is None:

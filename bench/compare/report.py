@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import platform
 import statistics
 from collections.abc import Sequence
@@ -92,7 +93,8 @@ def _fmt(value: float | None, pattern: str = "{:.2f}") -> str:
 
 def results_table(rows: Sequence[Row], workload: str) -> list[str]:
     lines = [
-        "| input | contender | runs | median s | spread s (min–max) | records/s | peak RSS MiB | kbt run ÷ this | ok |",
+        "| input | contender | runs | median s | spread s (min–max) | records/s | peak RSS MiB "
+        "| kbt run ÷ this | ok |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in (r for r in rows if r.workload == workload):
@@ -102,8 +104,10 @@ def results_table(rows: Sequence[Row], workload: str) -> list[str]:
             else ("yes" if row.records_ok else "record count differs")
         )
         lines.append(
-            f"| {row.variant} | {LABELS.get(row.contender, row.contender)} | {row.runs} | {_fmt(row.median_s)} "
-            f"| {_fmt(row.low_s)}–{_fmt(row.high_s)} | {_fmt(row.throughput, '{:,.0f}')} | {_fmt(row.rss_mb, '{:,.0f}')} "
+            f"| {row.variant} | {LABELS.get(row.contender, row.contender)} | {row.runs} "
+            f"| {_fmt(row.median_s)} "
+            f"| {_fmt(row.low_s)}–{_fmt(row.high_s)} | {_fmt(row.throughput, '{:,.0f}')} "
+            f"| {_fmt(row.rss_mb, '{:,.0f}')} "
             f"| {_fmt(ratio(rows, row), '{:.2f}x')} | {status} |"
         )
     return lines
@@ -121,7 +125,8 @@ def goal_lines(rows: Sequence[Row]) -> list[str]:
                     verdict = "–" if value is None else ("MET" if value >= target else "MISSED")
                     who = "kbt" if kbt == "kbt-run" else "kbt after model load"
                     lines.append(
-                        f"| {workload} | {variant} | {who} ≥ {target}x {contender} | {_fmt(value, '{:.2f}x')} | {verdict} |"
+                        f"| {workload} | {variant} | {who} ≥ {target}x {contender} "
+                        f"| {_fmt(value, '{:.2f}x')} | {verdict} |"
                     )
     kbt_scale = [
         r
@@ -139,10 +144,10 @@ def goal_lines(rows: Sequence[Row]) -> list[str]:
 
 
 def plot(rows: Sequence[Row], out_dir: Path) -> list[Path]:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 (heavy: only when plotting)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (heavy: only when plotting)
 
     written: list[Path] = []
     for workload in dict.fromkeys(r.workload for r in rows if r.workload != "scale"):
@@ -210,7 +215,8 @@ def write_report(data: dict[str, Any], out_dir: Path, command: str, elapsed_s: f
         f"Command: `{command}` — took {elapsed_s / 60:.1f} min. Machine: {platform.machine()}, "
         f"{_cpus()} CPUs, Python {platform.python_version()}.",
         "",
-        f"Sizes: {plan['rows']:,} tabular rows in {plan['files']} files; {plan['mnist_images']:,} MNIST PNGs; "
+        f"Sizes: {plan['rows']:,} tabular rows in {plan['files']} files; "
+        f"{plan['mnist_images']:,} MNIST PNGs; "
         f"{plan['resnet_images']:,} ResNet-50 JPEGs; {plan['docs']:,} billsum documents. "
         f"{plan['repeats']} repetitions per contender ({plan['scale_repeats']} in the scale workload), "
         f"contender order rotated each repetition; {plan['workers']} workers unless stated.",
@@ -241,6 +247,4 @@ def write_report(data: dict[str, Any], out_dir: Path, command: str, elapsed_s: f
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0))

@@ -29,7 +29,7 @@ def free_port() -> int:
 @contextmanager
 def moto_server() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 (threaded, in this process); yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 (dev dep: only S3 runs)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     port = free_port()

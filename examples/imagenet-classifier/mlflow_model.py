@@ -18,7 +18,7 @@ from mlflow.pyfunc.model import PythonModel, PythonModelContext
 
 class ResNet50Top5(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
-        import keras
+        import keras  # noqa: PLC0415 (heavy: keras loads tensorflow)
 
         self.model = keras.saving.load_model(context.artifacts["model"], compile=False)
         self.labels = load_labels(Path(context.artifacts["labels"]), int(self.model.output_shape[-1]))

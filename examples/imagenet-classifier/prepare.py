@@ -20,6 +20,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +36,7 @@ MODEL_CODE = [HERE / "score.py", HERE / "imagenet_top5.py"]
 
 
 def save_keras_model(model_dir: Path) -> Path:
-    import keras
+    import keras  # noqa: PLC0415 (heavy: keras loads tensorflow)
 
     keras.utils.set_random_seed(0)
     model = keras.applications.ResNet50(weights=None, classes=1000)
@@ -45,9 +47,8 @@ def save_keras_model(model_dir: Path) -> Path:
 
 
 def save_mlflow_model(keras_path: Path, target: Path) -> None:
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
+    from mlflow.models import ModelSignature  # noqa: PLC0415 (heavy: mlflow costs seconds)
+    from mlflow.types import Schema, TensorSpec  # noqa: PLC0415 (heavy: mlflow costs seconds)
 
     shutil.rmtree(target, ignore_errors=True)
     signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (-1, *IMAGE_SIZE, 3))]))
@@ -58,8 +59,8 @@ def save_mlflow_model(keras_path: Path, target: Path) -> None:
 
 
 def _save_pyfunc(target: Path, keras_path: Path, signature: Any) -> None:
-    import mlflow.pyfunc
-    from mlflow_model import ResNet50Top5
+    import mlflow.pyfunc  # noqa: PLC0415 (heavy: mlflow costs seconds)
+    from mlflow_model import ResNet50Top5  # noqa: PLC0415 (heavy: imports mlflow)
 
     mlflow.pyfunc.save_model(
         str(target),

@@ -20,7 +20,7 @@ loaded: dict[str, Any] = {}  # what init() loads once per process: the model and
 
 
 def init() -> None:
-    import keras
+    import keras  # noqa: PLC0415 (heavy: keras loads tensorflow)
 
     model_dir = Path(os.environ["AZUREML_MODEL_DIR"])
     model = keras.saving.load_model(model_dir / "resnet50.keras", compile=False)

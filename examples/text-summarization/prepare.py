@@ -36,8 +36,8 @@ def billsum_files(count: int) -> list[Path]:
 
 
 def build_tokenizer(texts: list[str], model_dir: Path) -> Any:
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import BartTokenizer
+    from tokenizers import ByteLevelBPETokenizer  # noqa: PLC0415 (heavy: only tokenizer step)
+    from transformers import BartTokenizer  # noqa: PLC0415 (heavy: only tokenizer step)
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=VOCAB_SIZE, min_frequency=2, special_tokens=SPECIAL_TOKENS)
@@ -53,8 +53,8 @@ def build_tokenizer(texts: list[str], model_dir: Path) -> Any:
 
 
 def build_model(tokenizer: Any, model_dir: Path) -> None:
-    import torch
-    from transformers import BartConfig, BartForConditionalGeneration
+    import torch  # noqa: PLC0415 (heavy: only model step)
+    from transformers import BartConfig, BartForConditionalGeneration  # noqa: PLC0415 (heavy: only model step)
 
     torch.manual_seed(0)
     config = BartConfig(

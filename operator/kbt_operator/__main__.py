@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigException as exc:
         print(f"kbt operator: no in-cluster service account and no usable kubeconfig: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    import kbt_operator.handlers  # noqa: F401  (registers the handlers)
+    import kbt_operator.handlers  # noqa: F401, PLC0415 (registers the handlers)
 
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
     kopf.run(

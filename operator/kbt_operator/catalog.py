@@ -5,8 +5,9 @@ runner image of a shard pod. The built-in types are every SageMaker type of the 
 ``kbt.api.instance_types`` (the one `kbt validate` checks against), requesting a share of their
 nominal CPU and memory (``RequestPercent``: env ``KBT_CPU_REQUEST_PERCENT`` and
 ``KBT_MEMORY_REQUEST_PERCENT``, chart value ``instanceTypeRequests``; default 90%) with limits
-at the nominal size, GPU types selecting their GPU product; an operator-level YAML file (path in env ``KBT_INSTANCE_TYPES``; the Helm chart renders its
-``instanceTypes`` value into it) adds types, and replaces built-in ones of the same name.
+at the nominal size, GPU types selecting their GPU product; an operator-level YAML file (path in
+env ``KBT_INSTANCE_TYPES``; the Helm chart renders its ``instanceTypes`` value into it) adds
+types, and replaces built-in ones of the same name.
 
 File format, a mapping of instance-type names to entries::
 
@@ -48,7 +49,14 @@ from kbt.api.instance_types import (
 )
 from kbt.api.models import QUANTITY
 
-__all__ = ["BUILTIN_TYPES", "Catalog", "CatalogError", "InstanceType", "RequestPercent", "UnknownInstanceTypeError"]
+__all__ = [
+    "BUILTIN_TYPES",
+    "Catalog",
+    "CatalogError",
+    "InstanceType",
+    "RequestPercent",
+    "UnknownInstanceTypeError",
+]
 
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_TOLERATION: dict[str, Any] = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
@@ -78,7 +86,10 @@ class Resources(BaseModel):
     def _numbers_as_text(cls, value: Any) -> Any:
         """YAML gives `nvidia.com/gpu: 1` as a number; Kubernetes quantities are strings."""
         if isinstance(value, Mapping):
-            return {k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in value.items()}
+            return {
+                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for k, v in value.items()
+            }
         return value
 
 
@@ -119,8 +130,14 @@ class RequestPercent:
 
 
 def _builtin(spec: InstanceSpec, percent: RequestPercent) -> InstanceType:
-    requests = {"cpu": f"{max(1, spec.vcpus * 10 * percent.cpu)}m", "memory": f"{max(1, spec.memory_mib * percent.memory // 100)}Mi"}
-    limits = {"cpu": str(spec.vcpus), "memory": f"{spec.memory_mib}Mi" if spec.memory_mib % 1024 else f"{spec.memory_mib // 1024}Gi"}
+    requests = {
+        "cpu": f"{max(1, spec.vcpus * 10 * percent.cpu)}m",
+        "memory": f"{max(1, spec.memory_mib * percent.memory // 100)}Mi",
+    }
+    limits = {
+        "cpu": str(spec.vcpus),
+        "memory": f"{spec.memory_mib}Mi" if spec.memory_mib % 1024 else f"{spec.memory_mib // 1024}Gi",
+    }
     resource = spec.accelerator_resource
     if resource:
         requests[resource] = limits[resource] = str(spec.accelerators)
@@ -140,7 +157,9 @@ BUILTIN_TYPES: dict[str, InstanceType] = builtin_types()
 
 
 def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(entry)'}: {err['msg']}" for err in exc.errors())
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(entry)'}: {err['msg']}" for err in exc.errors()
+    )
 
 
 class Catalog:
@@ -160,7 +179,9 @@ class Catalog:
         return cls(builtin_types(percent))
 
     @classmethod
-    def from_entries(cls, entries: Mapping[str, Any], source: str, percent: RequestPercent = RequestPercent()) -> Catalog:
+    def from_entries(
+        cls, entries: Mapping[str, Any], source: str, percent: RequestPercent = RequestPercent()
+    ) -> Catalog:
         """Built-in types plus (replaced by, on equal names) the given catalog-file entries."""
         types = builtin_types(percent)
         for name, entry in entries.items():

@@ -22,7 +22,9 @@ def local_uri_problem(job: BatchTransformJob, model: Model | None) -> str | None
     """Why `job` cannot run in a cluster (every local ``field: uri``), or None when it can."""
     spec = job.spec
     uris = {
-        "spec.transformInput.dataSource.s3DataSource.s3Uri": spec.transformInput.dataSource.s3DataSource.s3Uri,
+        "spec.transformInput.dataSource.s3DataSource.s3Uri": (
+            spec.transformInput.dataSource.s3DataSource.s3Uri
+        ),
         "spec.transformOutput.s3OutputPath": spec.transformOutput.s3OutputPath,
     }
     if spec.model is not None:

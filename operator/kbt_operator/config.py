@@ -106,7 +106,8 @@ class OperatorConfig:
             image_pull_policy=policy,
             catalog_path=Path(catalog) if catalog else None,
             request_percent=RequestPercent(
-                cpu=max(1, _int(env, "KBT_CPU_REQUEST_PERCENT", 90)), memory=max(1, _int(env, "KBT_MEMORY_REQUEST_PERCENT", 90))
+                cpu=max(1, _int(env, "KBT_CPU_REQUEST_PERCENT", 90)),
+                memory=max(1, _int(env, "KBT_MEMORY_REQUEST_PERCENT", 90)),
             ),
             metrics_port=_int(env, "KBT_METRICS_PORT", 9090),
             health_port=_int(env, "KBT_HEALTH_PORT", 8080),

@@ -34,7 +34,9 @@ def _state_event(new: BatchTransformJobStatus) -> Event:
             return Event("Normal", "Started", f"Job {new.jobName} is running shards")
         case State.COMPLETED:
             records = new.progress.recordsProcessed if new.progress else 0
-            return Event("Normal", "Completed", f"{done} completed, {records} records; output in {new.outputLocation}")
+            return Event(
+                "Normal", "Completed", f"{done} completed, {records} records; output in {new.outputLocation}"
+            )
         case State.FAILED:
             return Event("Warning", "Failed", new.failureReason or "failed")
         case State.STOPPING:
@@ -67,7 +69,9 @@ def transition_events(previous: BatchTransformJobStatus, derived: Derived) -> li
         why = derived.shard_failures.get(shard, "no termination message")
         events.append(Event("Warning", "ShardFailed", f"shard {shard} failed: {why}"))
     if retried:
-        events.append(Event("Normal", "Retrying", f"Job {new.jobName} re-runs the shards that did not complete"))
+        events.append(
+            Event("Normal", "Retrying", f"Job {new.jobName} re-runs the shards that did not complete")
+        )
     elif previous.transformJobStatus != new.transformJobStatus:
         events.append(_state_event(new))
     return events

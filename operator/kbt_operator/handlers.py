@@ -84,7 +84,9 @@ def progress_index(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Key
     return {(str(namespace), owner): dict(body.get("data") or {})} if owner else None
 
 
-def snapshot(btjs: kopf.Index[Key, Any], jobs: kopf.Index[Key, Any], progress: kopf.Index[Key, Any], key: Key) -> Snapshot | None:
+def snapshot(
+    btjs: kopf.Index[Key, Any], jobs: kopf.Index[Key, Any], progress: kopf.Index[Key, Any], key: Key
+) -> Snapshot | None:
     bodies = list(btjs.get(key, []))
     if not bodies:
         return None
@@ -120,7 +122,6 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
         private_key_path=configuration.key_file,
         trust_env=settings.networking.trust_env,
     )
-
 
 
 @kopf.on.startup()
@@ -198,10 +199,14 @@ async def reconcile_job(
         await context.syncer.flush(key)
         if exc.permanent:
             raise kopf.PermanentError(str(exc)) from None
-        raise kopf.TemporaryError(str(exc), delay=backoff(context.config.setup_retry_seconds, retry)) from None
+        raise kopf.TemporaryError(
+            str(exc), delay=backoff(context.config.setup_retry_seconds, retry)
+        ) from None
     except ApiError as exc:
         ERRORS.labels(reason="ApiError").inc()
-        raise kopf.TemporaryError(exc.message, delay=backoff(context.config.setup_retry_seconds, retry)) from None
+        raise kopf.TemporaryError(
+            exc.message, delay=backoff(context.config.setup_retry_seconds, retry)
+        ) from None
     finally:
         RECONCILE_SECONDS.observe(time.perf_counter() - started)
 

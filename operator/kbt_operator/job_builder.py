@@ -124,7 +124,9 @@ def _container(request: JobRequest) -> dict[str, Any]:
         "imagePullPolicy": request.image_pull_policy,
         "command": ["kbt", "shard", "--job", f"{CONFIG_DIR}/{JOB_CONFIG_KEY}"],
         "env": _env(request),
-        "resources": _merge_resources(request.instance.container_resources(), _overrides(spec.podOverrides.resources)),
+        "resources": _merge_resources(
+            request.instance.container_resources(), _overrides(spec.podOverrides.resources)
+        ),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -168,7 +170,12 @@ def _pod_spec(request: JobRequest) -> dict[str, Any]:
     node_selector = {**request.instance.nodeSelector, **(overrides.nodeSelector or {})}
     if node_selector:
         pod["nodeSelector"] = node_selector
-    tolerations = _unique([*request.instance.pod_tolerations(), *(t.model_dump(exclude_none=True) for t in overrides.tolerations or [])])
+    tolerations = _unique(
+        [
+            *request.instance.pod_tolerations(),
+            *(t.model_dump(exclude_none=True) for t in overrides.tolerations or []),
+        ]
+    )
     if tolerations:
         pod["tolerations"] = tolerations
     affinity = overrides.affinity or request.instance.affinity
@@ -183,7 +190,11 @@ def pod_failure_policy() -> dict[str, Any]:
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
             {
                 "action": "Ignore",
-                "onExitCodes": {"containerName": CONTAINER_NAME, "operator": "In", "values": [int(ExitCode.STOPPED)]},
+                "onExitCodes": {
+                    "containerName": CONTAINER_NAME,
+                    "operator": "In",
+                    "values": [int(ExitCode.STOPPED)],
+                },
             },
             {
                 "action": "FailIndex",
@@ -210,7 +221,9 @@ def build_job(request: JobRequest, owner: ObjectRef) -> dict[str, Any]:
     job_labels = dict(labels)
     if spec.queueName:
         job_labels[KUEUE_QUEUE_LABEL] = spec.queueName
-    annotations = {} if request.shard_map is None else {SHARD_MAP_ANNOTATION: encode_shard_map(request.shard_map)}
+    annotations = (
+        {} if request.shard_map is None else {SHARD_MAP_ANNOTATION: encode_shard_map(request.shard_map)}
+    )
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": count,

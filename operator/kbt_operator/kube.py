@@ -60,7 +60,9 @@ def _server_message(exc: ApiException) -> str:
         return str(exc.reason)
 
 
-def resource_path(kind: str, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
+def resource_path(
+    kind: str, namespace: str | None, name: str | None = None, subresource: str | None = None
+) -> str:
     """The resource path; `namespace` None lists cluster-wide."""
     prefix, plural = RESOURCES[kind]
     path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace is not None else f"{prefix}/{plural}"
@@ -140,7 +142,9 @@ class KubeClient:
     ) -> dict[str, Any]:
         """One request answered with JSON (within REQUEST_TIMEOUT_SECONDS)."""
         headers = {"Accept": accept, "Content-Type": content_type}
-        data = self._open(method, path, body, headers, query=query or [], timeout=REQUEST_TIMEOUT_SECONDS).data
+        data = self._open(
+            method, path, body, headers, query=query or [], timeout=REQUEST_TIMEOUT_SECONDS
+        ).data
         return dict(json.loads(data)) if data else {}
 
     def get(self, kind: str, namespace: str, name: str, accept: str = JSON) -> dict[str, Any] | None:
@@ -178,11 +182,15 @@ class KubeClient:
             raise
         return True
 
-    def stream(self, kind: str, namespace: str, name: str, subresource: str, query: list[tuple[str, str]]) -> Any:
+    def stream(
+        self, kind: str, namespace: str, name: str, subresource: str, query: list[tuple[str, str]]
+    ) -> Any:
         """An open response of a streaming subresource (pod logs): read with ``.stream()``, then
         ``.release_conn()``; no read timeout, as a followed log may stay quiet for long."""
         path = resource_path(kind, namespace, name, subresource)
-        return self._open("GET", path, None, {"Accept": JSON, "Content-Type": JSON}, query=query, timeout=None)
+        return self._open(
+            "GET", path, None, {"Accept": JSON, "Content-Type": JSON}, query=query, timeout=None
+        )
 
     def list(self, kind: str, namespace: str | None, selector: str | None = None) -> list[dict[str, Any]]:
         """Objects of `kind` in `namespace` (None: every namespace), optionally label-selected."""

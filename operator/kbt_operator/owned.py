@@ -144,9 +144,7 @@ def progress_role_binding(owner: ObjectRef, service_account_name: str) -> Manife
         "kind": "RoleBinding",
         "metadata": _metadata(name, owner, "shard-identity"),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [
-            {"kind": "ServiceAccount", "name": service_account_name, "namespace": owner.namespace}
-        ],
+        "subjects": [{"kind": "ServiceAccount", "name": service_account_name, "namespace": owner.namespace}],
     }
 
 

@@ -52,7 +52,9 @@ def _retry(spec: BatchTransformJobSpec, completed: set[int], delete: tuple[str, 
     return Plan(create=NewJob(spec.retryFailedShards, remaining), delete=delete)
 
 
-def plan_jobs(spec: BatchTransformJobSpec, jobs: Sequence[IndexedJob], previous: BatchTransformJobStatus) -> Plan:
+def plan_jobs(
+    spec: BatchTransformJobSpec, jobs: Sequence[IndexedJob], previous: BatchTransformJobStatus
+) -> Plan:
     """What to change so the Jobs match `spec` (see the module docstring)."""
     ordered = by_generation(jobs)
     latest = ordered[-1] if ordered else None

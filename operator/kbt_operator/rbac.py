@@ -25,14 +25,28 @@ class Rule:
     why: str
 
     def as_policy_rule(self) -> dict[str, list[str]]:
-        return {"apiGroups": list(self.api_groups), "resources": list(self.resources), "verbs": list(self.verbs)}
+        return {
+            "apiGroups": list(self.api_groups),
+            "resources": list(self.resources),
+            "verbs": list(self.verbs),
+        }
 
 
 NAMESPACED_RULES: tuple[Rule, ...] = (
-    Rule((API_GROUP,), ("batchtransformjobs",), ("list", "watch", "patch"), "watch jobs; kopf's handled-state annotation"),
+    Rule(
+        (API_GROUP,),
+        ("batchtransformjobs",),
+        ("list", "watch", "patch"),
+        "watch jobs; kopf's handled-state annotation",
+    ),
     Rule((API_GROUP,), ("batchtransformjobs/status",), ("patch",), "write status"),
     Rule((API_GROUP,), ("models",), ("get",), "resolve spec.modelName"),
-    Rule(("batch",), ("jobs",), ("get", "list", "watch", "create", "patch", "delete"), "Indexed Jobs: create/adopt, suspend, stop, retry"),
+    Rule(
+        ("batch",),
+        ("jobs",),
+        ("get", "list", "watch", "create", "patch", "delete"),
+        "Indexed Jobs: create/adopt, suspend, stop, retry",
+    ),
     Rule(("",), ("pods",), ("list",), "termination messages of failed shards"),
     Rule(
         ("",),
@@ -41,8 +55,18 @@ NAMESPACED_RULES: tuple[Rule, ...] = (
         "job config and progress ConfigMaps; patch because shard pods are granted it (no RBAC escalation)",
     ),
     Rule(("",), ("serviceaccounts",), ("get", "create"), "per-job shard ServiceAccount"),
-    Rule((RBAC_GROUP,), ("roles", "rolebindings"), ("get", "create"), "per-job Role/RoleBinding on one progress ConfigMap"),
-    Rule(("",), ("secrets",), ("get",), "check spec.s3.credentialsSecret exists (metadata only; values never read)"),
+    Rule(
+        (RBAC_GROUP,),
+        ("roles", "rolebindings"),
+        ("get", "create"),
+        "per-job Role/RoleBinding on one progress ConfigMap",
+    ),
+    Rule(
+        ("",),
+        ("secrets",),
+        ("get",),
+        "check spec.s3.credentialsSecret exists (metadata only; values never read)",
+    ),
     Rule(("",), ("events",), ("create",), "events on transitions and shard failures"),
 )
 CLUSTER_RULES: tuple[Rule, ...] = ()  # needed whatever the scope

@@ -109,7 +109,9 @@ async def create_job(
     try:
         instance = ctx.catalog.lookup(job.spec.transformResources.instanceType)
     except UnknownInstanceTypeError as exc:
-        raise SetupFailedError(Reason.UNKNOWN_INSTANCE_TYPE, f"spec.transformResources.instanceType: {exc}") from None
+        raise SetupFailedError(
+            Reason.UNKNOWN_INSTANCE_TYPE, f"spec.transformResources.instanceType: {exc}"
+        ) from None
     model = await _model(ctx.api, job)
     local = local_uri_problem(job, model)
     if local is not None:
@@ -119,7 +121,8 @@ async def create_job(
     secret = job.spec.s3.credentialsSecret
     if secret is not None and not await ctx.api.exists("Secret", namespace, secret.name):
         raise SetupFailedError(
-            Reason.SECRET_NOT_FOUND, f"spec.s3.credentialsSecret: Secret {secret.name} not found in namespace {namespace}"
+            Reason.SECRET_NOT_FOUND,
+            f"spec.s3.credentialsSecret: Secret {secret.name} not found in namespace {namespace}",
         )
     resolved = resolve_job(job, {job.spec.modelName: model} if job.spec.modelName and model else {})
     for obj in shard_objects(resolved, owner):
@@ -147,22 +150,34 @@ async def apply_plan(
         await post(Event("Warning", "Ignored", note))
     if plan.create is not None:
         name, count = await create_job(ctx, job, owner, plan.create)
-        what = "every shard" if plan.create.shard_map is None else f"shards {','.join(map(str, plan.create.shard_map))}"
+        what = (
+            "every shard"
+            if plan.create.shard_map is None
+            else f"shards {','.join(map(str, plan.create.shard_map))}"
+        )
         ctx.syncer.set_setup(key, Setup(True, Reason.JOB_CREATED, f"Job {name} runs {what} ({count} pods)"))
     for name in plan.delete:
         await ctx.api.delete("Job", key[0], name, "Background")
     if plan.stop is not None:
         await ctx.syncer.flush(key)  # record what completed before the Job goes
         await ctx.api.delete("Job", key[0], plan.stop, "Foreground")
-        await post(Event("Normal", Reason.STOP_REQUESTED, f"deleting Job {plan.stop}; shards get their grace period"))
+        await post(
+            Event("Normal", Reason.STOP_REQUESTED, f"deleting Job {plan.stop}; shards get their grace period")
+        )
     if plan.suspend is not None:
         await ctx.api.patch("Job", key[0], plan.suspend.job, {"spec": {"suspend": plan.suspend.suspend}})
         reason = "Suspended" if plan.suspend.suspend else "Resumed"
-        await post(Event("Normal", reason, f"Job {plan.suspend.job}: spec.suspend={str(plan.suspend.suspend).lower()}"))
+        await post(
+            Event(
+                "Normal", reason, f"Job {plan.suspend.job}: spec.suspend={str(plan.suspend.suspend).lower()}"
+            )
+        )
     ctx.syncer.mark(key)
 
 
-async def reconcile(ctx: OperatorContext, body: Mapping[str, Any], jobs: Sequence[IndexedJob], post: EventFn) -> None:
+async def reconcile(
+    ctx: OperatorContext, body: Mapping[str, Any], jobs: Sequence[IndexedJob], post: EventFn
+) -> None:
     """Bring the Jobs of BatchTransformJob `body` in line with its spec (see `plan`)."""
     owner = ObjectRef.parse(body)
     key: Key = (owner.namespace, owner.name)

@@ -35,7 +35,9 @@ def parse_job(raw: Mapping[str, Any]) -> BatchTransformJob:
         return BatchTransformJob.model_validate(_strip_status(raw))
     except ValidationError as exc:
         name = (raw.get("metadata") or {}).get("name", "?")
-        raise InvalidResourceError(f"BatchTransformJob {name}: {describe_validation_error(exc, '')}") from None
+        raise InvalidResourceError(
+            f"BatchTransformJob {name}: {describe_validation_error(exc, '')}"
+        ) from None
 
 
 def parse_model(raw: Mapping[str, Any]) -> Model:

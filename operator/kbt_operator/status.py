@@ -164,7 +164,9 @@ def _previous_reason(previous: BatchTransformJobStatus, kind: str) -> str | None
     return next((cond.reason for cond in previous.conditions if cond.type == kind and cond.reason), None)
 
 
-def _state(job: BatchTransformJob, latest: IndexedJob | None, previous: BatchTransformJobStatus) -> tuple[State, str]:
+def _state(
+    job: BatchTransformJob, latest: IndexedJob | None, previous: BatchTransformJobStatus
+) -> tuple[State, str]:
     """The transformJobStatus and the Running condition's reason."""
     spec = job.spec
     prev_state = previous.transformJobStatus
@@ -185,7 +187,9 @@ def _state(job: BatchTransformJob, latest: IndexedJob | None, previous: BatchTra
         return State.STOPPING, Reason.STOP_REQUESTED
     if latest.suspended:
         return State.PENDING, Reason.QUEUED if spec.queueName else Reason.SUSPENDED
-    return (State.IN_PROGRESS, Reason.SHARDS_RUNNING) if latest.started else (State.PENDING, Reason.RECONCILING)
+    return (
+        (State.IN_PROGRESS, Reason.SHARDS_RUNNING) if latest.started else (State.PENDING, Reason.RECONCILING)
+    )
 
 
 def _failure_reason(
@@ -232,10 +236,22 @@ def _conditions(
     ready = setup or Setup(False, Reason.RECONCILING, "")
     wanted: dict[str, tuple[bool | None, str, str]] = {
         "Ready": (ready.ready, ready.reason, ready.message),
-        "Running": (state == State.IN_PROGRESS, running_reason, summary if state == State.IN_PROGRESS else ""),
-        "Complete": (state == State.COMPLETED, Reason.ALL_SHARDS_SUCCEEDED if state == State.COMPLETED else state, ""),
+        "Running": (
+            state == State.IN_PROGRESS,
+            running_reason,
+            summary if state == State.IN_PROGRESS else "",
+        ),
+        "Complete": (
+            state == State.COMPLETED,
+            Reason.ALL_SHARDS_SUCCEEDED if state == State.COMPLETED else state,
+            "",
+        ),
         "Failed": (state == State.FAILED, running_reason if state == State.FAILED else state, failure),
-        "Stopped": (state == State.STOPPED, Reason.STOP_REQUESTED if state in (State.STOPPED, State.STOPPING) else state, ""),
+        "Stopped": (
+            state == State.STOPPED,
+            Reason.STOP_REQUESTED if state in (State.STOPPED, State.STOPPING) else state,
+            "",
+        ),
     }
     if setup is None:
         wanted["Ready"] = (None, Reason.RECONCILING, "")
@@ -259,7 +275,9 @@ def _conditions(
     return result
 
 
-def _end_time(state: State, latest: IndexedJob | None, previous: BatchTransformJobStatus, now: str) -> str | None:
+def _end_time(
+    state: State, latest: IndexedJob | None, previous: BatchTransformJobStatus, now: str
+) -> str | None:
     if state not in TERMINAL_STATES:
         return None
     if previous.transformJobStatus == state and previous.endTime:
@@ -295,7 +313,11 @@ def derive_status(obs: Observation) -> Derived:
         failures = pod_failures(obs.pods, latest.shards_of(total))
     else:
         before = previous.shards or ShardCounts()
-        completed, failed, active = parse_indexes(before.completedIndexes), parse_indexes(before.failedIndexes), 0
+        completed, failed, active = (
+            parse_indexes(before.completedIndexes),
+            parse_indexes(before.failedIndexes),
+            0,
+        )
         failures = []
     shard_failures = {f.shard: f.reason for f in failures if f.shard in failed}
     attempts = [f for f in failures if f.shard not in failed]
@@ -351,7 +373,9 @@ def derive_status(obs: Observation) -> Derived:
     return Derived(status, shard_failures, attempts, problems)
 
 
-def _invalid(obs: Observation, previous: BatchTransformJobStatus, generation: int | None, message: str) -> Derived:
+def _invalid(
+    obs: Observation, previous: BatchTransformJobStatus, generation: int | None, message: str
+) -> Derived:
     setup = Setup(False, Reason.INVALID_SPEC, message)
     status = BatchTransformJobStatus(
         transformJobStatus=State.FAILED,

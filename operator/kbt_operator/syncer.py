@@ -62,7 +62,9 @@ def status_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[st
 
 
 class StatusSyncer:
-    def __init__(self, api: KubeApi, snapshot: SnapshotFn, post_event: EventFn, interval: float = 2.0) -> None:
+    def __init__(
+        self, api: KubeApi, snapshot: SnapshotFn, post_event: EventFn, interval: float = 2.0
+    ) -> None:
         self._api = api
         self._snapshot = snapshot
         self._post_event = post_event
@@ -150,7 +152,10 @@ class StatusSyncer:
         cached = self._pods.get(key)
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
-        pods = [ShardPod.parse(pod) for pod in await self._api.list("Pod", key[0], f"{JOB_NAME_POD_LABEL}={job.name}")]
+        pods = [
+            ShardPod.parse(pod)
+            for pod in await self._api.list("Pod", key[0], f"{JOB_NAME_POD_LABEL}={job.name}")
+        ]
         self._pods[key] = (fingerprint, pods)
         return pods
 
@@ -184,7 +189,9 @@ class StatusSyncer:
             self._later(key, wait)
             return
         try:
-            await self._api.patch("BatchTransformJob", key[0], key[1], {"status": status_patch(previous, new)}, "status")
+            await self._api.patch(
+                "BatchTransformJob", key[0], key[1], {"status": status_patch(previous, new)}, "status"
+            )
         except ApiError as exc:
             if exc.status == 404:
                 self.forget(key)

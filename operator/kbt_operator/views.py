@@ -1,8 +1,8 @@
 """Typed views of what the API server hands the operator, parsed once at the boundary.
 
 kopf and the API client give plain dicts; the handlers and the status syncer turn them into these
-frozen views right away, so status derivation, planning and events never dig through nested dicts (the owner's identity,
-`owned.ObjectRef`, is parsed the same way):
+frozen views right away, so status derivation, planning and events never dig through nested dicts
+(the owner's identity, `owned.ObjectRef`, is parsed the same way):
 
 * `BtjView`: a BatchTransformJob: its spec parsed with the API models (or why it is invalid) and
   its status as last written;
@@ -153,9 +153,9 @@ class ShardPod:
     def parse(cls, raw: Mapping[str, Any]) -> ShardPod:
         meta, status = _dict(raw.get("metadata")), _dict(raw.get("status"))
         # Kubernetes sets the index as an annotation and a label of the same name.
-        raw_index = _dict(meta.get("annotations")).get(COMPLETION_INDEX_LABEL) or _dict(meta.get("labels")).get(
-            COMPLETION_INDEX_LABEL
-        )
+        raw_index = _dict(meta.get("annotations")).get(COMPLETION_INDEX_LABEL) or _dict(
+            meta.get("labels")
+        ).get(COMPLETION_INDEX_LABEL)
         try:
             index: int | None = int(str(raw_index))
         except ValueError:

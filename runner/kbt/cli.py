@@ -30,7 +30,10 @@ def _print_version(requested: bool) -> None:
 @app.callback()
 def _main(
     show_version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print kbt's version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print kbt's version and exit."
+        ),
     ] = False,
 ) -> None:
     pass
@@ -44,7 +47,10 @@ def validate(
         typer.Option(
             "--instance-types",
             envvar=CATALOG_ENV,
-            help="The cluster's instance-type catalog file (chart value instanceTypes): its types are known too.",
+            help=(
+                "The cluster's instance-type catalog file (chart value instanceTypes): "
+                "its types are known too."
+            ),
         ),
     ] = None,
 ) -> None:
@@ -89,9 +95,15 @@ def crds(
         typer.echo("---\n".join(render_crds().values()), nl=False)
         return
     if check:
-        stale = [n for n, text in render_crds().items() if not (output_dir / n).is_file() or (output_dir / n).read_text() != text]
+        stale = [
+            n
+            for n, text in render_crds().items()
+            if not (output_dir / n).is_file() or (output_dir / n).read_text() != text
+        ]
         if stale:
-            typer.secho(f"CRDs out of date in {output_dir}: {', '.join(stale)}; run `make crds`", fg="red", err=True)
+            typer.secho(
+                f"CRDs out of date in {output_dir}: {', '.join(stale)}; run `make crds`", fg="red", err=True
+            )
             raise typer.Exit(1)
         return
     for path in write_crds(output_dir):

@@ -48,10 +48,10 @@ def run(
     ] = None,
 ) -> None:
     """Run a BatchTransformJob on this machine: same shards, same output as in a cluster."""
-    from kbt.api.exitcodes import ExitCode
-    from kbt.api.resolved import ModelNotFoundError, resolve_job
-    from kbt.runner.local import run_local
-    from kbt.runner.plan import MIB, split_bytes_setting
+    from kbt.api.exitcodes import ExitCode  # noqa: PLC0415 (keeps kbt --help fast)
+    from kbt.api.resolved import ModelNotFoundError, resolve_job  # noqa: PLC0415 (keeps kbt --help fast)
+    from kbt.runner.local import run_local  # noqa: PLC0415 (keeps kbt --help fast)
+    from kbt.runner.plan import MIB, split_bytes_setting  # noqa: PLC0415 (keeps kbt --help fast)
 
     console = Console(stderr=True)
     try:
@@ -82,7 +82,7 @@ def run(
         try:
             summary = run_local(resolved, worker_count, shard_count, split, console)
         except Exception as exc:
-            from kbt.runner.errors import exit_code_for, one_line
+            from kbt.runner.errors import exit_code_for, one_line  # noqa: PLC0415 (keeps kbt --help fast)
 
             console.print(f"[red]✗ {resolved.name}: {one_line(exc)}[/red]")
             raise typer.Exit(int(exit_code_for(exc))) from None
@@ -100,7 +100,7 @@ def run(
 
 def shard(ctx: typer.Context) -> None:
     """Run one shard of a resolved job; exit code and termination message tell the operator why."""
-    from kbt.runner.__main__ import main
+    from kbt.runner.__main__ import main  # noqa: PLC0415 (keeps kbt --help fast)
 
     raise typer.Exit(main(ctx.args, prog="kbt shard"))
 

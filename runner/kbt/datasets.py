@@ -43,16 +43,20 @@ ORIGINS: dict[str, dict[str, Origin]] = {
             "a91c81831bb2126e5fde6ce4ebde147a78429da12005108a6677ba57ecde9244",
         ),
         "heart/unlabeled/heart-unlabeled-0.csv": Origin(
-            f"{_HEART}/heart-unlabeled-0.csv", "0c926d5babe4770cbabe0e892a2e65e714a3de1a7cdceddfd9f1f6633489ca46"
+            f"{_HEART}/heart-unlabeled-0.csv",
+            "0c926d5babe4770cbabe0e892a2e65e714a3de1a7cdceddfd9f1f6633489ca46",
         ),
         "heart/unlabeled/heart-unlabeled-1.csv": Origin(
-            f"{_HEART}/heart-unlabeled-1.csv", "63cd0c1b0c715b991c3ccdd63e3800b9a08a1dcae6c26780a3ff2ffa21ce901d"
+            f"{_HEART}/heart-unlabeled-1.csv",
+            "63cd0c1b0c715b991c3ccdd63e3800b9a08a1dcae6c26780a3ff2ffa21ce901d",
         ),
         "heart/unlabeled/heart-unlabeled-2.csv": Origin(
-            f"{_HEART}/heart-unlabeled-2.csv", "0dada1a580f73238fb1d5ed10002bb8e289691054935ec254b3f0fc8f68bc3f8"
+            f"{_HEART}/heart-unlabeled-2.csv",
+            "0dada1a580f73238fb1d5ed10002bb8e289691054935ec254b3f0fc8f68bc3f8",
         ),
         "heart/unlabeled/heart-unlabeled-3.csv": Origin(
-            f"{_HEART}/heart-unlabeled-3.csv", "4b5c83f680196dc11384ccfb4089b2ef17e6b0c9acad6ed2baf28e1c555197c5"
+            f"{_HEART}/heart-unlabeled-3.csv",
+            "4b5c83f680196dc11384ccfb4089b2ef17e6b0c9acad6ed2baf28e1c555197c5",
         ),
     },
     "billsum": {
@@ -101,7 +105,9 @@ def _fetch(name: str, root: Path, timeout: float) -> None:
         partial.replace(target)
 
 
-def dataset_root(*names: str, env: Mapping[str, str] | None = None, fetch: bool = True, timeout: float = 20.0) -> Path:
+def dataset_root(
+    *names: str, env: Mapping[str, str] | None = None, fetch: bool = True, timeout: float = 20.0
+) -> Path:
     """A datasets folder holding every dataset in `names` (e.g. ``"heart"``, ``"mnist"``)."""
     env = os.environ if env is None else env
     configured = env.get(ENV, "").strip()

@@ -48,9 +48,9 @@ def write_csv_corpus(root: Path) -> list[BadObject]:
     """Plain CSV inputs (one job, contentType text/csv, header row) under `root`."""
     objects = {
         BadObject("good.csv", "control: nothing wrong", records=40): good_csv(40),
-        BadObject("ragged.csv", "row 7 has an extra field, row 12 a missing one", (7, 12), records=30): _csv_with(
-            30, {7: b"7,0,10,99\n", 12: b"12,5\n"}
-        ),
+        BadObject(
+            "ragged.csv", "row 7 has an extra field, row 12 a missing one", (7, 12), records=30
+        ): _csv_with(30, {7: b"7,0,10,99\n", 12: b"12,5\n"}),
         BadObject("wrong_types.csv", "row 4 holds text where numbers belong", (4,), records=20): _csv_with(
             20, {4: b"four,x,y\n"}
         ),
@@ -88,7 +88,12 @@ def png_bytes(width: int = 4, height: int = 4, value: int = 128) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write_image_corpus(root: Path) -> list[BadObject]:
@@ -97,7 +102,8 @@ def write_image_corpus(root: Path) -> list[BadObject]:
     objects = {
         BadObject("good.png", "control", records=1): good,
         BadObject("truncated.png", "PNG cut after its header", (0,), records=1): good[:30],
-        BadObject("garbage.png", "PNG signature followed by noise", (0,), records=1): good[:8] + bytes(range(256)) * 4,
+        BadObject("garbage.png", "PNG signature followed by noise", (0,), records=1): good[:8]
+        + bytes(range(256)) * 4,
         BadObject("text.png", "a text file named .png", (0,), records=1): b"this is not an image\n",
         BadObject("zero_bytes.png", "a zero-byte image", (0,), records=1): b"",
     }
@@ -149,4 +155,3 @@ def write_many_tiny(root: Path, count: int) -> None:
         folder = root / f"part-{i % 100:02d}"
         folder.mkdir(exist_ok=True)
         (folder / f"obj-{i:05d}.csv").write_bytes(good_csv(1, start=i))
-

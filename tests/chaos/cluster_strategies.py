@@ -20,7 +20,9 @@ from kbt_operator.status import Reason, Setup
 
 JsonDict = dict[str, Any]
 TIMES = st.sampled_from(["2024-05-01T10:00:00Z", "2024-05-01T10:05:00Z", "2024-05-01T11:00:00Z"])
-messages = st.text(max_size=60) | st.sampled_from(["", "\n\n", "line one\nshard 0: S3 unavailable after 5 retries"])
+messages = st.text(max_size=60) | st.sampled_from(
+    ["", "\n\n", "line one\nshard 0: S3 unavailable after 5 retries"]
+)
 JOB_CONDITIONS = ["Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"]
 
 
@@ -28,7 +30,9 @@ JOB_CONDITIONS = ["Complete", "Failed", "Suspended", "FailureTarget", "SuccessCr
 def jobs(draw: st.DrawFn, total: int) -> JsonDict:
     """An Indexed Job as the API returns it, for a BatchTransformJob with `total` shards."""
     generation = draw(st.integers(0, 3))
-    shard_map = draw(st.none() | st.lists(st.integers(0, total - 1), min_size=1, max_size=total, unique=True).map(sorted))
+    shard_map = draw(
+        st.none() | st.lists(st.integers(0, total - 1), min_size=1, max_size=total, unique=True).map(sorted)
+    )
     completions = len(shard_map) if shard_map is not None else total
     indexes = list(range(completions))
     completed = draw(st.sets(st.sampled_from(indexes)))
@@ -37,15 +41,24 @@ def jobs(draw: st.DrawFn, total: int) -> JsonDict:
         st.lists(
             st.builds(
                 lambda kind, status, reason, message, time: {
-                    "type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": time,
+                    "type": kind,
+                    "status": status,
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": time,
                 },
-                st.sampled_from(JOB_CONDITIONS), st.sampled_from(["True", "False"]),
-                st.sampled_from(["BackoffLimitExceeded", "FailedIndexes", "DeadlineExceeded", "CompletionsReached"]),
-                messages, TIMES,
+                st.sampled_from(JOB_CONDITIONS),
+                st.sampled_from(["True", "False"]),
+                st.sampled_from(
+                    ["BackoffLimitExceeded", "FailedIndexes", "DeadlineExceeded", "CompletionsReached"]
+                ),
+                messages,
+                TIMES,
             ),
-            max_size=3, unique_by=lambda c: c["type"],
+            max_size=3,
+            unique_by=lambda c: c["type"],
         )
-    )  # fmt: skip
+    )
     status: JsonDict = {"conditions": conditions}
     if completed:
         status["completedIndexes"] = format_indexes(completed)
@@ -63,14 +76,25 @@ def jobs(draw: st.DrawFn, total: int) -> JsonDict:
         metadata["annotations"] = {SHARD_MAP_ANNOTATION: encode_shard_map(shard_map)}
     if draw(st.booleans()):
         metadata["deletionTimestamp"] = draw(TIMES)
-    return {"metadata": metadata, "spec": {"completions": completions, "suspend": draw(st.booleans())}, "status": status}
+    return {
+        "metadata": metadata,
+        "spec": {"completions": completions, "suspend": draw(st.booleans())},
+        "status": status,
+    }
 
 
 def pods(completions: int) -> st.SearchStrategy[list[JsonDict]]:
     """Shard pods of a Job: some succeeded, some failed with an exit code and a message."""
-    index = st.integers(0, max(0, completions - 1)).map(str) | st.sampled_from(["", "x", "-1", str(completions + 5)])
+    index = st.integers(0, max(0, completions - 1)).map(str) | st.sampled_from(
+        ["", "x", "-1", str(completions + 5)]
+    )
     terminated = st.builds(
-        lambda code, message, reason, time: {"exitCode": code, "message": message, "reason": reason, "finishedAt": time},
+        lambda code, message, reason, time: {
+            "exitCode": code,
+            "message": message,
+            "reason": reason,
+            "finishedAt": time,
+        },
         st.sampled_from([0, 1, 2, 3, 4, 5, 6, 75, 137, 143, 255]),
         messages,
         st.sampled_from(["Error", "OOMKilled", "Completed", ""]),
@@ -108,8 +132,12 @@ def progress_data(total: int) -> st.SearchStrategy[dict[str, str]]:
             "device": st.sampled_from(["cpu", "cuda:0"]),
         },
     ).map(json.dumps)
-    junk = st.sampled_from(["", "{", "[]", '{"recordsProcessed": -5}', '{"bytesTotal": "many"}', '{"index": 99}', "null"])
-    keys = st.integers(0, total + 1).map(lambda i: f"shard-{i}") | st.sampled_from(["shard-x", "other", "shard-"])
+    junk = st.sampled_from(
+        ["", "{", "[]", '{"recordsProcessed": -5}', '{"bytesTotal": "many"}', '{"index": 99}', "null"]
+    )
+    keys = st.integers(0, total + 1).map(lambda i: f"shard-{i}") | st.sampled_from(
+        ["shard-x", "other", "shard-"]
+    )
     return st.dictionaries(keys, report | junk, max_size=4)
 
 

@@ -87,17 +87,33 @@ class ShardRun:
 
 
 def run_shard_process(
-    job_path: Path, index: int, shards: int, split_bytes: int, env: dict[str, str] | None = None, timeout: float = 120
+    job_path: Path,
+    index: int,
+    shards: int,
+    split_bytes: int,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
 ) -> ShardRun:
     """`python -m kbt.runner` for one shard, as `kbt run` starts it; its exit code, reason and peak RSS."""
     termination = job_path.with_name(f"termination-{index}-{os.getpid()}.txt")
     termination.unlink(missing_ok=True)
-    full_env = {**os.environ, "KBT_TERMINATION_LOG": str(termination), "KBT_LOG_FORMAT": "json", **(env or {})}
+    full_env = {
+        **os.environ,
+        "KBT_TERMINATION_LOG": str(termination),
+        "KBT_LOG_FORMAT": "json",
+        **(env or {}),
+    }
     full_env.pop("JOB_COMPLETION_INDEX", None)
     command = [sys.executable, "-m", "kbt.runner", "--job", str(job_path), "--index", str(index),
                "--shards", str(shards), "--split-bytes", str(split_bytes)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env,
-                               cwd=job_path.parent)  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=full_env,
+        cwd=job_path.parent,
+    )
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.append(process.stdout.read() if process.stdout else ""))
     reader.start()
@@ -151,7 +167,7 @@ def s3_output_files(client: Any, bucket: str, prefix: str) -> dict[str, bytes]:
     found = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix):]
+            relative = item["Key"][len(prefix) :]
             if not relative.startswith(BOOKKEEPING):
                 found[relative] = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
     return found

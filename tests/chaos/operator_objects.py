@@ -32,5 +32,7 @@ def operator_objects(doc: dict[str, Any]) -> list[dict[str, Any]]:
     resolved = resolve_job(job, models)
     instance = Catalog.builtin().lookup(job.spec.transformResources.instanceType)
     metadata = ObjectRef.parse(doc)
-    request = JobRequest(resolved=resolved, instance=instance, runner_image=RUNNER_IMAGE, runner_gpu_image=RUNNER_GPU_IMAGE)
+    request = JobRequest(
+        resolved=resolved, instance=instance, runner_image=RUNNER_IMAGE, runner_gpu_image=RUNNER_GPU_IMAGE
+    )
     return [*shard_objects(resolved, metadata), build_job(request, metadata)]

@@ -26,7 +26,16 @@ from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
 _HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "expect"}
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    }
 )
 _UPLOAD_ID = re.compile(r"uploadId=[^&]*")
 
@@ -146,7 +155,10 @@ class S3FaultProxy:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="s3-fault-proxy", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="s3-fault-proxy",
+            daemon=True,
         )
 
     @property
@@ -234,7 +246,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         if fault in _ERRORS:
             status, code, message = _ERRORS[fault]
-            self._respond(status, {"Content-Type": "application/xml"}, _error_document(code, message, self.path))
+            self._respond(
+                status, {"Content-Type": "application/xml"}, _error_document(code, message, self.path)
+            )
             return
         if fault is Fault.SLOW:
             time.sleep(self.owner.plan.slow_seconds)
@@ -250,7 +264,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
             payload = response.read()
-            reply = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}}
+            reply = {
+                k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}
+            }
             if self.command == "HEAD":
                 reply["Content-Length"] = response.getheader("Content-Length") or "0"
                 payload = b""
@@ -258,7 +274,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         finally:
             upstream.close()
 
-    def _respond(self, status: int, headers: dict[str, str], payload: bytes, keep_length: bool = False) -> None:
+    def _respond(
+        self, status: int, headers: dict[str, str], payload: bytes, keep_length: bool = False
+    ) -> None:
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)

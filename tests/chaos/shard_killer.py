@@ -62,8 +62,15 @@ def _count_writes(counter_file: Path, kill_at: int | None, after: bool) -> None:
         wrap(name)
 
 
-def _fork_shard(job: Path, index: int, shards: int, split: int, counter: Path, kill_at: int | None = None,
-                after: bool = False) -> int:
+def _fork_shard(
+    job: Path,
+    index: int,
+    shards: int,
+    split: int,
+    counter: Path,
+    kill_at: int | None = None,
+    after: bool = False,
+) -> int:
     pid = os.fork()
     if pid == 0:  # the shard process
         code = 1
@@ -107,8 +114,16 @@ def clean_run(base: ResolvedJob, root: Path, shards: int, split: int) -> tuple[l
     return [int((work / f"writes-{i}").read_text()) for i in range(shards)], durations
 
 
-def trial(base: ResolvedJob, root: Path, number: int, seed: int, shards: int, split: int,
-          writes: list[int], durations: list[float]) -> TrialResult:
+def trial(
+    base: ResolvedJob,
+    root: Path,
+    number: int,
+    seed: int,
+    shards: int,
+    split: int,
+    writes: list[int],
+    durations: list[float],
+) -> TrialResult:
     rng = random.Random(f"{seed}-{number}")
     work = root / f"trial-{number:03d}"
     work.mkdir(parents=True)
@@ -126,7 +141,9 @@ def trial(base: ResolvedJob, root: Path, number: int, seed: int, shards: int, sp
     pids = {}
     for index in range(shards):
         counter = work / f"writes-{index}"
-        pids[index] = _fork_shard(job, index, shards, split, counter, kill_at if index == victim else None, after)
+        pids[index] = _fork_shard(
+            job, index, shards, split, counter, kill_at if index == victim else None, after
+        )
     if mode == "time":
         time.sleep(delay)
         os.kill(pids[victim], signal.SIGKILL)

@@ -30,7 +30,11 @@ Path = tuple[str | int, ...]
 
 dns_labels = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?\Z")
 # DNS subdomains (what the API accepts for names of most objects), long and dotted included.
-dns_subdomains = dns_labels | st.from_regex(r"\A[a-z0-9]([-a-z0-9.]{0,250}[a-z0-9])?\Z") | st.sampled_from(["a" * 253, "x.y.z"])
+dns_subdomains = (
+    dns_labels
+    | st.from_regex(r"\A[a-z0-9]([-a-z0-9.]{0,250}[a-z0-9])?\Z")
+    | st.sampled_from(["a" * 253, "x.y.z"])
+)
 job_names = dns_subdomains
 odd_text = st.text(max_size=20)
 json_leaves = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | odd_text
@@ -88,11 +92,19 @@ model_specs = st.builds(
 
 pod_overrides = _optional(
     resources=st.sampled_from(
-        [{"limits": {"cpu": "2", "memory": "4Gi"}}, {"limits": {"nvidia.com/gpu": 1}, "requests": {"cpu": "500m"}}]
+        [
+            {"limits": {"cpu": "2", "memory": "4Gi"}},
+            {"limits": {"nvidia.com/gpu": 1}, "requests": {"cpu": "500m"}},
+        ]
     ),
-    nodeSelector=st.dictionaries(st.sampled_from(["zone", "kubernetes.io/arch"]), st.sampled_from(["a", "amd64"]), max_size=2),
+    nodeSelector=st.dictionaries(
+        st.sampled_from(["zone", "kubernetes.io/arch"]), st.sampled_from(["a", "amd64"]), max_size=2
+    ),
     tolerations=st.lists(
-        st.sampled_from([{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}, {"operator": "Exists"}]), max_size=2
+        st.sampled_from(
+            [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}, {"operator": "Exists"}]
+        ),
+        max_size=2,
     ),
     serviceAccountName=dns_subdomains,
     scratchSizeLimit=st.sampled_from(["10Gi", "512Mi", "1", "1Ti"]),
@@ -143,7 +155,10 @@ optional_spec_fields = _optional(
     activeDeadlineSeconds=st.integers(1, 10**6),
     queueName=dns_labels,
     environment=env_vars,
-    tags=st.lists(st.fixed_dictionaries({"key": st.text(min_size=1, max_size=8), "value": st.text(max_size=8)}), max_size=2),
+    tags=st.lists(
+        st.fixed_dictionaries({"key": st.text(min_size=1, max_size=8), "value": st.text(max_size=8)}),
+        max_size=2,
+    ),
     dataProcessing=_optional(
         inputFilter=st.sampled_from(["$[1:]", "$.features", "$"]),
         outputFilter=st.sampled_from(["$[0]", "$"]),
@@ -164,7 +179,11 @@ optional_spec_fields = _optional(
 specs = st.builds(
     lambda required, model_choice, extra: {**required, **model_choice, **extra},
     st.fixed_dictionaries(
-        {"transformInput": transform_input, "transformOutput": transform_output, "transformResources": transform_resources}
+        {
+            "transformInput": transform_input,
+            "transformOutput": transform_output,
+            "transformResources": transform_resources,
+        }
     ),
     st.fixed_dictionaries({"modelName": dns_subdomains}) | st.fixed_dictionaries({"model": model_specs}),
     optional_spec_fields,
@@ -189,7 +208,9 @@ def near_misses(value: Any) -> st.SearchStrategy[Any]:
     if isinstance(value, int):
         return st.sampled_from([value - 10**6, value + 10**6, -2, 0, str(value), float(value) + 0.5])
     if isinstance(value, str):
-        return st.sampled_from([value.lower(), value.upper(), value + " ", "", " ", "../" + value, value * 100, 7])
+        return st.sampled_from(
+            [value.lower(), value.upper(), value + " ", "", " ", "../" + value, value * 100, 7]
+        )
     return json_values
 
 

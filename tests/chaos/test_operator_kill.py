@@ -59,13 +59,23 @@ class OperatorProcess:
     """`python -m kbt_operator` as a child process whose output goes to a log file."""
 
     def __init__(self, kubeconfig: Path, log: Path) -> None:
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "KBT_METRICS_PORT": "0", "KBT_HEALTH_PORT": "0"}
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "KBT_METRICS_PORT": "0",
+            "KBT_HEALTH_PORT": "0",
+        }
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kbt_operator", env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            sys.executable,
+            "-m",
+            "kbt_operator",
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         assert self.process.stdout is not None
         with self.log.open("ab") as log:
@@ -112,7 +122,9 @@ async def _cluster(tmp_path: Path) -> AsyncIterator[tuple[ApiServer, Client, Pat
             yield api, Client(session), write_kubeconfig(tmp_path, url)
 
 
-async def _kill_mid_reconcile(operator: OperatorProcess, api: ApiServer, rng: random.Random, expected: int) -> str:
+async def _kill_mid_reconcile(
+    operator: OperatorProcess, api: ApiServer, rng: random.Random, expected: int
+) -> str:
     """Start the operator, wait until a random number of its objects exist, SIGKILL it."""
     await operator.start()
     before = _owned_count(api)
@@ -129,7 +141,9 @@ async def _kill_mid_reconcile(operator: OperatorProcess, api: ApiServer, rng: ra
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("trial", range(TRIALS))
-async def test_operator_killed_mid_reconcile_creates_exactly_one_job_per_resource(tmp_path: Path, trial: int) -> None:
+async def test_operator_killed_mid_reconcile_creates_exactly_one_job_per_resource(
+    tmp_path: Path, trial: int
+) -> None:
     rng = random.Random(f"operator-kill-{trial}")
     shards = {f"job-{trial}-{i}": rng.randint(1, 3) for i in range(JOBS_PER_TRIAL)}
     expected_objects = JOBS_PER_TRIAL * len(OWNED) + JOBS_PER_TRIAL  # two ConfigMaps per job
@@ -144,7 +158,9 @@ async def test_operator_killed_mid_reconcile_creates_exactly_one_job_per_resourc
                 kills.append(await _kill_mid_reconcile(operator, api, rng, expected_objects))
             await operator.start()
             try:
-                owners = await eventually(lambda: (o := _jobs_by_owner(api)).keys() == shards.keys() and o, timeout=30)
+                owners = await eventually(
+                    lambda: (o := _jobs_by_owner(api)).keys() == shards.keys() and o, timeout=30
+                )
                 await asyncio.sleep(1.0)  # give a duplicate the chance to appear
                 owners = _jobs_by_owner(api)
                 lost = sum(1 for name in shards if not owners.get(name))
@@ -159,7 +175,9 @@ async def test_operator_killed_mid_reconcile_creates_exactly_one_job_per_resourc
 
                 def completed() -> bool:
                     for name, count in shards.items():
-                        status = (api.read("kbt.dev/v1alpha1/batchtransformjobs", NAMESPACE, name) or {}).get("status") or {}
+                        status = (api.read("kbt.dev/v1alpha1/batchtransformjobs", NAMESPACE, name) or {}).get(
+                            "status"
+                        ) or {}
                         assert status.get("transformJobStatus") == "Completed", f"{name}: {status}"
                         assert status["shards"]["succeeded"] == count, f"{name}: {status['shards']}"
                     return True

@@ -24,7 +24,8 @@ def init():
 
 
 def run(mini_batch):
-    raise MemoryError("Unable to allocate 24.0 GiB for an array with shape (3221225472,) and data type float64")
+    raise MemoryError("Unable to allocate 24.0 GiB for an array with shape (3221225472,) \
+and data type float64")
 """
 
 
@@ -33,7 +34,12 @@ def tiny_scratch(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs: the shard's scratch volume, nearly no room."""
     mount = tmp_path / "scratch"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
     try:
@@ -61,7 +67,10 @@ def test_full_scratch_disk_fails_the_shard_retriably_saying_so(tmp_path: Path, t
     assert run.returncode != 0, "the shard succeeded although its scratch disk was full"
     assert run.returncode not in NON_RETRIABLE, (run.returncode, run.termination)
     assert "No space left on device" in run.termination, run.termination
-    assert not (tmp_path / "out" / "data.csv.out").exists() or (tmp_path / "out" / "data.csv.out").stat().st_size > 0
+    assert (
+        not (tmp_path / "out" / "data.csv.out").exists()
+        or (tmp_path / "out" / "data.csv.out").stat().st_size > 0
+    )
 
 
 @pytest.mark.timeout(120)
@@ -109,7 +118,9 @@ def test_accelerator_out_of_memory_is_retried_on_smaller_batches(tmp_path: Path)
 
 @pytest.mark.timeout(120)
 def test_accelerator_out_of_memory_on_a_single_record_fails_the_shard_retriably(tmp_path: Path) -> None:
-    script = CUDA_OOM_ABOVE_64_PY.replace("if len(mini_batch) > 64:", "if len(mini_batch) > 64 or (mini_batch['f0'] == 123).any():")
+    script = CUDA_OOM_ABOVE_64_PY.replace(
+        "if len(mini_batch) > 64:", "if len(mini_batch) > 64 or (mini_batch['f0'] == 123).any():"
+    )
     job = _job(tmp_path, rows=300, script=script)
     run = run_shard_process(job, 0, 1, 64 << 20)
     ok = run.returncode == ExitCode.RETRIABLE and "data.csv record 123" in run.termination

@@ -20,7 +20,9 @@ def _client(endpoint: str, attempts: int = 1):  # type: ignore[no-untyped-def]
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-        config=Config(retries={"mode": "standard", "total_max_attempts": attempts}, connect_timeout=5, read_timeout=10),
+        config=Config(
+            retries={"mode": "standard", "total_max_attempts": attempts}, connect_timeout=5, read_timeout=10
+        ),
     )
 
 
@@ -49,12 +51,18 @@ def test_forwards_reads_writes_and_multipart_uploads_unchanged(fault_proxy: S3Fa
     client.put_object(Bucket="proxy-forward", Key="in/a.csv", Body=b"x,y\n1,2\n")
     big = bytes(range(256)) * (24 * 1024)  # 6 MiB: two parts of 5 MiB and 1 MiB
     client.upload_fileobj(
-        io.BytesIO(big), "proxy-forward", "in/big.bin", Config=TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20)
+        io.BytesIO(big),
+        "proxy-forward",
+        "in/big.bin",
+        Config=TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20),
     )
     assert client.get_object(Bucket="proxy-forward", Key="in/a.csv")["Body"].read() == b"x,y\n1,2\n"
     assert client.get_object(Bucket="proxy-forward", Key="in/big.bin")["Body"].read() == big
     assert client.head_object(Bucket="proxy-forward", Key="in/big.bin")["ContentLength"] == len(big)
-    assert sorted(o["Key"] for o in client.list_objects_v2(Bucket="proxy-forward")["Contents"]) == ["in/a.csv", "in/big.bin"]
+    assert sorted(o["Key"] for o in client.list_objects_v2(Bucket="proxy-forward")["Contents"]) == [
+        "in/a.csv",
+        "in/big.bin",
+    ]
     assert fault_proxy.stats.requests[Operation.MULTIPART] == 4  # create, two parts, complete
     assert fault_proxy.stats.total_injected == 0
 
@@ -68,7 +76,10 @@ def test_forwards_reads_writes_and_multipart_uploads_unchanged(fault_proxy: S3Fa
     ],
 )
 def test_each_error_fault_reaches_the_client(
-    fault_proxy: S3FaultProxy, fault: Fault, error: type[Exception] | tuple[type[Exception], ...], code: str | None
+    fault_proxy: S3FaultProxy,
+    fault: Fault,
+    error: type[Exception] | tuple[type[Exception], ...],
+    code: str | None,
 ) -> None:
     client = _client(fault_proxy.endpoint_url)
     client.create_bucket(Bucket="proxy-faults")
@@ -80,13 +91,17 @@ def test_each_error_fault_reaches_the_client(
         assert isinstance(caught.value, ClientError)
         assert caught.value.response["Error"]["Code"] == code
     fault_proxy.plan = FaultPlan()
-    assert client.get_object(Bucket="proxy-faults", Key="k")["Body"].read() == b"v"  # connection pool recovers
+    assert (
+        client.get_object(Bucket="proxy-faults", Key="k")["Body"].read() == b"v"
+    )  # connection pool recovers
 
 
 def test_faults_only_hit_the_chosen_operations(fault_proxy: S3FaultProxy) -> None:
     client = _client(fault_proxy.endpoint_url)
     client.create_bucket(Bucket="proxy-ops")
-    fault_proxy.plan = FaultPlan(rate=1.0, faults=(Fault.INTERNAL_ERROR,), operations=frozenset({Operation.WRITE}))
+    fault_proxy.plan = FaultPlan(
+        rate=1.0, faults=(Fault.INTERNAL_ERROR,), operations=frozenset({Operation.WRITE})
+    )
     with pytest.raises(ClientError):
         client.put_object(Bucket="proxy-ops", Key="k", Body=b"v")
     assert client.list_objects_v2(Bucket="proxy-ops")["KeyCount"] == 0  # a faulted write never reached S3

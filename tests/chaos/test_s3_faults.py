@@ -52,20 +52,39 @@ def run(mini_batch):
 def _upload_inputs(s3_client: Any, bucket: str, root: Path) -> None:
     write_small_inputs(root)
     for path in sorted(root.rglob("*.csv")):
-        s3_client.put_object(Bucket=bucket, Key=f"in/{path.relative_to(root).as_posix()}", Body=path.read_bytes())
+        s3_client.put_object(
+            Bucket=bucket, Key=f"in/{path.relative_to(root).as_posix()}", Body=path.read_bytes()
+        )
 
 
 def _run_job(
-    tmp_path: Path, bucket: str, output: str, endpoint: str, name: str, env: dict[str, str] | None = None,
-    shards: int = SHARDS, inputs: str = "in", split_bytes: int = SPLIT_BYTES,
+    tmp_path: Path,
+    bucket: str,
+    output: str,
+    endpoint: str,
+    name: str,
+    env: dict[str, str] | None = None,
+    shards: int = SHARDS,
+    inputs: str = "in",
+    split_bytes: int = SPLIT_BYTES,
 ) -> list[ShardRun]:
     """Every shard (or the first `shards`) of the job, run at once as shard processes."""
-    doc = job_document(name, f"s3://{bucket}/{inputs}/", f"s3://{bucket}/{output}/", tmp_path / "model",
-                       s3={"endpointUrl": endpoint, "addressingStyle": "path"}, region="us-east-1")  # fmt: skip
+    doc = job_document(
+        name,
+        f"s3://{bucket}/{inputs}/",
+        f"s3://{bucket}/{output}/",
+        tmp_path / "model",
+        s3={"endpointUrl": endpoint, "addressingStyle": "path"},
+        region="us-east-1",
+    )
     job_path = tmp_path / f"{name}.json"
     make_job(job_path, doc)
     with ThreadPoolExecutor(shards) as pool:
-        return list(pool.map(lambda index: run_shard_process(job_path, index, SHARDS, split_bytes, env), range(shards)))
+        return list(
+            pool.map(
+                lambda index: run_shard_process(job_path, index, SHARDS, split_bytes, env), range(shards)
+            )
+        )
 
 
 @dataclass
@@ -83,7 +102,9 @@ class FaultyRun:
         return [r.returncode for r in self.runs] == [0] * SHARDS and self.got == self.clean
 
     def check(self) -> None:
-        assert [r.returncode for r in self.runs] == [0] * SHARDS, [(r.termination, r.log[-2000:]) for r in self.runs]
+        assert [r.returncode for r in self.runs] == [0] * SHARDS, [
+            (r.termination, r.log[-2000:]) for r in self.runs
+        ]
         assert self.got == self.clean
 
 
@@ -122,7 +143,16 @@ def test_job_completes_with_identical_output_at_ten_percent_faults(
     _upload_inputs(s3_client, bucket, tmp_path / "inputs")
     faulty = _clean_then_faulty(tmp_path, s3_client, bucket, fault_proxy, seed)
     lost, duplicated = line_differences(faulty.clean, faulty.got)
-    record(Trial("s3-faults/10%", seed, faulty.ok, lost, duplicated, f"{faulty.stats.total_injected} faults injected"))
+    record(
+        Trial(
+            "s3-faults/10%",
+            seed,
+            faulty.ok,
+            lost,
+            duplicated,
+            f"{faulty.stats.total_injected} faults injected",
+        )
+    )
     assert faulty.stats.total_injected > 0
     faulty.check()
 
@@ -134,7 +164,9 @@ def test_job_fails_retriably_with_a_clear_reason_when_s3_always_fails(
     write_model(tmp_path / "model")
     _upload_inputs(s3_client, bucket, tmp_path / "inputs")
     fault_proxy.plan = FaultPlan(rate=1.0, seed=1, faults=ERROR_FAULTS)
-    runs = _run_job(tmp_path, bucket, "down", fault_proxy.endpoint_url, "down", env={"KBT_S3_ATTEMPTS": "1"}, shards=1)
+    runs = _run_job(
+        tmp_path, bucket, "down", fault_proxy.endpoint_url, "down", env={"KBT_S3_ATTEMPTS": "1"}, shards=1
+    )
     _check_gives_up("s3-faults/100%", runs, bucket)
 
 
@@ -154,8 +186,13 @@ def test_multipart_uploads_complete_with_identical_output_at_ten_percent_faults(
                                 split_bytes=MULTIPART_SPLIT_BYTES)  # fmt: skip
     stats = faulty.stats
     lost, duplicated = line_differences(faulty.clean, faulty.got)
-    multipart_faults = sum(n for (operation, _), n in stats.injected.items() if operation is Operation.MULTIPART)
-    detail = f"{stats.total_injected} faults injected, {multipart_faults} on {stats.requests[Operation.MULTIPART]} multipart requests"
+    multipart_faults = sum(
+        n for (operation, _), n in stats.injected.items() if operation is Operation.MULTIPART
+    )
+    detail = (
+        f"{stats.total_injected} faults injected, {multipart_faults} on "
+        f"{stats.requests[Operation.MULTIPART]} multipart requests"
+    )
     record(Trial("s3-faults/10% multipart", seed, faulty.ok, lost, duplicated, detail))
     assert faulty.clean_multipart >= 8, f"the clean run made only {faulty.clean_multipart} multipart requests"
     assert len(faulty.clean["data.csv.out"]) > 3 * 8 << 20
@@ -169,8 +206,21 @@ def test_job_fails_retriably_with_a_clear_reason_when_multipart_uploads_always_f
 ) -> None:
     write_model(tmp_path / "model", WIDE_SCORE_PY)
     _upload_wide_input(s3_client, bucket)
-    fault_proxy.plan = FaultPlan(rate=1.0, seed=1, faults=ERROR_FAULTS, operations=frozenset({Operation.MULTIPART}))
-    runs = _run_job(tmp_path, bucket, "mp-down", fault_proxy.endpoint_url, "mp-down", env={"KBT_S3_ATTEMPTS": "2"},
-                    shards=1, inputs="wide", split_bytes=MULTIPART_SPLIT_BYTES)  # fmt: skip
-    assert fault_proxy.stats.injected_for(Fault.RESET) + fault_proxy.stats.injected_for(Fault.INTERNAL_ERROR) > 0
+    fault_proxy.plan = FaultPlan(
+        rate=1.0, seed=1, faults=ERROR_FAULTS, operations=frozenset({Operation.MULTIPART})
+    )
+    runs = _run_job(
+        tmp_path,
+        bucket,
+        "mp-down",
+        fault_proxy.endpoint_url,
+        "mp-down",
+        env={"KBT_S3_ATTEMPTS": "2"},
+        shards=1,
+        inputs="wide",
+        split_bytes=MULTIPART_SPLIT_BYTES,
+    )
+    assert (
+        fault_proxy.stats.injected_for(Fault.RESET) + fault_proxy.stats.injected_for(Fault.INTERNAL_ERROR) > 0
+    )
     _check_gives_up("s3-faults/100% multipart", runs, bucket)

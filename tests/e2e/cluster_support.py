@@ -17,6 +17,9 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import boto3
+import numpy as np
+import pandas as pd
 import pytest
 from kubernetes import client, config
 
@@ -70,7 +73,7 @@ def operator_env(namespace: str) -> dict[str, str]:
 @asynccontextmanager
 async def operator_in_process(namespace: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
     """The operator, run in this process as `python -m kbt_operator` would, watching `namespace`."""
-    from harness.kmock_cluster import running_operator
+    from harness.kmock_cluster import running_operator  # noqa: PLC0415 (needs kmock: in-process mode only)
 
     for key, value in operator_env(namespace).items():
         monkeypatch.setenv(key, value)
@@ -127,17 +130,17 @@ def fresh_namespace(prefix: str = "kbt-e2e") -> Iterator[str]:
 
 
 def s3_client() -> Any:
-    import boto3
-
-    return boto3.client("s3", endpoint_url=S3_ENDPOINT, aws_access_key_id=ACCESS_KEY,
-                        aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
+    return boto3.client(
+        "s3",
+        endpoint_url=S3_ENDPOINT,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
 
 
 def input_frames(files: int, rows: int) -> list[Any]:
     """Deterministic CSV inputs: `files` frames of `rows` rows with FEATURES columns."""
-    import numpy as np
-    import pandas as pd
-
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(files * rows, len(FEATURES))), columns=FEATURES)
     return [frame[part::files] for part in range(files)]
@@ -146,29 +149,53 @@ def input_frames(files: int, rows: int) -> list[Any]:
 def put_inputs(s3: Any, namespace: str, files: int, rows: int) -> str:
     """Input files under s3://BUCKET/<namespace>/input/ and the credentials Secret; returns the prefix."""
     for part, frame in enumerate(input_frames(files, rows)):
-        s3.put_object(Bucket=BUCKET, Key=f"{namespace}/input/part-{part}.csv", Body=frame.to_csv(index=False).encode())
-    CORE.create_namespaced_secret(namespace, {"metadata": {"name": "s3-creds"}, "stringData": {
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}})
+        s3.put_object(
+            Bucket=BUCKET, Key=f"{namespace}/input/part-{part}.csv", Body=frame.to_csv(index=False).encode()
+        )
+    CORE.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "s3-creds"},
+            "stringData": {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY},
+        },
+    )
     return f"s3://{BUCKET}/{namespace}"
 
 
 def create_model(namespace: str, name: str, spec: dict[str, Any]) -> None:
-    CUSTOM.create_namespaced_custom_object(GROUP, VERSION, namespace, "models", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Model", "metadata": {"name": name}, "spec": spec})
+    CUSTOM.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "models",
+        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Model", "metadata": {"name": name}, "spec": spec},
+    )
 
 
 def btj(name: str, prefix: str, **spec: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "modelName": "lr",
         "shardCount": 2,
-        "transformInput": {"dataSource": {"s3DataSource": {"s3Uri": f"{prefix}/input/"}}, "contentType": "text/csv"},
+        "transformInput": {
+            "dataSource": {"s3DataSource": {"s3Uri": f"{prefix}/input/"}},
+            "contentType": "text/csv",
+        },
         "transformOutput": {"s3OutputPath": f"{prefix}/output/{name}/"},
         "transformResources": {"instanceType": INSTANCE_TYPE, "instanceCount": 2},
-        "s3": {"endpointUrl": S3_CLUSTER_ENDPOINT, "credentialsSecret": {"name": "s3-creds"}, "addressingStyle": "path"},
+        "s3": {
+            "endpointUrl": S3_CLUSTER_ENDPOINT,
+            "credentialsSecret": {"name": "s3-creds"},
+            "addressingStyle": "path",
+        },
         "backoffLimitPerIndex": 1,
     }
     base.update(spec)
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BatchTransformJob", "metadata": {"name": name}, "spec": base}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BatchTransformJob",
+        "metadata": {"name": name},
+        "spec": base,
+    }
 
 
 def create(namespace: str, manifest: dict[str, Any]) -> None:
@@ -176,7 +203,9 @@ def create(namespace: str, manifest: dict[str, Any]) -> None:
 
 
 def patch_spec(namespace: str, name: str, spec: dict[str, Any]) -> None:
-    CUSTOM.patch_namespaced_custom_object(GROUP, VERSION, namespace, "batchtransformjobs", name, {"spec": spec})
+    CUSTOM.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "batchtransformjobs", name, {"spec": spec}
+    )
 
 
 def status(namespace: str, name: str) -> dict[str, Any]:

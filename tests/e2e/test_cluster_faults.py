@@ -85,8 +85,12 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     job["spec"].pop("s3")
     job["spec"]["transformInput"]["dataSource"]["s3DataSource"]["s3Uri"] = str(work / "input") + "/"
     job["spec"]["transformOutput"]["s3OutputPath"] = str(work / "output") + "/"
-    model = {"apiVersion": job["apiVersion"], "kind": "Model", "metadata": {"name": "slow"},
-             "spec": {"uri": str(work / "model") + "/", "flavor": "custom", "scoringScript": "score.py"}}
+    model = {
+        "apiVersion": job["apiVersion"],
+        "kind": "Model",
+        "metadata": {"name": "slow"},
+        "spec": {"uri": str(work / "model") + "/", "flavor": "custom", "scoringScript": "score.py"},
+    }
     (work / "job.yaml").write_text(yaml.safe_dump_all([job, model]))
     kbt = Path(sys.executable).with_name("kbt")
     subprocess.run([str(kbt), "run", str(work / "job.yaml")], check=True, timeout=600)
@@ -111,7 +115,9 @@ def prefix(namespace: str, s3: Any) -> str:
     """The inputs, the slow scoring script as Model `slow`, and the credentials Secret."""
     data = put_inputs(s3, namespace, FILES, ROWS)
     s3.put_object(Bucket=BUCKET, Key=f"{namespace}/slow-model/score.py", Body=SCORE_PY.encode())
-    create_model(namespace, "slow", {"uri": f"{data}/slow-model/", "flavor": "custom", "scoringScript": "score.py"})
+    create_model(
+        namespace, "slow", {"uri": f"{data}/slow-model/", "flavor": "custom", "scoringScript": "score.py"}
+    )
     return data
 
 
@@ -128,7 +134,9 @@ def mid_run(namespace: str, name: str) -> dict[str, Any] | None:
     return current if 0 < done < TOTAL and current.get("transformJobStatus") == "InProgress" else None
 
 
-async def finishes_exactly(namespace: str, name: str, prefix: str, s3: Any, expected: dict[str, bytes]) -> None:
+async def finishes_exactly(
+    namespace: str, name: str, prefix: str, s3: Any, expected: dict[str, bytes]
+) -> None:
     """The job completes with one Job, and its outputs are those `kbt run` wrote."""
     await wait_state(namespace, name, "Completed")
     assert len(jobs_of(namespace, name)) == 1
@@ -138,15 +146,23 @@ async def finishes_exactly(namespace: str, name: str, prefix: str, s3: Any, expe
         assert written[key] == body, f"{key} differs from kbt run's output"
 
 
-async def test_deleted_shard_pod_is_replaced(namespace: str, prefix: str, s3: Any, operator: None, expected: dict[str, bytes]) -> None:
+async def test_deleted_shard_pod_is_replaced(
+    namespace: str, prefix: str, s3: Any, operator: None, expected: dict[str, bytes]
+) -> None:
     create(namespace, btj("podkill", prefix, **FAULT_SPEC))
     await wait_for(lambda: mid_run(namespace, "podkill"), what="podkill mid-run")
     (victim, *_) = shard_pods(namespace, "podkill", "Running")
     CORE.delete_namespaced_pod(victim.metadata.name, namespace)
-    await wait_for(lambda: [p for p in shard_pods(namespace, "podkill") if p.metadata.name != victim.metadata.name
-                            and p.metadata.annotations.get("batch.kubernetes.io/job-completion-index")
-                            == victim.metadata.annotations.get("batch.kubernetes.io/job-completion-index")],
-                   what="a replacement for the deleted shard pod")
+    await wait_for(
+        lambda: [
+            p
+            for p in shard_pods(namespace, "podkill")
+            if p.metadata.name != victim.metadata.name
+            and p.metadata.annotations.get("batch.kubernetes.io/job-completion-index")
+            == victim.metadata.annotations.get("batch.kubernetes.io/job-completion-index")
+        ],
+        what="a replacement for the deleted shard pod",
+    )
     await finishes_exactly(namespace, "podkill", prefix, s3, expected)
 
 
@@ -160,7 +176,9 @@ class OperatorProcess:
 
     def start(self) -> None:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "kbt_operator"], env=self.env, stdout=log, stderr=log)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kbt_operator"], env=self.env, stdout=log, stderr=log
+            )
 
     def kill(self) -> None:
         assert self.process is not None
@@ -168,12 +186,16 @@ class OperatorProcess:
         self.process.wait(timeout=30)
 
 
-async def test_operator_killed_and_restarted_mid_job(namespace: str, prefix: str, s3: Any, tmp_path: Path, expected: dict[str, bytes]) -> None:
+async def test_operator_killed_and_restarted_mid_job(
+    namespace: str, prefix: str, s3: Any, tmp_path: Path, expected: dict[str, bytes]
+) -> None:
     operator = OperatorProcess(namespace, tmp_path / "operator.log")
     operator.start()
     try:
         create(namespace, btj("opkill", prefix, **FAULT_SPEC))
-        await wait_for(lambda: mid_run(namespace, "opkill"), what=f"opkill mid-run (operator log: {operator.log})")
+        await wait_for(
+            lambda: mid_run(namespace, "opkill"), what=f"opkill mid-run (operator log: {operator.log})"
+        )
         (job,) = jobs_of(namespace, "opkill")
         operator.kill()
         await asyncio.sleep(5)
@@ -193,14 +215,23 @@ def _apiserver_up() -> bool:
         return False
 
 
-async def test_apiserver_down_for_30s_mid_job(namespace: str, prefix: str, s3: Any, operator: None, expected: dict[str, bytes]) -> None:
+async def test_apiserver_down_for_30s_mid_job(
+    namespace: str, prefix: str, s3: Any, operator: None, expected: dict[str, bytes]
+) -> None:
     on_node = control_plane_exec()
     if on_node is None:
-        pytest.skip("stopping the apiserver needs a shell on the control-plane node: set KBT_E2E_CONTROL_PLANE_EXEC "
-                    "(e.g. 'docker exec kind-control-plane'); kind contexts get it automatically")
-    manifest, parked = "/etc/kubernetes/manifests/kube-apiserver.yaml", "/etc/kubernetes/kube-apiserver.yaml.kbt-e2e"
+        pytest.skip(
+            "stopping the apiserver needs a shell on the control-plane node: set KBT_E2E_CONTROL_PLANE_EXEC "
+            "(e.g. 'docker exec kind-control-plane'); kind contexts get it automatically"
+        )
+    manifest, parked = (
+        "/etc/kubernetes/manifests/kube-apiserver.yaml",
+        "/etc/kubernetes/kube-apiserver.yaml.kbt-e2e",
+    )
     if subprocess.run([*on_node, "test", "-f", manifest], check=False, timeout=30).returncode != 0:
-        pytest.skip(f"no static-pod apiserver at {manifest} on the control-plane node (managed control plane?)")
+        pytest.skip(
+            f"no static-pod apiserver at {manifest} on the control-plane node (managed control plane?)"
+        )
     create(namespace, btj("apidown", prefix, **FAULT_SPEC))
     await wait_for(lambda: mid_run(namespace, "apidown"), what="apidown mid-run")
     subprocess.run([*on_node, "mv", manifest, parked], check=True, timeout=30)
@@ -218,22 +249,36 @@ def _s3_service() -> tuple[str, str, int]:
     url = urlsplit(S3_CLUSTER_ENDPOINT)
     parts = (url.hostname or "").split(".")
     if len(parts) < 3 or parts[2] != "svc":
-        pytest.skip(f"the S3 outage cuts an in-cluster S3 Service off its pods; KBT_E2E_S3_CLUSTER_ENDPOINT="
-                    f"{S3_CLUSTER_ENDPOINT} is not http://<service>.<namespace>.svc...")
+        pytest.skip(
+            f"the S3 outage cuts an in-cluster S3 Service off its pods; KBT_E2E_S3_CLUSTER_ENDPOINT="
+            f"{S3_CLUSTER_ENDPOINT} is not http://<service>.<namespace>.svc..."
+        )
     return parts[1], parts[0], url.port or 80
 
 
-async def test_s3_unreachable_for_60s_mid_job(namespace: str, prefix: str, s3: Any, operator: None, expected: dict[str, bytes]) -> None:
+async def test_s3_unreachable_for_60s_mid_job(
+    namespace: str, prefix: str, s3: Any, operator: None, expected: dict[str, bytes]
+) -> None:
     """The shards reach S3 through a selector-less Service `s3-gate` whose Endpoints are the S3
     pods; removing the Endpoints for 60 s makes S3 unreachable for the shards only."""
     service_namespace, service, port = _s3_service()
     backends = CORE.read_namespaced_endpoints(service, service_namespace)
-    CORE.create_namespaced_service(namespace, {"metadata": {"name": "s3-gate"},
-                                               "spec": {"ports": [{"name": "s3", "port": port, "targetPort": port}]}})
+    CORE.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "s3-gate"},
+            "spec": {"ports": [{"name": "s3", "port": port, "targetPort": port}]},
+        },
+    )
 
     def open_gate() -> None:
-        subsets = [{"addresses": [{"ip": a.ip} for a in subset.addresses or []],
-                    "ports": [{"name": "s3", "port": p.port} for p in subset.ports]} for subset in backends.subsets or []]
+        subsets = [
+            {
+                "addresses": [{"ip": a.ip} for a in subset.addresses or []],
+                "ports": [{"name": "s3", "port": p.port} for p in subset.ports],
+            }
+            for subset in backends.subsets or []
+        ]
         CORE.create_namespaced_endpoints(namespace, {"metadata": {"name": "s3-gate"}, "subsets": subsets})
 
     open_gate()
@@ -262,11 +307,15 @@ def _schedulable_nodes() -> list[Any]:
     return nodes
 
 
-async def test_drained_node_reschedules_its_shards(namespace: str, prefix: str, s3: Any, operator: None, expected: dict[str, bytes]) -> None:
+async def test_drained_node_reschedules_its_shards(
+    namespace: str, prefix: str, s3: Any, operator: None, expected: dict[str, bytes]
+) -> None:
     """Cordon the node of a running shard and evict the shard: the Job controller runs it again
     elsewhere (an eviction is a disruption, not a failure: docs/e2e.md#node-failures)."""
     if len(_schedulable_nodes()) < 2:
-        pytest.skip("fewer than 2 untainted Ready nodes: a node's loss cannot be shown without losing the cluster")
+        pytest.skip(
+            "fewer than 2 untainted Ready nodes: a node's loss cannot be shown without losing the cluster"
+        )
     create(namespace, btj("drain", prefix, **FAULT_SPEC))
     await wait_for(lambda: mid_run(namespace, "drain"), what="drain mid-run")
     (victim, *_) = shard_pods(namespace, "drain", "Running")
@@ -275,10 +324,21 @@ async def test_drained_node_reschedules_its_shards(namespace: str, prefix: str, 
     try:
         for pod in shard_pods(namespace, "drain", "Running"):
             if pod.spec.node_name == node:
-                CORE.create_namespaced_pod_eviction(pod.metadata.name, namespace, {
-                    "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod.metadata.name, "namespace": namespace}})
+                CORE.create_namespaced_pod_eviction(
+                    pod.metadata.name,
+                    namespace,
+                    {
+                        "apiVersion": "policy/v1",
+                        "kind": "Eviction",
+                        "metadata": {"name": pod.metadata.name, "namespace": namespace},
+                    },
+                )
         await finishes_exactly(namespace, "drain", prefix, s3, expected)
-        later = [p for p in shard_pods(namespace, "drain") if p.metadata.creation_timestamp > victim.metadata.creation_timestamp]
+        later = [
+            p
+            for p in shard_pods(namespace, "drain")
+            if p.metadata.creation_timestamp > victim.metadata.creation_timestamp
+        ]
         assert later and all(p.spec.node_name != node for p in later)
     finally:
         CORE.patch_node(node, {"spec": {"unschedulable": False}})

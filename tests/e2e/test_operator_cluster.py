@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import pandas as pd
 import pytest
 from cluster_support import (
     API,
@@ -58,9 +59,8 @@ def s3() -> Any:
 @pytest.fixture(scope="module")
 def data(namespace: str, s3: Any) -> str:
     """A model and 2 input files under s3://BUCKET/<namespace>/; the credentials Secret."""
-    import joblib
-    import pandas as pd
-    from sklearn.linear_model import LogisticRegression
+    import joblib  # noqa: PLC0415 (heavy: only model building)
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 (heavy: only model building)
 
     frame = pd.concat(input_frames(2, 100))
     model = LogisticRegression().fit(frame, (frame["f0"] > 0).astype(int))
@@ -78,7 +78,9 @@ async def operator(namespace: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
         yield
 
 
-async def test_job_runs_to_completion_with_restricted_pods(namespace: str, data: str, s3: Any, operator: None) -> None:
+async def test_job_runs_to_completion_with_restricted_pods(
+    namespace: str, data: str, s3: Any, operator: None
+) -> None:
     create(namespace, btj("complete", data))
     done = await wait_state(namespace, "complete", "Completed")
     assert done["shards"]["completedIndexes"] == "0-1" and done["progressSummary"] == "2/2 shards, 100%"
@@ -87,12 +89,19 @@ async def test_job_runs_to_completion_with_restricted_pods(namespace: str, data:
     outputs = {obj["Key"].rsplit("/", 1)[-1] for obj in listed.get("Contents", [])}
     assert {"part-0.csv.out", "part-1.csv.out"} <= outputs, outputs  # SageMaker: <input>.out
     (pod, *_) = CORE.list_namespaced_pod(namespace, label_selector="kbt.dev/job-name=complete").items
-    assert pod.spec.security_context.run_as_non_root and pod.spec.containers[0].security_context.read_only_root_filesystem
-    reasons = [e.reason for e in CORE.list_namespaced_event(namespace).items if e.involved_object.name == "complete"]
+    assert (
+        pod.spec.security_context.run_as_non_root
+        and pod.spec.containers[0].security_context.read_only_root_filesystem
+    )
+    reasons = [
+        e.reason for e in CORE.list_namespaced_event(namespace).items if e.involved_object.name == "complete"
+    ]
     assert "Started" in reasons and "Completed" in reasons
 
 
-async def test_non_retriable_failure_and_retry_of_failed_shards(namespace: str, data: str, s3: Any, operator: None) -> None:
+async def test_non_retriable_failure_and_retry_of_failed_shards(
+    namespace: str, data: str, s3: Any, operator: None
+) -> None:
     create_model(namespace, "late", {"uri": f"{data}/late-model/", "flavor": "sklearn"})
     create(namespace, btj("retry", data, modelName="late"))
     failed = await wait_state(namespace, "retry", "Failed")
@@ -106,7 +115,12 @@ async def test_non_retriable_failure_and_retry_of_failed_shards(namespace: str, 
 
 
 async def test_stop_ends_stopped_and_removes_the_job(namespace: str, data: str, operator: None) -> None:
-    create(namespace, btj("stop", data, shardCount=2, transformResources={"instanceType": INSTANCE_TYPE, "instanceCount": 1}))
+    create(
+        namespace,
+        btj(
+            "stop", data, shardCount=2, transformResources={"instanceType": INSTANCE_TYPE, "instanceCount": 1}
+        ),
+    )
     await wait_for(lambda: jobs_of(namespace, "stop"), what="the Job")
     patch_spec(namespace, "stop", {"stop": True})
     stopped = await wait_state(namespace, "stop", "Stopped")
@@ -121,8 +135,11 @@ async def test_delete_garbage_collects_everything(namespace: str, data: str, ope
 
     def gone() -> bool:
         selector = "kbt.dev/job-name=gc"
-        return not (jobs_of(namespace, "gc") or CORE.list_namespaced_config_map(namespace, label_selector=selector).items
-                    or CORE.list_namespaced_service_account(namespace, label_selector=selector).items)
+        return not (
+            jobs_of(namespace, "gc")
+            or CORE.list_namespaced_config_map(namespace, label_selector=selector).items
+            or CORE.list_namespaced_service_account(namespace, label_selector=selector).items
+        )
 
     assert await wait_for(gone, timeout=120, what="garbage collection")
 
@@ -130,24 +147,47 @@ async def test_delete_garbage_collects_everything(namespace: str, data: str, ope
 async def test_setup_problems_become_conditions(namespace: str, data: str, operator: None) -> None:
     create(namespace, btj("nomodel", data, modelName="absent"))
     create(namespace, btj("nosecret", data, s3={"credentialsSecret": {"name": "absent"}}))
-    create(namespace, btj("badtype", data, transformResources={"instanceType": "ml.z9.huge", "instanceCount": 1}))
-    await wait_for(lambda: condition(namespace, "nomodel", "Ready").get("reason") == "ModelNotFound", 60, "ModelNotFound")
-    await wait_for(lambda: condition(namespace, "nosecret", "Ready").get("reason") == "SecretNotFound", 60, "SecretNotFound")
-    create(namespace, btj("localpath", data, transformInput={"dataSource": {"s3DataSource": {"s3Uri": "data/input/"}}}))
+    create(
+        namespace, btj("badtype", data, transformResources={"instanceType": "ml.z9.huge", "instanceCount": 1})
+    )
+    await wait_for(
+        lambda: condition(namespace, "nomodel", "Ready").get("reason") == "ModelNotFound", 60, "ModelNotFound"
+    )
+    await wait_for(
+        lambda: condition(namespace, "nosecret", "Ready").get("reason") == "SecretNotFound",
+        60,
+        "SecretNotFound",
+    )
+    create(
+        namespace,
+        btj("localpath", data, transformInput={"dataSource": {"s3DataSource": {"s3Uri": "data/input/"}}}),
+    )
     failed = await wait_state(namespace, "badtype", "Failed")
     assert "unknown instanceType 'ml.z9.huge'" in failed["failureReason"]
     local = await wait_state(namespace, "localpath", "Failed")
     assert local["failureReason"].endswith("data/input/: local paths work with `kbt run` only; use s3://")
     assert condition(namespace, "localpath", "Ready").get("reason") == "LocalPath"
-    assert not jobs_of(namespace, "nomodel") and not jobs_of(namespace, "badtype") and not jobs_of(namespace, "localpath")
+    assert (
+        not jobs_of(namespace, "nomodel")
+        and not jobs_of(namespace, "badtype")
+        and not jobs_of(namespace, "localpath")
+    )
 
 
-async def test_gpu_placement_and_restart_adoption(namespace: str, data: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_gpu_placement_and_restart_adoption(
+    namespace: str, data: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with operator_in_process(namespace, monkeypatch):
-        create(namespace, btj("gpu", data, transformResources={"instanceType": "ml.g5.xlarge", "instanceCount": 1}))
+        create(
+            namespace,
+            btj("gpu", data, transformResources={"instanceType": "ml.g5.xlarge", "instanceCount": 1}),
+        )
         (job,) = await wait_for(lambda: jobs_of(namespace, "gpu"), 60, "the GPU Job")
     pod = job.spec.template.spec
-    assert pod.node_selector.get("nvidia.com/gpu.product") == "NVIDIA-A10G" or "nvidia.com/gpu.present" in pod.node_selector
+    assert (
+        pod.node_selector.get("nvidia.com/gpu.product") == "NVIDIA-A10G"
+        or "nvidia.com/gpu.present" in pod.node_selector
+    )
     assert any(t.key == "nvidia.com/gpu" for t in pod.tolerations)
     async with operator_in_process(namespace, monkeypatch):
         await asyncio.sleep(5)
@@ -165,5 +205,7 @@ async def test_deleting_a_namespace_with_running_and_unschedulable_jobs_finishes
             create(name, btj("running", prefix, backoffLimitPerIndex=3))
             unschedulable = {"instanceType": "ml.p5.48xlarge", "instanceCount": 1}
             create(name, btj("unschedulable", prefix, transformResources=unschedulable))
-            await wait_for(lambda: jobs_of(name, "running") and jobs_of(name, "unschedulable"), 60, "both Jobs")
+            await wait_for(
+                lambda: jobs_of(name, "running") and jobs_of(name, "unschedulable"), 60, "both Jobs"
+            )
     await delete_namespace(name, timeout=60)

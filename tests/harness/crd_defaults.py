@@ -72,7 +72,11 @@ def with_defaults(stored: dict[str, Any] | None, patch: dict[str, Any]) -> dict[
 def _additions(before: Any, after: Any) -> Any:
     """A merge patch turning `before` into `after`, where `after` only adds to `before`."""
     if isinstance(before, dict) and isinstance(after, dict):
-        return {key: _additions(before.get(key), value) for key, value in after.items() if before.get(key) != value}
+        return {
+            key: _additions(before.get(key), value)
+            for key, value in after.items()
+            if before.get(key) != value
+        }
     return copy.deepcopy(after)
 
 

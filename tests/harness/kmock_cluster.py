@@ -130,7 +130,11 @@ class ApiServer(kmock.KubernetesEmulator):
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
         selector = request.params.get("labelSelector")
         async for event in super()._serve_watch(request):
-            if selector and isinstance(event, dict) and not selector_matches(_labels(event.get("object") or {}), selector):
+            if (
+                selector
+                and isinstance(event, dict)
+                and not selector_matches(_labels(event.get("object") or {}), selector)
+            ):
                 continue
             yield event
 
@@ -221,7 +225,9 @@ class JobController:
         return job
 
     async def _job_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        await self.client.patch(f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}/status", {"status": dict(status)})
+        await self.client.patch(
+            f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}/status", {"status": dict(status)}
+        )
 
     async def _pod(self, namespace: str, job: Mapping[str, Any], index: int) -> str:
         state = self._jobs[(namespace, job["metadata"]["name"])]
@@ -242,10 +248,21 @@ class JobController:
                 "namespace": namespace,
                 "labels": labels,
                 "annotations": annotations,
-                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"], "uid": job["metadata"]["uid"], "controller": True}],
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": job["metadata"]["name"],
+                        "uid": job["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
             },
             "spec": template["spec"],
-            "status": {"phase": "Running", "containerStatuses": [{"name": "kbt", "state": {"running": {"startedAt": now()}}}]},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [{"name": "kbt", "state": {"running": {"startedAt": now()}}}],
+            },
         }
         await self.client.create(f"/api/v1/namespaces/{namespace}/pods", pod)
         state.pods[index] = name
@@ -259,7 +276,11 @@ class JobController:
         self._jobs[(namespace, name)] = _JobState()
         for index in range(min(job["spec"]["parallelism"], job["spec"]["completions"])):
             await self._pod(namespace, job, index)
-        await self._job_status(namespace, name, {"startTime": now(), "active": len(self._jobs[(namespace, name)].pods), "ready": 0})
+        await self._job_status(
+            namespace,
+            name,
+            {"startTime": now(), "active": len(self._jobs[(namespace, name)].pods), "ready": 0},
+        )
 
     async def succeed(self, namespace: str, name: str, index: int) -> None:
         job = self.job(namespace, name)
@@ -329,10 +350,25 @@ class JobController:
             state.pods.clear()
             if state.failed:
                 reason = "MaxFailedIndexesExceeded" if too_many else "FailedIndexes"
-                status["conditions"] = [{"type": "Failed", "status": "True", "reason": reason, "message": "Job has failed indexes", "lastTransitionTime": now()}]
+                status["conditions"] = [
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": reason,
+                        "message": "Job has failed indexes",
+                        "lastTransitionTime": now(),
+                    }
+                ]
             else:
                 status["completionTime"] = now()
-                status["conditions"] = [{"type": "Complete", "status": "True", "reason": "CompletionsReached", "lastTransitionTime": now()}]
+                status["conditions"] = [
+                    {
+                        "type": "Complete",
+                        "status": "True",
+                        "reason": "CompletionsReached",
+                        "lastTransitionTime": now(),
+                    }
+                ]
         await self._job_status(namespace, name, status)
 
 
@@ -355,7 +391,9 @@ def write_kubeconfig(directory: Path, server_url: str) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def running_operator(namespaces: tuple[str, ...] = (), timeout: float = 30.0) -> AsyncIterator[kopf.Memo]:
+async def running_operator(
+    namespaces: tuple[str, ...] = (), timeout: float = 30.0
+) -> AsyncIterator[kopf.Memo]:
     """The operator of `kbt_operator.handlers` (cluster-wide, or in `namespaces`) until the block exits.
 
     It runs in its own thread and event loop, as in production: kopf cancels every task of its
@@ -364,8 +402,8 @@ async def running_operator(namespaces: tuple[str, ...] = (), timeout: float = 30
     free port unless KBT_METRICS_PORT is set. Yields kopf's
     memo (``memo["kbt"]`` is the OperatorContext).
     """
-    import kbt_operator.handlers  # noqa: F401  (registers the handlers)
-    from conftest import free_port
+    import kbt_operator.handlers  # noqa: F401, PLC0415 (registers the handlers)
+    from conftest import free_port  # noqa: PLC0415 (conftest: importable under pytest only)
 
     memo = kopf.Memo()
     fixed_port = os.environ.get("KBT_METRICS_PORT")
@@ -377,7 +415,12 @@ async def running_operator(namespaces: tuple[str, ...] = (), timeout: float = 30
     def main() -> None:
         try:
             operator = kopf.operator(
-                clusterwide=not namespaces, namespaces=namespaces, standalone=True, stop_flag=stop, ready_flag=ready, memo=memo
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                standalone=True,
+                stop_flag=stop,
+                ready_flag=ready,
+                memo=memo,
             )
             asyncio.run(operator)
         except BaseException as exc:  # reported to the test below

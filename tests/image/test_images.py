@@ -73,7 +73,8 @@ def docker(*args: str, timeout: float = 600, check: bool = True) -> subprocess.C
     result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout, check=False)
     if check and result.returncode != 0:
         pytest.fail(
-            f"{DOCKER} {' '.join(args[:3])} ... exited {result.returncode}:\n{(result.stdout + result.stderr)[-4000:]}"
+            f"{DOCKER} {' '.join(args[:3])} ... exited {result.returncode}:\n"
+            f"{(result.stdout + result.stderr)[-4000:]}"
         )
     return result
 
@@ -306,7 +307,7 @@ async def _healthy(url: str, container: str) -> None:
 
 
 async def test_operator_image_is_healthy_and_creates_the_job(operator_image: str, tmp_path: Path) -> None:
-    from conftest import free_port
+    from conftest import free_port  # noqa: PLC0415 (conftest: importable under pytest only)
 
     async with ApiServer() as api, kmock.Server(api) as server:
         url = str(server.url).rstrip("/")
@@ -317,7 +318,8 @@ async def test_operator_image_is_healthy_and_creates_the_job(operator_image: str
             docker,
             "run", "--detach", "--network", "host", "--read-only", "--tmpfs", "/tmp", "--user", "1000:1000",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--volume", f"{kubeconfig}:/etc/kbt-test/kubeconfig:ro", "--env", "KUBECONFIG=/etc/kbt-test/kubeconfig",
+            "--volume", f"{kubeconfig}:/etc/kbt-test/kubeconfig:ro",
+            "--env", "KUBECONFIG=/etc/kbt-test/kubeconfig",
             "--env", f"KBT_HEALTH_PORT={health}", "--env", f"KBT_METRICS_PORT={metrics}",
             "--env", "KBT_RUNNER_IMAGE=kbt/runner:probe", operator_image,
         )  # fmt: skip
@@ -338,7 +340,8 @@ async def test_operator_image_is_healthy_and_creates_the_job(operator_image: str
                     logs = await asyncio.to_thread(docker, "logs", container, check=False)
                     btj = api.read("kbt.dev/v1alpha1/batchtransformjobs", NAMESPACE, "image-probe") or {}
                     pytest.fail(
-                        f"no Job in 60 s; status {btj.get('status')}; log:\n{(logs.stdout + logs.stderr)[-3000:]}"
+                        f"no Job in 60 s; status {btj.get('status')}; "
+                        f"log:\n{(logs.stdout + logs.stderr)[-3000:]}"
                     )
             assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "kbt/runner:probe"
         finally:
@@ -351,7 +354,10 @@ IMAGE_FACTS = """
 import importlib.metadata as metadata, importlib.util, json, os, pathlib, sys, sysconfig
 site = pathlib.Path(sysconfig.get_paths()["purelib"])
 tag = sys.implementation.cache_tag
-uncompiled = [str(p) for p in (site / "kbt").rglob("*.py") if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").exists()]
+uncompiled = [
+    str(p) for p in (site / "kbt").rglob("*.py")
+    if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").exists()
+]
 print(json.dumps({
     "uid": os.getuid(), "gid": os.getgid(), "dont_write_bytecode": sys.flags.dont_write_bytecode,
     "uncompiled": uncompiled, "pip": importlib.util.find_spec("pip") is not None,

@@ -142,11 +142,16 @@ def test_a_huge_single_line_fails_that_record_without_hanging_or_eating_memory(t
     write_huge_line(inputs / "huge.csv", HUGE_LINE_BYTES)
     (inputs / "small.csv").write_bytes(b"f0,f1,f2\n1,2,3\n")
     run, out = _run(tmp_path, inputs, maxPayloadInMB=6)
-    assert run.peak_rss_mib < 800, f"the shard used {run.peak_rss_mib:.0f} MiB for a {HUGE_LINE_BYTES >> 20} MiB line"
+    assert run.peak_rss_mib < 800, (
+        f"the shard used {run.peak_rss_mib:.0f} MiB for a {HUGE_LINE_BYTES >> 20} MiB line"
+    )
     errors = _errors(out)
     if run.returncode == 0:
         assert [e["record"] for e in errors.get("huge.csv", [])] == [0], errors
-        assert "maxPayloadInMB" in errors["huge.csv"][0]["reason"] or "too large" in errors["huge.csv"][0]["reason"]
+        assert (
+            "maxPayloadInMB" in errors["huge.csv"][0]["reason"]
+            or "too large" in errors["huge.csv"][0]["reason"]
+        )
         assert (out / "small.csv.out").read_bytes().strip() == b"1"  # 1 * 2 + 2 - 3
     else:
         assert "huge.csv" in run.termination, run.termination

@@ -28,7 +28,7 @@ def test_one_summary_per_bill_as_the_model_generates(tmp_path: Path) -> None:
     assert len(summaries) == len(bills)
     assert all(summary.strip() for summary in summaries)
 
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer  # noqa: PLC0415 (heavy: transformers loads torch)
 
     settings = next(d for d in yaml.safe_load_all((EXAMPLE / "job.yaml").open()) if d["kind"] == "Model")
     options = {k: v for k, v in settings["spec"]["generation"].items() if k != "batch_size"}

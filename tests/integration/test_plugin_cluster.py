@@ -513,12 +513,20 @@ async def test_retry_increments_retry_failed_shards(cluster: km.KubernetesEmulat
     assert cluster.objects[BTJ, NS, "heart"]["spec"]["retryFailedShards"] == 2
 
 
-async def test_retry_of_a_setup_failure_says_setup_runs_again(cluster: km.KubernetesEmulator, btj: Any) -> None:
+async def test_retry_of_a_setup_failure_says_setup_runs_again(
+    cluster: km.KubernetesEmulator, btj: Any
+) -> None:
     """#16.3: a job that failed in setup never ran a shard; retry re-runs setup, then every shard."""
-    add(cluster, job(status={"transformJobStatus": "Failed", "failureReason": "spec.transformInput...: local paths"}))
+    add(
+        cluster,
+        job(status={"transformJobStatus": "Failed", "failureReason": "spec.transformInput...: local paths"}),
+    )
     result = await btj("retry", "heart")
     assert result.exit_code == 0, result.stderr
-    assert "retry 1 requested: no shard ran (setup failed); setup runs again and then every shard" in result.stdout
+    assert (
+        "retry 1 requested: no shard ran (setup failed); setup runs again and then every shard"
+        in result.stdout
+    )
     assert "failed shards" not in result.stdout
     assert cluster.objects[BTJ, NS, "heart"]["spec"]["retryFailedShards"] == 1
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from kbt.api.models import BatchTransformJobSpec
@@ -124,8 +125,6 @@ def test_killed_shards_rerun_to_identical_bytes(tmp_path: Path) -> None:
 
 
 def test_kbt_run_with_model_document(tmp_path: Path) -> None:
-    import yaml
-
     data, model = _inputs(tmp_path), _model(tmp_path)
     spec = _job(data, model, tmp_path / "out", append=False)
     spec.pop("model")

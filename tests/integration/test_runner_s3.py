@@ -121,7 +121,7 @@ def test_s3_faults_are_retried_and_output_is_intact(
 
 
 def test_unreachable_s3_is_retriable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import free_port
+    from conftest import free_port  # noqa: PLC0415 (conftest: importable under pytest only)
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
@@ -136,5 +136,7 @@ def test_unreachable_s3_is_retriable(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_output_bucket_names_the_bucket(s3_client: Any, bucket: str) -> None:
     s3_client.put_object(Bucket=bucket, Key="in/x.csv", Body=b"a,b\n1,2\n")
     job = s3_job(f"s3://{bucket}/in/", "s3://kbt-no-such-bucket/out")
-    with pytest.raises(Exception, match=r"s3://kbt-no-such-bucket/out/.*: bucket 'kbt-no-such-bucket' does not exist"):
+    with pytest.raises(
+        Exception, match=r"s3://kbt-no-such-bucket/out/.*: bucket 'kbt-no-such-bucket' does not exist"
+    ):
         run_shard(job, 0, predictor=SumPredictor(), progress_interval=60)

@@ -16,18 +16,30 @@ import pytest
 
 from chaos.bad_inputs import good_csv
 from chaos.jobs import job_document, make_job, run_shard_process, write_model
+from kbt.api.layout import contained
 from kbt.runner.plan import WorkItem
 from kbt.runner.state import Layout
 from kbt.storage import LocalStore
 
-HOSTILE_NAMES = ["../escape.csv", "../../etc/cron.d/kbt.csv", "/abs/olute.csv", "a/./../../b.csv", "ü/ﬁle\u202e.csv",
-                 "x" * 200 + "/" + "y" * 200 + ".csv", "..\\..\\win.csv"]  # fmt: skip
+HOSTILE_NAMES = [
+    "../escape.csv",
+    "../../etc/cron.d/kbt.csv",
+    "/abs/olute.csv",
+    "a/./../../b.csv",
+    "ü/ﬁle\u202e.csv",
+    "x" * 200 + "/" + "y" * 200 + ".csv",
+    "..\\..\\win.csv",
+]
+
+
 def _inside(path: str, root: Path) -> bool:
     return Path(path).resolve().is_relative_to(root.resolve())
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
-def test_output_and_error_keys_of_any_name_stay_under_the_local_output_prefix(tmp_path: Path, name: str) -> None:
+def test_output_and_error_keys_of_any_name_stay_under_the_local_output_prefix(
+    tmp_path: Path, name: str
+) -> None:
     out = tmp_path / "out"
     layout = Layout(LocalStore(), f"{out}/", "fp")
     item = WorkItem(0, f"/in/{name}", name, 10, parts=2, part=1)
@@ -59,7 +71,10 @@ def test_manifest_entries_cannot_write_outside_a_local_output_folder(tmp_path: P
 
 @pytest.mark.timeout(120)
 def test_hostile_s3_keys_stay_under_the_s3_output_prefix(tmp_path: Path, s3_client: Any, bucket: str) -> None:
-    keys = [f"in/{name}" for name in ["ok.csv", "sub/../../../escape.csv", "/lead.csv", "ü/ﬁle\u202e.csv", "z" * 900 + ".csv"]]
+    keys = [
+        f"in/{name}"
+        for name in ["ok.csv", "sub/../../../escape.csv", "/lead.csv", "ü/ﬁle\u202e.csv", "z" * 900 + ".csv"]
+    ]
     for key in keys:
         s3_client.put_object(Bucket=bucket, Key=key, Body=good_csv(2))
     doc = job_document("s3keys", f"s3://{bucket}/in/", f"s3://{bucket}/out/", write_model(tmp_path / "model"),
@@ -75,8 +90,6 @@ def test_hostile_s3_keys_stay_under_the_s3_output_prefix(tmp_path: Path, s3_clie
 
 
 def test_dot_segments_are_escaped_and_other_names_kept() -> None:
-    from kbt.api.layout import contained
-
     assert contained("../escape.csv") == "%2E%2E/escape.csv"
     assert contained("a/./b.csv") == "a/%2E/b.csv"
     assert contained("sub/part.v2.csv") == "sub/part.v2.csv"

@@ -98,7 +98,9 @@ def test_dataprocessing_accepts_operator_capitalised_spellings() -> None:
     assert job.spec.dataProcessing.joinSource == "Input"
     assert job.spec.dataProcessing.inputFilter == "$[1:]"
     crd = yaml.safe_load(render_crds()["kbt.dev_batchtransformjobs.yaml"])
-    dp = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["dataProcessing"]
+    dp = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "dataProcessing"
+    ]
     assert {"OutputFilter", "JoinSource", "outputFilter", "joinSource"} <= set(dp["properties"])
 
 
@@ -155,8 +157,18 @@ def test_sagemaker_manifest_validates(tmp_path: Path) -> None:
     ("change", "field", "line", "fragment"),
     [
         ("    contentType: text/csv", "spec.transformInput.splitType", 9, "unsupported value 'Lines'"),
-        ("    dataSource: {s3DataSource: {s3DataType: S3Prefix}}", "spec.transformInput.dataSource.s3DataSource", 9, "'s3Uri' is required"),
-        ("  transformResources: {instanceCount: -1, instanceType: ml.m4.xlarge}", "spec.transformResources.instanceCount", 11, "minimum of 1"),
+        (
+            "    dataSource: {s3DataSource: {s3DataType: S3Prefix}}",
+            "spec.transformInput.dataSource.s3DataSource",
+            9,
+            "'s3Uri' is required",
+        ),
+        (
+            "  transformResources: {instanceCount: -1, instanceType: ml.m4.xlarge}",
+            "spec.transformResources.instanceCount",
+            11,
+            "minimum of 1",
+        ),
     ],
 )
 def test_invalid_manifests_name_the_field_and_line(
@@ -166,7 +178,9 @@ def test_invalid_manifests_name_the_field_and_line(
     if "splitType" in field:
         text = text.replace(change, change + "\n    splitType: Lines")
     elif "s3DataSource" in field:
-        text = text.replace("    dataSource: {s3DataSource: {s3DataType: S3Prefix, s3Uri: s3://data/heart/}}", change)
+        text = text.replace(
+            "    dataSource: {s3DataSource: {s3DataType: S3Prefix, s3Uri: s3://data/heart/}}", change
+        )
     else:
         text = text.replace("  transformResources: {instanceCount: 1, instanceType: ml.m4.xlarge}", change)
     path = _write(tmp_path, text)
@@ -181,7 +195,11 @@ def test_unknown_field_and_wrong_api_version(tmp_path: Path) -> None:
     issues = validate_document(doc)
     assert [(".".join(map(str, i.path)), i.line) for i in issues] == [("spec.regoin", 5)]
     assert "Extra inputs are not permitted" in issues[0].message
-    other = load_documents(_write(tmp_path, SAGEMAKER_MANIFEST.replace("kbt.dev/v1alpha1", "sagemaker.aws.amazon.com/v1"), "b.yaml"))[0]
+    other = load_documents(
+        _write(
+            tmp_path, SAGEMAKER_MANIFEST.replace("kbt.dev/v1alpha1", "sagemaker.aws.amazon.com/v1"), "b.yaml"
+        )
+    )[0]
     assert "must be 'kbt.dev/v1alpha1'" in validate_document(other)[0].message
 
 
@@ -198,7 +216,10 @@ def test_load_manifest_with_models(tmp_path: Path) -> None:
 
 
 def test_model_validation_rules(tmp_path: Path) -> None:
-    path = _write(tmp_path, "apiVersion: kbt.dev/v1alpha1\nkind: Model\nmetadata: {name: x}\nspec: {uri: /m, flavor: custom}\n")
+    path = _write(
+        tmp_path,
+        "apiVersion: kbt.dev/v1alpha1\nkind: Model\nmetadata: {name: x}\nspec: {uri: /m, flavor: custom}\n",
+    )
     with pytest.raises(ManifestError, match="flavor 'custom' needs scoringScript"):
         load_manifest(path)
 
@@ -233,8 +254,13 @@ def test_ack_manifest_validates_with_only_api_version_and_kind_changed(tmp_path:
     assert validate_document(load_documents(path)[0]) == []
     spec = load_manifest(path)[0][0].spec
     assert spec.transformInput.dataSource.s3DataSource.s3Uri == "s3://bucket/batch-transform/"
-    assert spec.transformOutput.kmsKeyId == "alias/out" and spec.transformResources.volumeKmsKeyId == "alias/vol"
-    assert [(e.name, e.value) for e in spec.environment] == [("OMP_NUM_THREADS", "2"), ("MODEL_MODE", "batch")]
+    assert (
+        spec.transformOutput.kmsKeyId == "alias/out" and spec.transformResources.volumeKmsKeyId == "alias/vol"
+    )
+    assert [(e.name, e.value) for e in spec.environment] == [
+        ("OMP_NUM_THREADS", "2"),
+        ("MODEL_MODE", "batch"),
+    ]
     assert (spec.retrySettings.maxRetries, spec.retrySettings.timeoutSeconds) == (1, 90)
     assert spec.experimentConfig is not None and spec.experimentConfig.experimentName == "churn"
     dumped = spec.model_dump(mode="json")
@@ -270,18 +296,28 @@ def test_s3_uri_spellings_exactly_one(spelled: dict[str, str], message: str) -> 
         BatchTransformJob.model_validate(_job(transformInput={"dataSource": {"s3DataSource": spelled}}))
     crd = yaml.safe_load(render_crds()["kbt.dev_batchtransformjobs.yaml"])
     source = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
-        "transformInput"]["properties"]["dataSource"]["properties"]["s3DataSource"]
+        "transformInput"
+    ]["properties"]["dataSource"]["properties"]["s3DataSource"]
     assert "required" not in source
-    assert {"rule": "has(self.s3Uri) != has(self.s3URI)", "message": "give exactly one of s3Uri or s3URI"} in source[
-        "x-kubernetes-validations"]
+    assert {
+        "rule": "has(self.s3Uri) != has(self.s3URI)",
+        "message": "give exactly one of s3Uri or s3URI",
+    } in source["x-kubernetes-validations"]
 
 
 @pytest.mark.parametrize(
     "content_type",
-    ["application/x-recordio-protobuf", "application/x-npy", "text/csv; charset=utf-8", "application/x-image"],
+    [
+        "application/x-recordio-protobuf",
+        "application/x-npy",
+        "text/csv; charset=utf-8",
+        "application/x-image",
+    ],
 )
 def test_content_type_and_accept_take_any_mime_type_like_sagemaker(tmp_path: Path, content_type: str) -> None:
-    text = SAGEMAKER_MANIFEST.replace("    contentType: text/csv", f"    contentType: '{content_type}'").replace(
+    text = SAGEMAKER_MANIFEST.replace(
+        "    contentType: text/csv", f"    contentType: '{content_type}'"
+    ).replace(
         "transformOutput: {s3OutputPath: s3://results/heart/}",
         f"transformOutput: {{s3OutputPath: s3://results/heart/, accept: '{content_type}'}}",
     )
@@ -293,12 +329,21 @@ def test_content_type_and_accept_take_any_mime_type_like_sagemaker(tmp_path: Pat
 
 def test_content_type_is_bounded_like_sagemaker() -> None:
     with pytest.raises(ValidationError, match="at most 256 characters"):
-        BatchTransformJob.model_validate(_job(transformInput={
-            "contentType": "x/" + "y" * 255, "dataSource": {"s3DataSource": {"s3Uri": "s3://data/in/"}}}))
+        BatchTransformJob.model_validate(
+            _job(
+                transformInput={
+                    "contentType": "x/" + "y" * 255,
+                    "dataSource": {"s3DataSource": {"s3Uri": "s3://data/in/"}},
+                }
+            )
+        )
 
 
 def test_max_concurrent_transforms_has_no_upper_bound() -> None:
-    assert BatchTransformJob.model_validate(_job(maxConcurrentTransforms=1000)).spec.maxConcurrentTransforms == 1000
+    assert (
+        BatchTransformJob.model_validate(_job(maxConcurrentTransforms=1000)).spec.maxConcurrentTransforms
+        == 1000
+    )
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         BatchTransformJob.model_validate(_job(maxConcurrentTransforms=-1))
 
@@ -313,25 +358,36 @@ def test_max_concurrent_transforms_has_no_upper_bound() -> None:
     ],
 )
 def test_https_s3_uris_become_s3_uris(uri: str, expected: str) -> None:
-    spec = BatchTransformJob.model_validate(_job(
-        transformInput={"dataSource": {"s3DataSource": {"s3Uri": uri}}},
-        transformOutput={"s3OutputPath": uri},
-    )).spec
+    spec = BatchTransformJob.model_validate(
+        _job(
+            transformInput={"dataSource": {"s3DataSource": {"s3Uri": uri}}},
+            transformOutput={"s3OutputPath": uri},
+        )
+    ).spec
     assert spec.transformInput.dataSource.s3DataSource.s3Uri == expected
     assert spec.transformOutput.s3OutputPath == expected
 
 
 def test_https_uri_that_is_not_s3_names_file_line_and_field(tmp_path: Path) -> None:
-    text = SAGEMAKER_MANIFEST.replace("transformOutput: {s3OutputPath: s3://results/heart/}",
-                                      "transformOutput: {s3OutputPath: 'https://example.com/results/'}")
+    text = SAGEMAKER_MANIFEST.replace(
+        "transformOutput: {s3OutputPath: s3://results/heart/}",
+        "transformOutput: {s3OutputPath: 'https://example.com/results/'}",
+    )
     path = _write(tmp_path, text)
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 1
-    assert f"{path}:10: spec.transformOutput.s3OutputPath: 'https://example.com/results/' is not an S3 https URL" in result.output
+    assert (
+        f"{path}:10: spec.transformOutput.s3OutputPath: 'https://example.com/results/' is not an S3 https URL"
+        in result.output
+    )
 
 
-@pytest.mark.parametrize(("field", "spelling"), [("inputFilter", "inputFilter"), ("outputFilter", "OutputFilter")])
-def test_invalid_jsonpath_is_caught_offline_with_file_line_and_field(tmp_path: Path, field: str, spelling: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "spelling"), [("inputFilter", "inputFilter"), ("outputFilter", "OutputFilter")]
+)
+def test_invalid_jsonpath_is_caught_offline_with_file_line_and_field(
+    tmp_path: Path, field: str, spelling: str
+) -> None:
     text = SAGEMAKER_MANIFEST + f"  dataProcessing:\n    joinSource: Input\n    {spelling}: '$[[['\n"
     path = _write(tmp_path, text)
     result = CliRunner().invoke(app, ["validate", str(path)])
@@ -339,7 +395,11 @@ def test_invalid_jsonpath_is_caught_offline_with_file_line_and_field(tmp_path: P
     assert f"{path}:14: spec.dataProcessing.{field}: invalid JSONPath '$[[[': Parse error" in result.output
 
 
-@pytest.mark.parametrize("expression", ["$", "$[1:]", "$[-1]", "$['id','SageMakerOutput']", "$.features", "$[0,3]"])
+@pytest.mark.parametrize(
+    "expression", ["$", "$[1:]", "$[-1]", "$['id','SageMakerOutput']", "$.features", "$[0,3]"]
+)
 def test_sagemaker_jsonpath_examples_are_valid(expression: str) -> None:
-    dp = BatchTransformJob.model_validate(_job(dataProcessing={"inputFilter": expression})).spec.dataProcessing
+    dp = BatchTransformJob.model_validate(
+        _job(dataProcessing={"inputFilter": expression})
+    ).spec.dataProcessing
     assert dp is not None and dp.inputFilter == expression

@@ -196,7 +196,9 @@ def test_deployment_wiring() -> None:
 def _rendered_catalog(values: dict[str, Any], tmp_path: Path) -> Catalog:
     """The catalog the operator loads from the rendered ConfigMap and environment."""
     documents = render(values)
-    (configmap,) = [c for c in of_kind(documents, "ConfigMap") if c["metadata"]["name"].endswith("-instance-types")]
+    (configmap,) = [
+        c for c in of_kind(documents, "ConfigMap") if c["metadata"]["name"].endswith("-instance-types")
+    ]
     path = tmp_path / "instance-types.yaml"
     path.write_text(configmap["data"]["instance-types.yaml"])
     env = _env(_operator_container(documents)) | {"KBT_INSTANCE_TYPES": str(path)}
@@ -214,7 +216,10 @@ def test_instance_type_catalog_loads_in_the_operator(values_name: str, tmp_path:
 
 def test_instance_type_requests_are_a_share_of_the_nominal_size(tmp_path: Path) -> None:
     default = _rendered_catalog({}, tmp_path).lookup("ml.m5.large").resources
-    assert default.requests == {"cpu": "1800m", "memory": "7372Mi"} and default.limits == {"cpu": "2", "memory": "8Gi"}
+    assert default.requests == {"cpu": "1800m", "memory": "7372Mi"} and default.limits == {
+        "cpu": "2",
+        "memory": "8Gi",
+    }
     kind = _rendered_catalog(KIND_VALUES, tmp_path)
     for name in ("ml.m5.large", "ml.m5.xlarge", "ml.m4.xlarge"):  # the e2e and example jobs' types
         small = kind.lookup(name).resources

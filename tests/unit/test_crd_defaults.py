@@ -19,8 +19,17 @@ SCHEMA: dict[str, Any] = {
         "a": {"type": "integer", "default": 1},
         "inner": {"type": "object", "properties": {"b": {"type": "string", "default": "x"}}},
         "made": {"type": "object", "default": {}, "properties": {"c": {"type": "integer", "default": 3}}},
-        "items": {"type": "array", "items": {"type": "object", "properties": {"d": {"type": "boolean", "default": False}}}},
-        "byName": {"type": "object", "additionalProperties": {"type": "object", "properties": {"e": {"type": "integer", "default": 5}}}},
+        "items": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"d": {"type": "boolean", "default": False}}},
+        },
+        "byName": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {"e": {"type": "integer", "default": 5}},
+            },
+        },
     },
 }
 
@@ -53,7 +62,10 @@ def test_defaults_apply_only_where_the_parent_exists() -> None:
 
 def test_null_is_defaulted_unless_nullable() -> None:
     value: dict[str, Any] = {"a": None, "inner": {"b": None}}
-    schema = {**SCHEMA, "properties": {**SCHEMA["properties"], "a": {"type": "integer", "default": 1, "nullable": True}}}
+    schema = {
+        **SCHEMA,
+        "properties": {**SCHEMA["properties"], "a": {"type": "integer", "default": 1, "nullable": True}},
+    }
     apply_defaults(value, schema)
     assert value["a"] is None and value["inner"] == {"b": "x"}
 
@@ -86,7 +98,13 @@ def test_no_aliased_field_has_a_default_in_any_spelling() -> None:
         spellings: dict[str, list[str]] = {}
         for name in props:  # every other spelling differs from its field only in case
             spellings.setdefault(name.lower(), []).append(name)
-        found += [f"{where}.{n}" for same in spellings.values() if len(same) > 1 for n in same if "default" in props[n]]
+        found += [
+            f"{where}.{n}"
+            for same in spellings.values()
+            if len(same) > 1
+            for n in same
+            if "default" in props[n]
+        ]
         for name, prop in props.items():
             found += walk(prop, f"{where}.{name}")
         if isinstance(schema.get("items"), dict):
@@ -114,12 +132,14 @@ def test_every_example_parses_as_the_api_server_stores_it(path: Path) -> None:
         KINDS[doc.kind].model_validate(defaulted(doc.data))
 
 
-
 def test_an_ack_manifest_survives_defaulting() -> None:
     """ACK spellings get no CRD defaults either, so the stored object still parses as written."""
     ack = _job(modelClientConfig={"invocationsTimeoutInSeconds": 45}, environment={"A": "1"})
     ack["spec"]["transformInput"]["dataSource"]["s3DataSource"] = {"s3URI": "s3://data/in/"}
     stored = defaulted(ack)
-    assert "retrySettings" not in stored["spec"] and "s3Uri" not in stored["spec"]["transformInput"]["dataSource"]["s3DataSource"]
+    assert (
+        "retrySettings" not in stored["spec"]
+        and "s3Uri" not in stored["spec"]["transformInput"]["dataSource"]["s3DataSource"]
+    )
     spec = BatchTransformJob.model_validate(stored).spec
     assert spec.retrySettings.timeoutSeconds == 45 and spec.environment[0].name == "A"

@@ -48,7 +48,10 @@ def origin(datasets: Path, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
 
 def _heart_from(url: str, monkeypatch: pytest.MonkeyPatch, corrupt: bool = False) -> None:
     """Point the heart dataset's origins at `url` (same relative paths, same pinned sums)."""
-    files = {path: Origin(f"{url}/{path}", "0" * 64 if corrupt else pinned.sha256) for path, pinned in ORIGINS["heart"].items()}
+    files = {
+        path: Origin(f"{url}/{path}", "0" * 64 if corrupt else pinned.sha256)
+        for path, pinned in ORIGINS["heart"].items()
+    }
     monkeypatch.setitem(ORIGINS, "heart", files)
 
 
@@ -85,12 +88,18 @@ def test_fetches_once_into_the_folder_and_checks_the_sums(
     assert not list(target.rglob("*.partial"))
 
 
-def test_a_checksum_mismatch_stores_nothing(origin: tuple[str, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_checksum_mismatch_stores_nothing(
+    origin: tuple[str, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _heart_from(origin[0], monkeypatch, corrupt=True)
     with pytest.raises(DatasetNotFoundError) as caught:
         dataset_root("heart", env={"KBT_DATASETS": str(tmp_path / "data")})
     message = str(caught.value)
-    assert "\n" not in message and "is not the pinned 0000" in message and f"KBT_DATASETS={tmp_path / 'data'}" in message
+    assert (
+        "\n" not in message
+        and "is not the pinned 0000" in message
+        and f"KBT_DATASETS={tmp_path / 'data'}" in message
+    )
     assert not (tmp_path / "data").exists() or not list((tmp_path / "data").rglob("*.csv"))
 
 
@@ -98,7 +107,8 @@ def test_data_without_a_public_origin_says_where_to_put_it(tmp_path: Path) -> No
     with pytest.raises(DatasetNotFoundError) as caught:
         dataset_root("mnist", "heart", env={"KBT_DATASETS": str(tmp_path)}, fetch=False)
     assert str(caught.value) == (
-        f"example dataset mnist, heart not found: put the shared datasets folder (its README lists the files) "
+        "example dataset mnist, heart not found: put the shared datasets folder "
+        "(its README lists the files) "
         f"at KBT_DATASETS={tmp_path}"
     )
 
@@ -106,7 +116,9 @@ def test_data_without_a_public_origin_says_where_to_put_it(tmp_path: Path) -> No
 def test_scripts_stop_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(REPO / "examples"))
     monkeypatch.setenv("KBT_DATASETS", str(tmp_path))
-    monkeypatch.setitem(ORIGINS, "heart", {"heart/train/heart.csv": Origin("http://127.0.0.1:9/heart.csv", "0" * 64)})
+    monkeypatch.setitem(
+        ORIGINS, "heart", {"heart/train/heart.csv": Origin("http://127.0.0.1:9/heart.csv", "0" * 64)}
+    )
     staging = importlib.import_module("staging")
     with pytest.raises(SystemExit) as caught:
         staging.run(lambda: print(staging.dataset("heart")))

@@ -21,8 +21,8 @@ def test_reference_documents_every_spec_field() -> None:
         for name in model.model_fields:
             assert f"| `{name}` |" in text, f"{model.__name__}.{name} missing from the reference"
     assert (
-        '| `retrySettings` | [RetrySettings](#retrysettings) |  | `{"maxRetries": 3, "timeoutSeconds": 300}` |'
-        in text
+        "| `retrySettings` | [RetrySettings](#retrysettings) |  "
+        '| `{"maxRetries": 3, "timeoutSeconds": 300}` |' in text
     )
     assert "give exactly one of modelName or model" in text
 

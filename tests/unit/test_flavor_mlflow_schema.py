@@ -23,7 +23,9 @@ def test_typed_columns_from_pyarrow_pass_through_unchanged() -> None:
     conformed = conform_frame(table.to_pandas(), SCHEMA, records(2))
     assert conformed["n"].dtype == "int64" and conformed["n"].tolist() == [1, 2]
     assert conformed["x"].dtype == "float64" and conformed["x"].tolist() == [0.5, 1.0]
-    assert conformed["s"].dtype == object and conformed["s"].iloc[0] == "a" and pd.isna(conformed["s"].iloc[1])
+    assert (
+        conformed["s"].dtype == object and conformed["s"].iloc[0] == "a" and pd.isna(conformed["s"].iloc[1])
+    )
 
 
 def test_text_columns_are_converted_and_bad_values_name_their_record() -> None:

@@ -166,7 +166,9 @@ def test_skops_models_load_without_importing_torch_and_predict(
     else:
         path, flavor = tmp_path / "mlflow-model", "mlflow"
         mlflow.sklearn.save_model(model, path, serialization_format="skops")
-    done = subprocess.run([sys.executable, "-c", FRESH_LOAD, str(path), flavor], check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_LOAD, str(path), flavor], check=False, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     probe = pd.DataFrame({"age": [30.0, 70.0], "chol": [180.0, 300.0], "thalach": [150.0, 150.0]})
     predicted, before, after = done.stdout.strip().splitlines()[-3:]

@@ -23,10 +23,16 @@ from kbt_operator.catalog import UnknownInstanceTypeError
 KUBE_VERSION = "1.30.0"
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E|[eE][+-]?[0-9]+)?$")
+QUANTITY = re.compile(
+    r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
+)
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec"}
-FUZZ = settings(max_examples=trial_count(quick=100, full=1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=trial_count(quick=100, full=1000),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _kubernetes_problems(obj: dict[str, Any]) -> list[str]:
@@ -36,7 +42,10 @@ def _kubernetes_problems(obj: dict[str, Any]) -> list[str]:
     limit = 63 if obj["kind"] in {"Job", "Service"} else 253
     if len(meta["name"]) > limit or not DNS_SUBDOMAIN.fullmatch(meta["name"]):
         problems.append(f"{obj['kind']} name {meta['name']!r}")
-    for key, value in {**meta.get("labels", {}), **obj.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})}.items():
+    for key, value in {
+        **meta.get("labels", {}),
+        **obj.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}),
+    }.items():
         if len(value) > 63 or not LABEL_VALUE.fullmatch(value):
             problems.append(f"label {key}={value!r}")
     if obj["kind"] != "Job":
@@ -47,7 +56,9 @@ def _kubernetes_problems(obj: dict[str, Any]) -> list[str]:
             for resource, quantity in (container.get("resources", {}).get(section) or {}).items():
                 if not QUANTITY.fullmatch(str(quantity)):
                     problems.append(f"resources.{section}.{resource}={quantity!r}")
-        problems += [f"env name {e['name']!r}" for e in container.get("env", []) if not ENV_NAME.fullmatch(e["name"])]
+        problems += [
+            f"env name {e['name']!r}" for e in container.get("env", []) if not ENV_NAME.fullmatch(e["name"])
+        ]
     for key, value in (pod.get("nodeSelector") or {}).items():
         if len(value) > 63 or not LABEL_VALUE.fullmatch(value):
             problems.append(f"nodeSelector {key}={value!r}")
@@ -63,7 +74,9 @@ def _check_rejection(doc: dict[str, Any], issues: list[Any]) -> None:
         if issue.path:
             assert issue.path[0] in TOP_LEVEL, issue.path
         else:  # a document-level problem names the missing top-level field in its message
-            assert any(f"'{name}'" in issue.message for name in TOP_LEVEL), f"names no field: {issue.message!r}"
+            assert any(f"'{name}'" in issue.message for name in TOP_LEVEL), (
+                f"names no field: {issue.message!r}"
+            )
         rendered = issue.render("job.yaml")
         assert format_path(issue.path) in rendered
 
@@ -101,7 +114,10 @@ def test_mutated_specs_are_rejected_naming_a_field_or_build_valid_jobs(doc: dict
     ("patch", "field"),
     [
         ({"miniBatchSize": 0}, "spec.miniBatchSize"),
-        ({"transformInput": {"dataSource": {"s3DataSource": {"s3Uri": "s3://A_B/x"}}}}, "spec.transformInput.dataSource.s3DataSource.s3Uri"),
+        (
+            {"transformInput": {"dataSource": {"s3DataSource": {"s3Uri": "s3://A_B/x"}}}},
+            "spec.transformInput.dataSource.s3DataSource.s3Uri",
+        ),
         ({"errorThreshold": "5 percent"}, "spec.errorThreshold"),
         ({"podOverrides": {"scratchSizeLimit": "10GB"}}, "spec.podOverrides.scratchSizeLimit"),
     ],

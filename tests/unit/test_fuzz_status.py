@@ -20,7 +20,9 @@ from kbt_operator.shards import format_indexes, parse_indexes
 from kbt_operator.status import CONDITION_TYPES, Observation, derive_status
 from kbt_operator.views import IndexedJob
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 NOW = "2024-05-01T12:00:00Z"
 
 
@@ -36,16 +38,27 @@ def observations(draw: st.DrawFn) -> dict[str, Any]:
     total = min(total, 12)
     job = draw(st.none() | jobs(total))
     completions = (job or {}).get("spec", {}).get("completions", total)
-    return {"btj": btj, "job": job, "pods": draw(pods(completions)), "progress": draw(progress_data(total)), "setup": draw(setups)}
+    return {
+        "btj": btj,
+        "job": job,
+        "pods": draw(pods(completions)),
+        "progress": draw(progress_data(total)),
+        "setup": draw(setups),
+    }
 
 
 def _comparable(status: dict[str, Any], job_gone: bool) -> dict[str, Any]:
     """The status without transition times (and, while the known bug below lives, the Running reason
-    of a terminal job whose Job is gone: test_terminal_status_keeps_its_running_reason_when_the_job_is_gone)."""
+    of a terminal job whose Job is gone:
+    test_terminal_status_keeps_its_running_reason_when_the_job_is_gone)."""
     terminal = status.get("transformJobStatus") in {"Completed", "Failed", "Stopped"}
     skip = {"lastTransitionTime"}
     conditions = [
-        {k: v for k, v in c.items() if k not in skip and not (job_gone and terminal and c["type"] == "Running" and k == "reason")}
+        {
+            k: v
+            for k, v in c.items()
+            if k not in skip and not (job_gone and terminal and c["type"] == "Running" and k == "reason")
+        }
         for c in status.get("conditions", [])
     ]
     return {k: v for k, v in status.items() if k != "conditions"} | {"conditions": conditions}
@@ -58,7 +71,11 @@ def test_status_derivation_is_total_well_formed_and_converges(raw: dict[str, Any
     derived = derive_status(obs)
     status = derived.status
     assert [c.type for c in status.conditions] == list(CONDITION_TYPES)
-    true_terminal = [c.type for c in status.conditions if c.type in {"Complete", "Failed", "Stopped"} and c.status == "True"]
+    true_terminal = [
+        c.type
+        for c in status.conditions
+        if c.type in {"Complete", "Failed", "Stopped"} and c.status == "True"
+    ]
     assert len(true_terminal) <= 1, status.conditions
     if status.transformJobStatus == TransformJobStatus.FAILED:
         assert status.failureReason, f"Failed without a reason: {status}"
@@ -67,29 +84,51 @@ def test_status_derivation_is_total_well_formed_and_converges(raw: dict[str, Any
         assert 0 <= status.shards.failed <= status.shards.total
     if status.progress is not None:
         assert 0 <= status.progress.percent <= 100
-        assert (status.progress.percent == 100) == (status.shards is not None and status.shards.succeeded == status.shards.total)
+        assert (status.progress.percent == 100) == (
+            status.shards is not None and status.shards.succeeded == status.shards.total
+        )
     # The operator writes the status and observes again: the same cluster gives the same status.
     again = derive_status(
         Observation.parse(
-            **{**raw, "btj": {**raw["btj"], "status": status.model_dump(exclude_none=True)}}, now="2024-05-01T12:01:00Z"
+            **{**raw, "btj": {**raw["btj"], "status": status.model_dump(exclude_none=True)}},
+            now="2024-05-01T12:01:00Z",
         )
-    ).status  # fmt: skip
+    ).status
     first, second = status.model_dump(exclude_none=True), again.model_dump(exclude_none=True)
     assert _comparable(second, obs.job is None) == _comparable(first, obs.job is None)
-    assert [c.lastTransitionTime for c in again.conditions] == [c.lastTransitionTime for c in status.conditions]
+    assert [c.lastTransitionTime for c in again.conditions] == [
+        c.lastTransitionTime for c in status.conditions
+    ]
 
 
 @FUZZ
 @given(valid_jobs, st.data())
-def test_job_planning_is_total_and_never_creates_a_second_job_for_a_live_one(doc: dict[str, Any], data: st.DataObject) -> None:
+def test_job_planning_is_total_and_never_creates_a_second_job_for_a_live_one(
+    doc: dict[str, Any], data: st.DataObject
+) -> None:
     spec = BatchTransformJob.model_validate(doc).spec
     total = min(spec.shards, 12)
     existing = data.draw(st.lists(jobs(total), max_size=3, unique_by=lambda j: j["metadata"]["name"]))
-    previous = data.draw(st.sampled_from([{}, {"jobName": "btj-j-0", "retryGeneration": 0, "transformJobStatus": "Failed"}]))
-    plan = plan_jobs(spec, [IndexedJob.parse(j) for j in existing], BatchTransformJobStatus.model_validate(previous))
+    previous = data.draw(
+        st.sampled_from([{}, {"jobName": "btj-j-0", "retryGeneration": 0, "transformJobStatus": "Failed"}])
+    )
+    plan = plan_jobs(
+        spec, [IndexedJob.parse(j) for j in existing], BatchTransformJobStatus.model_validate(previous)
+    )
     if plan.create is not None:
-        live = [j for j in existing if not j["metadata"].get("deletionTimestamp") and j["metadata"]["name"] not in plan.delete]
-        finished = [j for j in live if any(c["type"] in {"Complete", "Failed"} and c["status"] == "True" for c in j["status"]["conditions"])]
+        live = [
+            j
+            for j in existing
+            if not j["metadata"].get("deletionTimestamp") and j["metadata"]["name"] not in plan.delete
+        ]
+        finished = [
+            j
+            for j in live
+            if any(
+                c["type"] in {"Complete", "Failed"} and c["status"] == "True"
+                for c in j["status"]["conditions"]
+            )
+        ]
         assert len(live) == len(finished), f"creates a Job while {live} still runs"
         assert plan.create.shard_map is None or set(plan.create.shard_map) <= set(range(spec.shards))
 
@@ -124,5 +163,7 @@ def test_terminal_status_keeps_its_running_reason_when_the_job_is_gone() -> None
     }
     first = derive_status(Observation.parse(btj=btj, job=None, now=NOW)).status
     assert first.transformJobStatus == TransformJobStatus.STOPPED
-    second = derive_status(Observation.parse(btj={**btj, "status": first.model_dump(exclude_none=True)}, job=None, now=NOW)).status
+    second = derive_status(
+        Observation.parse(btj={**btj, "status": first.model_dump(exclude_none=True)}, job=None, now=NOW)
+    ).status
     assert [(c.type, c.reason) for c in second.conditions] == [(c.type, c.reason) for c in first.conditions]

@@ -33,14 +33,20 @@ def _line_of_instance_type(path: Path) -> int:
 def test_the_sagemaker_operators_sample_validates_and_schedules() -> None:
     result = CliRunner().invoke(app, ["validate", str(CHURN)], env={"KBT_INSTANCE_TYPES": ""})
     assert result.exit_code == 0, result.output
-    assert Catalog.builtin().lookup("ml.m4.xlarge").container_resources()["limits"] == {"cpu": "4", "memory": "16Gi"}
+    assert Catalog.builtin().lookup("ml.m4.xlarge").container_resources()["limits"] == {
+        "cpu": "4",
+        "memory": "16Gi",
+    }
 
 
 def test_validate_rejects_an_unknown_type_with_file_line_and_field(tmp_path: Path) -> None:
     path = _job_with_type(tmp_path, "ml.m4.xlarg")
     result = CliRunner().invoke(app, ["validate", str(path)], env={"KBT_INSTANCE_TYPES": ""})
     assert result.exit_code == 1
-    where = f"{path}:{_line_of_instance_type(path)}: spec.transformResources.instanceType: unknown instanceType 'ml.m4.xlarg'"
+    where = (
+        f"{path}:{_line_of_instance_type(path)}: spec.transformResources.instanceType: "
+        "unknown instanceType 'ml.m4.xlarg'"
+    )
     assert where in result.output
     assert "did you mean 'ml.m4.xlarge'" in result.output and "--instance-types" in result.output
 
@@ -55,7 +61,9 @@ def test_a_type_from_the_cluster_catalog_is_known_to_both(tmp_path: Path) -> Non
     ]:
         result = CliRunner().invoke(app, ["validate", *args, str(job)], env=env)
         assert result.exit_code == 0, result.output
-    assert Catalog.load(catalog_file).lookup("cpu-small").container_resources() == {"requests": {"cpu": "250m"}}
+    assert Catalog.load(catalog_file).lookup("cpu-small").container_resources() == {
+        "requests": {"cpu": "250m"}
+    }
 
 
 def test_an_unreadable_catalog_file_is_named(tmp_path: Path) -> None:
@@ -84,7 +92,10 @@ def test_validation_without_a_type_list_leaves_types_to_the_cluster(tmp_path: Pa
 
 
 def test_summary_names_families_once() -> None:
-    assert summarize(["ml.m5.large", "ml.m5.xlarge", "ml.p3dn.24xlarge", "cpu-small"]) == "cpu-small, ml.m5.*, ml.p3dn.24xlarge"
+    assert (
+        summarize(["ml.m5.large", "ml.m5.xlarge", "ml.p3dn.24xlarge", "cpu-small"])
+        == "cpu-small, ml.m5.*, ml.p3dn.24xlarge"
+    )
 
 
 def test_version() -> None:

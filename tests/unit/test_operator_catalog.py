@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import botocore.session
 import pytest
 import yaml
 
@@ -23,13 +24,22 @@ REPO = Path(__file__).resolve().parents[2]
 def test_builtin_catalog_has_cpu_and_gpu_types() -> None:
     catalog = Catalog.builtin()
     m5 = catalog.lookup("ml.m5.xlarge")
-    assert m5.container_resources() == {"requests": {"cpu": "3600m", "memory": "14745Mi"}, "limits": {"cpu": "4", "memory": "16Gi"}}
+    assert m5.container_resources() == {
+        "requests": {"cpu": "3600m", "memory": "14745Mi"},
+        "limits": {"cpu": "4", "memory": "16Gi"},
+    }
     assert not m5.has_gpu and m5.pod_tolerations() == [] and m5.nodeSelector == {}
-    for name, product in [("ml.g4dn.xlarge", "Tesla-T4"), ("ml.g5.xlarge", "NVIDIA-A10G"), ("ml.p3.2xlarge", "Tesla-V100-SXM2-16GB")]:
+    for name, product in [
+        ("ml.g4dn.xlarge", "Tesla-T4"),
+        ("ml.g5.xlarge", "NVIDIA-A10G"),
+        ("ml.p3.2xlarge", "Tesla-V100-SXM2-16GB"),
+    ]:
         gpu = catalog.lookup(name)
         assert gpu.has_gpu and gpu.resources.limits["nvidia.com/gpu"] == "1"
         assert gpu.nodeSelector == {"nvidia.com/gpu.product": product}
-        assert gpu.pod_tolerations() == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        assert gpu.pod_tolerations() == [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
 
 
 def test_unknown_instance_type_lists_the_known_ones() -> None:
@@ -44,8 +54,6 @@ def test_unknown_instance_type_lists_the_known_ones() -> None:
 
 def test_every_sagemaker_transform_instance_type_is_built_in() -> None:
     """SageMaker's TransformInstanceType enum, from botocore's own service model."""
-    import botocore.session
-
     model = botocore.session.get_session().get_service_model("sagemaker")
     transform_types = set(model.shape_for("TransformInstanceType").metadata["enum"])
     assert len(transform_types) > 100 and transform_types <= set(BUILTIN_TYPES)
@@ -64,13 +72,17 @@ def test_every_sagemaker_transform_instance_type_is_built_in() -> None:
         ("ml.inf2.24xlarge", "96", "384Gi", {"aws.amazon.com/neuron": "6"}),
     ],
 )
-def test_builtin_sizes_match_the_instance_types(name: str, vcpus: str, memory: str, accelerator: dict[str, str]) -> None:
+def test_builtin_sizes_match_the_instance_types(
+    name: str, vcpus: str, memory: str, accelerator: dict[str, str]
+) -> None:
     entry = Catalog.builtin().lookup(name)
     assert entry.resources.limits == {"cpu": vcpus, "memory": memory, **accelerator}
     assert {k: v for k, v in entry.resources.requests.items() if k not in ("cpu", "memory")} == accelerator
     assert entry.has_gpu == ("nvidia.com/gpu" in accelerator)
     if "aws.amazon.com/neuron" in accelerator:
-        assert entry.pod_tolerations() == [{"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}]
+        assert entry.pod_tolerations() == [
+            {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}
+        ]
 
 
 def test_request_percent_scales_the_builtin_requests_only() -> None:
@@ -89,7 +101,10 @@ def test_file_entries_add_and_replace_builtin_types(tmp_path: Path) -> None:
             {
                 "ml.g5.xlarge": {
                     "gpu": True,
-                    "resources": {"requests": {"cpu": "4", "nvidia.com/gpu": 1}, "limits": {"memory": "16Gi", "nvidia.com/gpu": 1}},
+                    "resources": {
+                        "requests": {"cpu": "4", "nvidia.com/gpu": 1},
+                        "limits": {"memory": "16Gi", "nvidia.com/gpu": 1},
+                    },
                     "nodeSelector": {"node.kubernetes.io/instance-type": "g5.xlarge"},
                     "tolerations": [{"key": "gpu-pool", "operator": "Exists", "effect": "NoSchedule"}],
                 },
@@ -102,7 +117,9 @@ def test_file_entries_add_and_replace_builtin_types(tmp_path: Path) -> None:
     assert g5.resources.limits == {"memory": "16Gi", "nvidia.com/gpu": "1"}
     assert g5.nodeSelector == {"node.kubernetes.io/instance-type": "g5.xlarge"}
     assert g5.pod_tolerations() == [{"key": "gpu-pool", "operator": "Exists", "effect": "NoSchedule"}]
-    assert catalog.lookup("local.small").container_resources() == {"requests": {"cpu": "250m", "memory": "256Mi"}}
+    assert catalog.lookup("local.small").container_resources() == {
+        "requests": {"cpu": "250m", "memory": "256Mi"}
+    }
     assert "ml.m5.xlarge" in catalog.types
 
 
@@ -147,7 +164,11 @@ def test_config_from_environment() -> None:
     assert config.default_s3_endpoint == "http://minio:9000" and config.default_s3_secret == "kbt-s3"
     assert config.metrics_port == 0 and config.status_interval == 0.5 and config.health_port == 8080
     defaults = OperatorConfig.from_env({})
-    assert defaults.clusterwide and defaults.runner_image.startswith("kbt/runner:") and defaults.catalog_path is None
+    assert (
+        defaults.clusterwide
+        and defaults.runner_image.startswith("kbt/runner:")
+        and defaults.catalog_path is None
+    )
 
 
 @pytest.mark.parametrize(

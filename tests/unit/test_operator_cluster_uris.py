@@ -40,5 +40,7 @@ def test_every_local_uri_is_named_with_its_field() -> None:
         f"spec.transformInput.dataSource.s3DataSource.s3Uri: in/; spec.transformOutput.s3OutputPath: out/; "
         f"spec.model.uri: file:///m: {HINT}"
     )
-    model = Model.model_validate({"metadata": {"name": "m"}, "spec": {"uri": "s3://models/m/", "flavor": "sklearn"}})
+    model = Model.model_validate(
+        {"metadata": {"name": "m"}, "spec": {"uri": "s3://models/m/", "flavor": "sklearn"}}
+    )
     assert local_uri_problem(_job(), model) == f"spec.transformOutput.s3OutputPath: out/: {HINT}"

@@ -33,7 +33,10 @@ def btj(**spec: Any) -> BatchTransformJob:
         "transformOutput": {"s3OutputPath": "s3://results/heart/"},
         "transformResources": {"instanceType": "ml.m5.xlarge", "instanceCount": 2},
         "s3": {"endpointUrl": "http://minio.storage:9000", "credentialsSecret": {"name": "s3-creds"}},
-        "environment": [{"name": "OMP_NUM_THREADS", "value": "4"}, {"name": "KBT_NAMESPACE", "value": "hijack"}],
+        "environment": [
+            {"name": "OMP_NUM_THREADS", "value": "4"},
+            {"name": "KBT_NAMESPACE", "value": "hijack"},
+        ],
         "backoffLimitPerIndex": 3,
         "activeDeadlineSeconds": 7200,
     }
@@ -44,12 +47,18 @@ def btj(**spec: Any) -> BatchTransformJob:
 MODEL = Model.model_validate(
     {
         "metadata": {"name": "heart-model", "namespace": "team-a"},
-        "spec": {"uri": "s3://models/heart/", "flavor": "sklearn", "environment": [{"name": "MODEL_ENV", "value": "1"}]},
+        "spec": {
+            "uri": "s3://models/heart/",
+            "flavor": "sklearn",
+            "environment": [{"name": "MODEL_ENV", "value": "1"}],
+        },
     }
 )
 
 
-def build(job: BatchTransformJob, *, generation: int = 0, shard_map: tuple[int, ...] | None = None) -> dict[str, Any]:
+def build(
+    job: BatchTransformJob, *, generation: int = 0, shard_map: tuple[int, ...] | None = None
+) -> dict[str, Any]:
     request = JobRequest(
         resolved=resolve_job(job, {"heart-model": MODEL}),
         instance=Catalog.builtin().lookup(job.spec.transformResources.instanceType),
@@ -67,7 +76,9 @@ def pod(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def env(job: dict[str, Any]) -> dict[str, Any]:
-    return {item["name"]: item.get("value", item.get("valueFrom")) for item in pod(job)["containers"][0]["env"]}
+    return {
+        item["name"]: item.get("value", item.get("valueFrom")) for item in pod(job)["containers"][0]["env"]
+    }
 
 
 def test_job_matches_golden_file() -> None:
@@ -86,10 +97,18 @@ def test_indexed_job_shape_and_failure_policy() -> None:
     assert spec["suspend"] is False and "maxFailedIndexes" not in spec
     assert pod(job)["restartPolicy"] == "Never"
     rules = spec["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    assert rules[0] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
     fail_index = next(rule for rule in rules if rule["action"] == "FailIndex")
     assert set(fail_index["onExitCodes"]["values"]) == {int(code) for code in NON_RETRIABLE}
-    ignored_codes = {c for rule in rules if rule["action"] == "Ignore" for c in rule.get("onExitCodes", {}).get("values", [])}
+    ignored_codes = {
+        c
+        for rule in rules
+        if rule["action"] == "Ignore"
+        for c in rule.get("onExitCodes", {}).get("values", [])
+    }
     assert ignored_codes == {int(ExitCode.STOPPED)}
     assert ExitCode.RETRIABLE not in fail_index["onExitCodes"]["values"]
     owner = job["metadata"]["ownerReferences"][0]
@@ -104,7 +123,9 @@ def test_container_command_config_and_progress_wiring() -> None:
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     variables = env(job)
     assert variables["KBT_PROGRESS_CONFIGMAP"] == "kbt-progress-heart"
-    assert variables["KBT_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}  # user value ignored
+    assert variables["KBT_NAMESPACE"] == {
+        "fieldRef": {"fieldPath": "metadata.namespace"}
+    }  # user value ignored
     assert variables["KBT_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert variables["AWS_ENDPOINT_URL_S3"] == "http://minio.storage:9000"
     assert variables["OMP_NUM_THREADS"] == "4" and variables["MODEL_ENV"] == "1"
@@ -137,7 +158,10 @@ def test_gpu_instance_type_places_on_gpu_nodes() -> None:
     spec = pod(job)
     container = spec["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert container["resources"]["limits"]["cpu"] == "4" and container["resources"]["limits"]["memory"] == "16Gi"
+    assert (
+        container["resources"]["limits"]["cpu"] == "4"
+        and container["resources"]["limits"]["memory"] == "16Gi"
+    )
     assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A10G"}
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert container["image"] == "kbt/runner-cuda:1.0"
@@ -148,7 +172,17 @@ def test_gpu_instance_type_places_on_gpu_nodes() -> None:
 
 def test_model_image_wins_over_runner_images() -> None:
     job = btj(modelName=None, model={"uri": "s3://m/", "flavor": "xgboost", "image": "acme/xgb:2"})
-    job = job.model_copy(update={"spec": job.spec.model_copy(update={"transformResources": job.spec.transformResources.model_copy(update={"instanceType": "ml.g4dn.xlarge"})})})
+    job = job.model_copy(
+        update={
+            "spec": job.spec.model_copy(
+                update={
+                    "transformResources": job.spec.transformResources.model_copy(
+                        update={"instanceType": "ml.g4dn.xlarge"}
+                    )
+                }
+            )
+        }
+    )
     assert pod(build(job))["containers"][0]["image"] == "acme/xgb:2"
 
 
@@ -161,7 +195,9 @@ def test_pod_overrides_merge_over_the_catalog() -> None:
         "serviceAccountName": "team-a-runner",
         "scratchSizeLimit": "100Gi",
     }
-    job = build(btj(transformResources={"instanceType": "ml.g5.xlarge", "instanceCount": 1}, podOverrides=overrides))
+    job = build(
+        btj(transformResources={"instanceType": "ml.g5.xlarge", "instanceCount": 1}, podOverrides=overrides)
+    )
     spec = pod(job)
     resources = spec["containers"][0]["resources"]
     assert resources["limits"] == {"cpu": "4", "memory": "20Gi", "nvidia.com/gpu": "1"}
@@ -197,10 +233,21 @@ def test_owned_objects_grant_pods_only_their_progress_configmap() -> None:
     objects = {obj["kind"]: obj for obj in shard_objects(resolve_job(job, {"heart-model": MODEL}), OWNER)}
     assert set(objects) == {"ServiceAccount", "Role", "RoleBinding", "ConfigMap"}
     (rule,) = objects["Role"]["rules"]
-    assert rule == {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["kbt-progress-heart"], "verbs": ["get", "patch"]}
-    assert objects["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "btj-heart-shard", "namespace": "team-a"}]
+    assert rule == {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["kbt-progress-heart"],
+        "verbs": ["get", "patch"],
+    }
+    assert objects["RoleBinding"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "btj-heart-shard", "namespace": "team-a"}
+    ]
     assert objects["ServiceAccount"]["automountServiceAccountToken"] is False
-    configmaps = [obj for obj in shard_objects(resolve_job(job, {"heart-model": MODEL}), OWNER) if obj["kind"] == "ConfigMap"]
+    configmaps = [
+        obj
+        for obj in shard_objects(resolve_job(job, {"heart-model": MODEL}), OWNER)
+        if obj["kind"] == "ConfigMap"
+    ]
     config = yaml.safe_load(configmaps[0]["data"]["job.json"])
     assert config["model"]["uri"] == "s3://models/heart/" and config["model_ref"] == "heart-model"
     assert all(obj["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid for obj in objects.values())
@@ -224,9 +271,15 @@ def test_job_names_are_bounded_dns_labels_and_distinct(name: str) -> None:
 
 
 def test_everything_built_is_valid_kubernetes() -> None:
-    import kubernetes_validate
+    import kubernetes_validate  # noqa: PLC0415 (dev dep: only this test)
 
-    job = btj(queueName="q", maxFailedIndexes=1, podOverrides={"tolerations": [{"key": "k", "operator": "Exists"}]})
-    documents = [build(job), build(job, generation=1, shard_map=(0, 2)), *shard_objects(resolve_job(job, {"heart-model": MODEL}), OWNER)]
+    job = btj(
+        queueName="q", maxFailedIndexes=1, podOverrides={"tolerations": [{"key": "k", "operator": "Exists"}]}
+    )
+    documents = [
+        build(job),
+        build(job, generation=1, shard_map=(0, 2)),
+        *shard_objects(resolve_job(job, {"heart-model": MODEL}), OWNER),
+    ]
     for document in documents:
         kubernetes_validate.validate(document, "1.31.0", strict=True)

@@ -21,7 +21,9 @@ def restore_logging() -> Iterator[None]:
     logging.getLogger(KOPF_OBJECT_LOGGER).removeFilter(DEMOTE_CHATTER)
 
 
-def _logged(level: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
+def _logged(
+    level: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> list[dict[str, str]]:
     """The JSON lines of kopf's and the operator's typical records, configured at `level`."""
     monkeypatch.setenv("KBT_LOG_FORMAT", "json")
     monkeypatch.setenv("KBT_LOG_LEVEL", level)

@@ -41,7 +41,9 @@ def test_long_names_stay_valid_and_distinct() -> None:
 
 def test_progress_reports_are_parsed_and_bad_ones_named() -> None:
     data = {
-        "shard-0": json.dumps({"index": 0, "state": "running", "recordsProcessed": 5, "bytesProcessed": 10, "bytesTotal": 40}),
+        "shard-0": json.dumps(
+            {"index": 0, "state": "running", "recordsProcessed": 5, "bytesProcessed": 10, "bytesTotal": 40}
+        ),
         "shard-1": "{not json",
         "shard-2": json.dumps({"index": 3, "state": "running"}),
         "shard-4": json.dumps({"index": 4, "recordsProcessed": -2}),

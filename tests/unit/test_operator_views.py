@@ -37,7 +37,12 @@ def test_retry_job_maps_completion_indexes_to_shards() -> None:
             failed=2,
             conditions=[
                 {"type": "FailureTarget", "status": "False", "reason": "x"},
-                {"type": "Failed", "status": "True", "message": "m", "lastTransitionTime": "2024-05-01T10:00:00Z"},
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "message": "m",
+                    "lastTransitionTime": "2024-05-01T10:00:00Z",
+                },
             ],
         )
     )
@@ -45,15 +50,21 @@ def test_retry_job_maps_completion_indexes_to_shards() -> None:
     assert job.completed_shards(4) == {0, 1, 2} and job.failed_shards(4) == {3}
     assert job.condition("FailureTarget") is None
     failed = job.condition("Failed")
-    assert failed is not None and failed.reason is None and failed.last_transition_time == "2024-05-01T10:00:00Z"
+    assert (
+        failed is not None and failed.reason is None and failed.last_transition_time == "2024-05-01T10:00:00Z"
+    )
     assert job.started and not job.suspended and not job.deleting
 
 
 def test_first_job_runs_every_shard_and_jobs_sort_by_generation() -> None:
-    first = IndexedJob.parse({"metadata": {"name": "btj-x-0", "deletionTimestamp": "t"}, "spec": {"suspend": True}})
+    first = IndexedJob.parse(
+        {"metadata": {"name": "btj-x-0", "deletionTimestamp": "t"}, "spec": {"suspend": True}}
+    )
     assert first.shards_of(3) == [0, 1, 2] and first.generation == 0
     assert first.deleting and first.suspended and not first.started
-    assert [j.name for j in by_generation([IndexedJob.parse(retry_job(2)), first, IndexedJob.parse(retry_job())])] == [
+    assert [
+        j.name for j in by_generation([IndexedJob.parse(retry_job(2)), first, IndexedJob.parse(retry_job())])
+    ] == [
         "btj-x-0",
         "btj-x-1",
         "btj-x-2",
@@ -75,8 +86,13 @@ def test_shard_pod_keeps_the_kbt_containers_failure() -> None:
         }
     )
     assert pod.completion_index == 2 and pod.phase == "Failed"
-    assert pod.failed_container is not None and (pod.failed_container.exit_code, pod.failed_container.message) == (3, "bad header")
-    unindexed = ShardPod.parse({"metadata": {"annotations": {"batch.kubernetes.io/job-completion-index": "x"}}})
+    assert pod.failed_container is not None and (
+        pod.failed_container.exit_code,
+        pod.failed_container.message,
+    ) == (3, "bad header")
+    unindexed = ShardPod.parse(
+        {"metadata": {"annotations": {"batch.kubernetes.io/job-completion-index": "x"}}}
+    )
     assert unindexed.completion_index is None and unindexed.failed_container is None
 
 

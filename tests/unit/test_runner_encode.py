@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kbt.api.progress import ShardProgress
 from kbt.flavors.base import BatchRejected
 from kbt.runner.dataproc import apply_json, compile_filter, select_positions
 from kbt.runner.encode import _csv_text, _dumps, normalize
 from kbt.runner.errors import ConfigError
+from kbt.runner.progress import Reporter, ShardStats
 
 
 def test_normalize_shapes() -> None:
@@ -41,9 +43,6 @@ def test_filters() -> None:
 
 
 def test_reporter_disables_a_failing_sink_and_keeps_the_others() -> None:
-    from kbt.api.progress import ShardProgress
-    from kbt.runner.progress import Reporter, ShardStats
-
     class Broken:
         def publish(self, report: ShardProgress) -> None:
             raise OSError("ConfigMap API unreachable")

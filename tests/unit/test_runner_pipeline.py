@@ -18,11 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kbt.api.models import BatchTransformJobSpec
+from kbt.api.models import BatchTransformJobSpec, ClassifyOptions, CsvOptions
 from kbt.api.resolved import ResolvedJob
-from kbt.flavors.base import ModelInput, ModelOutput
-from kbt.runner.errors import ErrorThresholdExceeded, InputError
+from kbt.flavors.base import ModelInput, ModelOutput, Record
+from kbt.runner.classify import top_classes
+from kbt.runner.coalesce import concat_inputs, stack_runs
+from kbt.runner.errors import ConfigError, ErrorThresholdExceeded, InputError
 from kbt.runner.framing import tfrecord_frame
+from kbt.runner.reader import header_or_none
 from kbt.runner.shard import run_shard
 
 
@@ -258,7 +261,7 @@ def test_parquet_split_by_row_groups_to_parquet(tmp_path: Path) -> None:
 
 
 def _png(value: int) -> bytes:
-    from PIL import Image
+    from PIL import Image  # noqa: PLC0415 (heavy: only image test)
 
     buffer = io.BytesIO()
     Image.new("L", (4, 4), color=value).save(buffer, format="PNG")
@@ -399,9 +402,6 @@ def test_json_array_documents_and_csv_without_split_type(tmp_path: Path) -> None
     ],
 )
 def test_csv_header_detection(first_row: bytes, setting: bool | None, expected: list[str] | None) -> None:
-    from kbt.api.models import CsvOptions
-    from kbt.runner.reader import header_or_none
-
     assert header_or_none(first_row, CsvOptions(header=setting)) == expected
 
 
@@ -443,10 +443,6 @@ def test_classify_and_include_source_in_append_row(tmp_path: Path) -> None:
 
 
 def test_classify_top_k_with_labels_and_shape_errors() -> None:
-    from kbt.api.models import ClassifyOptions
-    from kbt.runner.classify import top_classes
-    from kbt.runner.errors import ConfigError
-
     frame = top_classes(
         [[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]], ClassifyOptions(topK=2, labels=["cat", "dog", "eel"])
     )
@@ -488,9 +484,6 @@ def test_small_objects_are_predicted_in_full_mini_batches_with_outputs_per_objec
 
 
 def test_stacking_rules() -> None:
-    from kbt.flavors.base import Record
-    from kbt.runner.coalesce import concat_inputs, stack_runs
-
     def tensor_input(shape: tuple[int, ...]) -> ModelInput:
         return ModelInput(
             records=[Record("x", i, b"") for i in range(shape[0])], tensor=np.zeros(shape, np.float32)

@@ -16,13 +16,43 @@ from chaos.operator_objects import operator_objects
 from chaos.spec_strategies import valid_jobs
 from kbt_operator.catalog import UnknownInstanceTypeError
 
-ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
-BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
-                         "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}  # fmt: skip
-SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-                "net.ipv4.tcp_keepalive_probes"}  # fmt: skip
+ALLOWED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+BASELINE_CAPABILITIES = {
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+}
+SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+}
 
 
 def restricted_violations(pod: dict[str, Any]) -> list[str]:
@@ -34,7 +64,9 @@ def restricted_violations(pod: dict[str, Any]) -> list[str]:
             problems.append(f"{field} is set")
     if (pod_context.get("windowsOptions") or {}).get("hostProcess"):
         problems.append("hostProcess")
-    problems += [f"sysctl {s['name']}" for s in pod_context.get("sysctls") or [] if s["name"] not in SAFE_SYSCTLS]
+    problems += [
+        f"sysctl {s['name']}" for s in pod_context.get("sysctls") or [] if s["name"] not in SAFE_SYSCTLS
+    ]
     for volume in pod.get("volumes") or []:
         kinds = set(volume) - {"name"}
         if not kinds <= ALLOWED_VOLUMES:
@@ -63,7 +95,9 @@ def restricted_violations(pod: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: seccompProfile {seccomp!r}")
         if context.get("procMount", "Default") != "Default":
             problems.append(f"{name}: procMount")
-        problems += [f"{name}: hostPort {p['hostPort']}" for p in container.get("ports") or [] if p.get("hostPort")]
+        problems += [
+            f"{name}: hostPort {p['hostPort']}" for p in container.get("ports") or [] if p.get("hostPort")
+        ]
     return problems
 
 
@@ -71,11 +105,21 @@ def test_the_checker_catches_what_the_profile_forbids() -> None:
     pod = {
         "hostNetwork": True,
         "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
-        "containers": [{"name": "c", "securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}}],
+        "containers": [
+            {"name": "c", "securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}}
+        ],
     }
     problems = restricted_violations(pod)
-    for expected in ("hostNetwork", "volume h", "privileged", "allowPrivilegeEscalation", "drop ALL", "SYS_ADMIN",
-                     "runAsNonRoot", "seccompProfile"):  # fmt: skip
+    for expected in (
+        "hostNetwork",
+        "volume h",
+        "privileged",
+        "allowPrivilegeEscalation",
+        "drop ALL",
+        "SYS_ADMIN",
+        "runAsNonRoot",
+        "seccompProfile",
+    ):
         assert any(expected in p for p in problems), (expected, problems)
 
 

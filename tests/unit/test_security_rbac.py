@@ -22,7 +22,15 @@ from chaos.operator_objects import operator_objects
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "kbt"
 ESCALATING_VERBS = {"*", "escalate", "bind", "impersonate"}
-SENSITIVE = {"secrets", "pods/exec", "pods/attach", "pods/portforward", "nodes", "nodes/proxy", "serviceaccounts/token"}
+SENSITIVE = {
+    "secrets",
+    "pods/exec",
+    "pods/attach",
+    "pods/portforward",
+    "nodes",
+    "nodes/proxy",
+    "serviceaccounts/token",
+}
 # What the operator manages, by API group; anything else is more than it needs.
 MANAGED = {
     "kbt.dev": {"batchtransformjobs", "batchtransformjobs/status", "models"},
@@ -39,7 +47,13 @@ NAMESPACED_VALUES = {"rbac": {"scope": "namespaced", "watchNamespaces": ["team-a
 def _render(scope: str) -> tuple[dict[str, Any], ...]:
     values = NAMESPACED_VALUES if scope == "namespaced" else {}
     manifests = helm.Chart.load(CHART).render(values, name="kbt", namespace="kbt-system", is_install=True)
-    return tuple(doc for path, text in manifests.items() if not path.endswith(".txt") for doc in yaml.safe_load_all(text) if doc)
+    return tuple(
+        doc
+        for path, text in manifests.items()
+        if not path.endswith(".txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    )
 
 
 def _grants(roles: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -67,14 +81,22 @@ def test_operator_rbac_has_no_wildcards_and_no_escalation(scope: str) -> None:
             assert "*" not in rule["apiGroups"] + rule["resources"], rule
             assert not ESCALATING_VERBS & set(rule["verbs"]), rule
     for group, resource, verb in _grants(roles):
-        assert resource in MANAGED.get(group, set()), f"{verb} {group}/{resource} is not something kbt manages"
+        assert resource in MANAGED.get(group, set()), (
+            f"{verb} {group}/{resource} is not something kbt manages"
+        )
         assert resource not in SENSITIVE - {"secrets"}, f"{verb} {resource}"
 
 
 @pytest.mark.parametrize("scope", ["cluster", "namespaced"])
 def test_operator_can_only_get_secrets_by_name(scope: str) -> None:
-    secret_verbs = {verb for group, resource, verb in _grants(_of_kind(_render(scope), "ClusterRole", "Role")) if resource == "secrets"}
-    assert secret_verbs <= {"get"}, f"the operator may {sorted(secret_verbs)} Secrets; it only checks one by name"
+    secret_verbs = {
+        verb
+        for group, resource, verb in _grants(_of_kind(_render(scope), "ClusterRole", "Role"))
+        if resource == "secrets"
+    }
+    assert secret_verbs <= {"get"}, (
+        f"the operator may {sorted(secret_verbs)} Secrets; it only checks one by name"
+    )
 
 
 @pytest.mark.parametrize("scope", ["cluster", "namespaced"])
@@ -85,19 +107,25 @@ def test_operator_cannot_change_what_it_only_reads(scope: str) -> None:
         if resource in {"pods", "secrets", "models", "customresourcedefinitions", "namespaces"}:
             assert verb not in writes, f"{verb} {group}/{resource}"
         if resource in {"roles", "rolebindings", "serviceaccounts"}:
-            assert verb in {"create", "get"}, f"{verb} {group}/{resource}: per-job identities are only created"
+            assert verb in {"create", "get"}, (
+                f"{verb} {group}/{resource}: per-job identities are only created"
+            )
 
 
 def test_namespaced_mode_grants_nothing_namespaced_cluster_wide() -> None:
     documents = _render("namespaced")
     cluster_grants = _grants(_of_kind(documents, "ClusterRole"))
-    namespaced_resources = {r for g, resources in MANAGED.items() if g != "apiextensions.k8s.io" for r in resources}
+    namespaced_resources = {
+        r for g, resources in MANAGED.items() if g != "apiextensions.k8s.io" for r in resources
+    }
     assert not {resource for _, resource, _ in cluster_grants} & namespaced_resources, cluster_grants
     roles = _of_kind(documents, "Role")
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["team-a", "team-b"]
     bindings = _of_kind(documents, "RoleBinding")
     for binding in bindings:
-        assert binding["roleRef"]["kind"] == "Role", "a RoleBinding to a ClusterRole would grant its cluster-wide rules"
+        assert binding["roleRef"]["kind"] == "Role", (
+            "a RoleBinding to a ClusterRole would grant its cluster-wide rules"
+        )
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kbt", "namespace": "kbt-system"}]
 
 
@@ -129,9 +157,15 @@ def test_per_job_role_grants_only_its_own_progress_configmap(patch: dict[str, An
     assert _grants([role]) == {("", "configmaps", "get"), ("", "configmaps", "patch")}
     assert role["rules"][0]["resourceNames"] == ["kbt-progress-score"]
     assert binding["metadata"]["namespace"] == "team-a"
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
     pod = job["spec"]["template"]["spec"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": "team-a"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": "team-a"}
+    ]
     assert not [o for o in objects if o["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
 
 

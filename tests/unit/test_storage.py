@@ -17,6 +17,7 @@ from kbt.storage import (
     open_location,
     split_s3_uri,
 )
+from kbt.storage.s3 import encryption_args
 
 
 def test_s3_uris_split_into_bucket_and_key() -> None:
@@ -49,8 +50,6 @@ def test_settings_hide_secrets_and_bound_attempts(monkeypatch: pytest.MonkeyPatc
 
 
 def test_sse_kms_arguments_only_with_a_key() -> None:
-    from kbt.storage.s3 import encryption_args
-
     assert encryption_args(S3Settings()) == {}
     assert encryption_args(S3Settings(kms_key_id="arn:aws:kms:us-east-1:1:key/k")) == {
         "ServerSideEncryption": "aws:kms",
@@ -66,3 +65,12 @@ def test_the_plugins_storage_import_pulls_in_neither_the_runner_nor_pandas() -> 
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_file_listed_as_a_folder_has_no_objects(tmp_path: Path) -> None:
+    """A single-file model (``model.pt``) listed as a folder is empty, not NotADirectoryError."""
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    store = LocalStore()
+    assert store.list_objects(model.as_posix() + "/") == []
+    assert [info.key for info in store.list_objects(model.as_posix())] == [model.as_posix()]

@@ -149,14 +149,20 @@ class Kube:
     def list_shard_pods(self, job_name: str) -> list[dict[str, Any]]:
         """Every pod of the job (all attempts of every shard), as plain dicts."""
         return self._call(
-            "list", "pods", self.namespace, lambda: self._api.list("Pod", self.namespace, job_selector(job_name))
+            "list",
+            "pods",
+            self.namespace,
+            lambda: self._api.list("Pod", self.namespace, job_selector(job_name)),
         )
 
     def progress_data(self, job_name: str) -> dict[str, str]:
         """The progress ConfigMap's data; empty when the shards have not written it yet."""
         name = progress_configmap_name(job_name)
         configmap = self._call(
-            "get", f"configmaps ({name})", self.namespace, lambda: self._api.get("ConfigMap", self.namespace, name)
+            "get",
+            f"configmaps ({name})",
+            self.namespace,
+            lambda: self._api.get("ConfigMap", self.namespace, name),
         )
         return dict((configmap or {}).get("data") or {})
 

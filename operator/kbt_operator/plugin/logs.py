@@ -1,9 +1,9 @@
 """`kubectl btj logs`: every shard's log, each line prefixed `[shard I]`, merged by time.
 
 Live pods are read through the API (with kubelet timestamps, so shards interleave in time order);
-once the job has finished, shards whose pods are gone are read from the runner's archive in S3. With `follow`, one thread
-streams each shard pod and new pods (new shards, retries) are picked up as they start, until the
-job has finished and every stream has ended.
+once the job has finished, shards whose pods are gone are read from the runner's archive in S3.
+With `follow`, one thread streams each shard pod and new pods (new shards, retries) are picked up
+as they start, until the job has finished and every stream has ended.
 """
 
 from __future__ import annotations

@@ -38,8 +38,14 @@ _SPEC_RULES = [
     },
 ]
 _MODEL_RULES = [
-    {"rule": "self.flavor != 'custom' || has(self.scoringScript)", "message": "flavor 'custom' needs scoringScript"},
-    {"rule": "self.flavor != 'transformers' || has(self.task)", "message": "flavor 'transformers' needs task"},
+    {
+        "rule": "self.flavor != 'custom' || has(self.scoringScript)",
+        "message": "flavor 'custom' needs scoringScript",
+    },
+    {
+        "rule": "self.flavor != 'transformers' || has(self.task)",
+        "message": "flavor 'transformers' needs task",
+    },
 ]
 _INT_OR_STRING_RULES = {
     "errorThreshold": [

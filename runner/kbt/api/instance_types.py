@@ -1,4 +1,4 @@
-'''The SageMaker instance types kbt knows, as one table, and the names a cluster catalog file adds.
+"""The SageMaker instance types kbt knows, as one table, and the names a cluster catalog file adds.
 
 Both `kbt validate` (offline, in the runner package) and the operator's catalog
 (``kbt_operator.catalog``, which adds scheduling: requests, nodeSelector, tolerations, GPU image)
@@ -16,7 +16,7 @@ the same name (https://aws.amazon.com/ec2/instance-types/): vCPUs, memory in GiB
 accelerators a pod requests: ``gpu`` = ``nvidia.com/gpu`` (with the GPU's product label, as the
 NVIDIA GPU feature discovery names it), ``neuron`` = ``aws.amazon.com/neuron`` devices
 (Inferentia/Trainium chips, as the AWS Neuron device plugin counts them).
-'''
+"""
 
 from __future__ import annotations
 
@@ -214,7 +214,9 @@ class InstanceSpec:
 
     @property
     def accelerator_resource(self) -> str | None:
-        return {"gpu": GPU_RESOURCE, "neuron": NEURON_RESOURCE}[self.accelerator] if self.accelerator else None
+        return (
+            {"gpu": GPU_RESOURCE, "neuron": NEURON_RESOURCE}[self.accelerator] if self.accelerator else None
+        )
 
 
 def _parse_row(line: str) -> tuple[str, InstanceSpec]:
@@ -266,7 +268,9 @@ def known_names(catalog_file: Path | None) -> frozenset[str]:
 def summarize(names: Collection[str]) -> str:
     """The names, sorted, with a family of several sizes shown once as ``ml.m5.*``."""
     families = Counter(name.rsplit(".", 1)[0] for name in names if "." in name)
-    shown = {f"{name.rsplit('.', 1)[0]}.*" if families[name.rsplit(".", 1)[0]] > 1 else name for name in names}
+    shown = {
+        f"{name.rsplit('.', 1)[0]}.*" if families[name.rsplit(".", 1)[0]] > 1 else name for name in names
+    }
     return ", ".join(sorted(shown))
 
 

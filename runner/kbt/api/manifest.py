@@ -144,7 +144,11 @@ INSTANCE_TYPE_PATH: FieldPath = ("spec", "transformResources", "instanceType")
 
 
 def _instance_type_issues(doc: Document, known: Collection[str]) -> list[Issue]:
-    name = doc.data.get("spec", {}).get("transformResources", {}).get("instanceType") if doc.kind == "BatchTransformJob" else None
+    name = (
+        doc.data.get("spec", {}).get("transformResources", {}).get("instanceType")
+        if doc.kind == "BatchTransformJob"
+        else None
+    )
     if name is None or name in known:
         return []
     message = (
@@ -166,7 +170,10 @@ def _schema_issues(doc: Document) -> list[Issue]:
 def _schema_message(error: jsonschema.ValidationError) -> str:
     message = str(error.message)
     if error.validator == "enum":
-        return f"unsupported value {error.instance!r}: supported values: {', '.join(map(repr, error.validator_value))}"
+        return (
+            f"unsupported value {error.instance!r}: "
+            f"supported values: {', '.join(map(repr, error.validator_value))}"
+        )
     if error.validator == "required":
         return message.replace("is a required property", "is required")
     return message
@@ -178,7 +185,11 @@ def _model_issues(doc: Document) -> list[Issue]:
     except ValidationError as exc:
         issues = []
         for err in exc.errors():
-            path = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "int", "str"))))
+            path = tuple(
+                p
+                for p in err["loc"]
+                if not (isinstance(p, str) and p.startswith(("function-", "int", "str")))
+            )
             message = err["msg"].removeprefix("Value error, ")
             issues.append(Issue(path, message, doc.line_of(path)))
         return issues

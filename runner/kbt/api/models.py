@@ -46,9 +46,15 @@ def _alias_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
         props[other] = {**props[name], "description": f"Same as {name} (the {origin} spelling)."}
         if name in required:
             required.remove(name)
-            rule = {"rule": f"has(self.{name}) != has(self.{other})", "message": f"give exactly one of {name} or {other}"}
+            rule = {
+                "rule": f"has(self.{name}) != has(self.{other})",
+                "message": f"give exactly one of {name} or {other}",
+            }
         else:
-            rule = {"rule": f"!(has(self.{name}) && has(self.{other}))", "message": f"give either {name} or {other}, not both"}
+            rule = {
+                "rule": f"!(has(self.{name}) && has(self.{other}))",
+                "message": f"give either {name} or {other}, not both",
+            }
         schema.setdefault("x-kubernetes-validations", []).append(rule)
     if not required:
         schema.pop("required", None)
@@ -239,7 +245,9 @@ class ClassifyOptions(_Model):
 
     topK: Annotated[int, Field(ge=1, le=1000)] = Field(
         1,
-        description="How many classes per record: columns class, probability (topK 1) or class_1, probability_1, ...",
+        description=(
+            "How many classes per record: columns class, probability (topK 1) or class_1, probability_1, ..."
+        ),
     )
     labels: Annotated[list[Annotated[str, Field(max_length=256)]], Field(max_length=100_000)] | None = Field(
         None, description="Class names by score index (default: the index itself)."
@@ -610,12 +618,14 @@ class BatchTransformJobSpec(_Model):
             " Azure-shaped jobs (flavor custom, splitType None), `records` otherwise."
         ),
     )
-    errorThreshold: Annotated[int | str, Field(json_schema_extra={"pattern": ERROR_THRESHOLD})] | None = Field(
-        None,
-        description="Bad records the job tolerates over its whole input (Azure error_threshold): a "
-        "count, a percent such as '5%', or -1 for unlimited. Unset: -1 when failFast is set or the "
-        "job is Azure-shaped (a scoring script over unsplit files); otherwise SageMaker's semantics, "
-        "the first bad record fails the job and its object gets no output.",
+    errorThreshold: Annotated[int | str, Field(json_schema_extra={"pattern": ERROR_THRESHOLD})] | None = (
+        Field(
+            None,
+            description="Bad records the job tolerates over its whole input (Azure error_threshold): a "
+            "count, a percent such as '5%', or -1 for unlimited. Unset: -1 when failFast is set or the "
+            "job is Azure-shaped (a scoring script over unsplit files); otherwise SageMaker's semantics, "
+            "the first bad record fails the job and its object gets no output.",
+        )
     )
     failFast: bool | None = Field(
         None,

@@ -2,7 +2,8 @@
 
 The runner fetches the model once per shard (``kbt.runner.model_fetch``), builds a
 ``LoadContext`` with the local path it gets, then calls ``load_predictor(ctx)``; the predictor's
-``predict`` takes one ``ModelInput`` per mini-batch. Heavy frameworks are imported inside each flavor module only.
+``predict`` takes one ``ModelInput`` per mini-batch. Heavy frameworks are imported inside each
+flavor module only.
 """
 
 from __future__ import annotations

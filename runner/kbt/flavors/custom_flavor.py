@@ -6,9 +6,10 @@ the runner uploads what a script writes there to ``s3OutputPath``, kbt.runner.cu
 What ``mini_batch`` holds for tabular input follows ``LoadContext.mini_batch`` (the job's
 ``miniBatchMode``, see kbt.api.azureml): ``files`` (Azure's default) gives a list of file paths,
 the records of each source written as one file of the input's format named after the source (the
-runner hands such a script whole files, kbt.runner.batching); ``records`` gives a DataFrame. Any other input is a list of file paths: each
-record written to a scratch file named after its source (the source's own name when the record is
-a whole object, ``<stem>-<index><suffix>`` for one record of a split file).
+runner hands such a script whole files, kbt.runner.batching); ``records`` gives a DataFrame. Any
+other input is a list of file paths: each record written to a scratch file named after its source
+(the source's own name when the record is a whole object, ``<stem>-<index><suffix>`` for one
+record of a split file).
 
 ``run`` returns a DataFrame or a list with one entry per record; ``None`` (the script wrote its own
 outputs) gives rows without columns. A generator ``run()`` is run to its end and its items are
@@ -123,7 +124,8 @@ class ScoringScriptPredictor:
                 if isinstance(exc, MemoryError) or is_out_of_memory(exc):
                     raise
                 raise BatchRejected(
-                    f"{self.script.name} run() failed on the mini-batch starting at {self._first_record(batch)}: "
+                    f"{self.script.name} run() failed on the mini-batch starting at "
+                    f"{self._first_record(batch)}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
         finally:
@@ -149,7 +151,9 @@ class ScoringScriptPredictor:
             paths.append(str(path))
         return paths
 
-    def _tabular_files(self, batch: ModelInput, frame: pd.DataFrame, kind: TabularFile, work: Path) -> list[str]:
+    def _tabular_files(
+        self, batch: ModelInput, frame: pd.DataFrame, kind: TabularFile, work: Path
+    ) -> list[str]:
         positions: dict[str, list[int]] = {}
         for position, record in enumerate(batch.records):
             positions.setdefault(record.source, []).append(position)

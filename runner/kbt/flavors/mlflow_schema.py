@@ -28,7 +28,9 @@ Converter = Callable[[pd.Series], tuple[pd.Series, pd.Series]]  # -> (converted,
 
 def _integers(dtype: type[np.integer[Any]]) -> Converter:
     def convert(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-        if pd.api.types.is_integer_dtype(values.dtype) and not isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+        if pd.api.types.is_integer_dtype(values.dtype) and not isinstance(
+            values.dtype, pd.api.extensions.ExtensionDtype
+        ):
             return values.astype(dtype), pd.Series(False, index=values.index)
         numbers = pd.to_numeric(values, errors="coerce")
         bad = numbers.isna() | (numbers % 1 != 0)
@@ -39,7 +41,9 @@ def _integers(dtype: type[np.integer[Any]]) -> Converter:
 
 def _floats(dtype: type[np.floating[Any]]) -> Converter:
     def convert(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-        if pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+        if pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(
+            values.dtype, pd.api.extensions.ExtensionDtype
+        ):
             return values.astype(dtype), pd.Series(False, index=values.index)
         numbers = pd.to_numeric(values, errors="coerce").astype(dtype)
         return numbers, numbers.isna() & values.notna()

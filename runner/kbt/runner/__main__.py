@@ -22,7 +22,9 @@ from kbt.settings import RunnerSettings
 def parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Run one shard of a resolved job; the exit code and termination message say why it stopped.",
+        description=(
+            "Run one shard of a resolved job; the exit code and termination message say why it stopped."
+        ),
     )
     parser.add_argument(
         "--job", type=Path, required=True, help="ResolvedJob JSON (the operator mounts /etc/kbt/job.json)."

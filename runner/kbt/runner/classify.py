@@ -26,7 +26,8 @@ def _scores(predictions: pd.DataFrame | list[object]) -> np.ndarray:
         raise ConfigError(f"model classify: the model's output is not class scores ({exc})") from exc
     if scores.ndim != 2 or scores.shape[1] == 0:
         raise ConfigError(
-            f"model classify: needs one row of class scores per record, the model returned shape {scores.shape}"
+            "model classify: needs one row of class scores per record, "
+            f"the model returned shape {scores.shape}"
         )
     return scores
 
@@ -37,7 +38,8 @@ def top_classes(predictions: pd.DataFrame | list[object], options: ClassifyOptio
     labels = options.labels
     if labels is not None and len(labels) != scores.shape[1]:
         raise ConfigError(
-            f"model classify.labels has {len(labels)} names but the model returns {scores.shape[1]} class scores"
+            f"model classify.labels has {len(labels)} names "
+            f"but the model returns {scores.shape[1]} class scores"
         )
     k = min(options.topK, scores.shape[1])
     best = np.argsort(-scores, axis=1, kind="stable")[:, :k]

@@ -43,7 +43,9 @@ class Decoder:
 
     def __init__(self, job: ResolvedJob) -> None:
         transform = job.spec.transformInput
-        lookup = content_format if job.model.flavor == Flavor.CUSTOM else known_format  # raw bytes: scripts only
+        lookup = (
+            content_format if job.model.flavor == Flavor.CUSTOM else known_format
+        )  # raw bytes: scripts only
         self.format = lookup(transform.contentType, "transformInput.contentType")
         self.content_type = media_type(transform.contentType)
         self.delimiter = transform.csv.delimiter

@@ -3,11 +3,12 @@
 A model may return a DataFrame, Series, ndarray (1-D: one value per record, 2-D: one row of
 columns per record, higher ranks nested lists), list, or dict of equal-length arrays; ``Rows``
 holds it with one entry per record. Output formats (``accept``; default: like the input, JSON
-Lines for images/text/binary; the content format's ``default_accept``): CSV rows, JSON values (JSON Lines / JSON), Parquet tables. Each
-record's output is followed by ``\\n`` when assembleWith is Line, by nothing when None
-(SageMaker's rule). ``joinSource: Input`` prefixes the input row (CSV) or adds the prediction
-under ``SageMakerOutput`` (JSON); the output filter then picks from the joined row. A Model's
-``classify`` turns class scores into top classes first (kbt.runner.classify), and
+Lines for images/text/binary; the content format's ``default_accept``): CSV rows, JSON values
+(JSON Lines / JSON), Parquet tables. Each record's output is followed by ``\\n`` when
+assembleWith is Line, by nothing when None (SageMaker's rule). ``joinSource: Input`` prefixes the
+input row (CSV) or adds the prediction under ``SageMakerOutput`` (JSON); the output filter then
+picks from the joined row. A Model's ``classify`` turns class scores into top classes first
+(kbt.runner.classify), and
 ``includeSource`` puts the input object's name (``file``) before each prediction. Azure-shaped
 appendRow jobs without ``accept`` write Azure's append_row layout: CSV rows with one space between
 fields and no header (kbt.api.azureml); an explicit ``accept`` keeps kbt's layouts (``text/csv``:
@@ -135,7 +136,9 @@ def output_type(job: ResolvedJob) -> AcceptType:
             return AcceptType(media_type(accept))
         except ValueError:
             known = ", ".join(AcceptType)
-            raise ConfigError(f"transformOutput.accept: kbt cannot write {accept!r} (known: {known})") from None
+            raise ConfigError(
+                f"transformOutput.accept: kbt cannot write {accept!r} (known: {known})"
+            ) from None
     if azure_append_row(job.spec, job.model):
         return AcceptType.CSV
     return content_format(job.spec.transformInput.contentType, "transformInput.contentType").default_accept
@@ -195,7 +198,8 @@ class Encoder:
             return Encoded(text.encode())
         if self.join:
             fields = [
-                [*inputs, *out] for inputs, out in zip(self._input_fields(batch, decoded), fields, strict=True)
+                [*inputs, *out]
+                for inputs, out in zip(self._input_fields(batch, decoded), fields, strict=True)
             ]
         rejected: dict[int, str] = {}
         if self.output_filter is not None:
@@ -206,7 +210,9 @@ class Encoder:
                 except FilterMismatch as exc:
                     rejected[position] = f"outputFilter: {exc}"
             fields = kept
-        return Encoded(_csv_text([], fields, self.separator, self.output_delimiter).encode(), rejected=rejected)
+        return Encoded(
+            _csv_text([], fields, self.separator, self.output_delimiter).encode(), rejected=rejected
+        )
 
     def _json(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
         values = rows.json_values()

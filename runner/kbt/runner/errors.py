@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from kbt.api.exitcodes import ExitCode
 from kbt.storage import ObjectNotFound, StorageError, StorageUnavailable
 
@@ -38,10 +40,8 @@ class Stopped(RunnerError):
 
 def exit_code_for(exc: BaseException) -> ExitCode:
     """The exit code a shard reports for ``exc`` (see kbt.api.exitcodes)."""
-    from pydantic import ValidationError
-
-    from kbt.flavors.base import ModelLoadError
-    from kbt.flavors.errors import DeviceOutOfMemoryError, InputSchemaError
+    from kbt.flavors.base import ModelLoadError  # noqa: PLC0415 (cycle: kbt.flavors imports this)
+    from kbt.flavors.errors import DeviceOutOfMemoryError, InputSchemaError  # noqa: PLC0415 (cycle: kbt.flavors imports this)
 
     if isinstance(exc, RunnerError):
         return exc.exit_code

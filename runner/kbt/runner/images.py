@@ -18,7 +18,7 @@ from kbt.flavors.base import Record
 
 
 def _pixels(data: bytes, prep: ImagePreprocessing) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 (heavy: only image jobs)
 
     try:
         with Image.open(io.BytesIO(data)) as image:

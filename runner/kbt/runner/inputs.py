@@ -47,7 +47,9 @@ def list_inputs(spec: BatchTransformJobSpec) -> tuple[Store, list[InputObject]]:
     else:
         store, prefix = open_location(source.s3Uri, settings)
         folder = _folder(prefix)
-        objects = [InputObject(o.key, o.key[len(folder) :], o.size, o.version) for o in store.list_objects(prefix)]
+        objects = [
+            InputObject(o.key, o.key[len(folder) :], o.size, o.version) for o in store.list_objects(prefix)
+        ]
     out_store, out_prefix = open_location(spec.transformOutput.s3OutputPath, settings)
     if out_store.uri("") == store.uri("") and out_prefix:
         output_folder = out_prefix.rstrip("/") + "/"

@@ -123,7 +123,8 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
         BarColumn(),
         TaskProgressColumn(),
         TextColumn(
-            "{task.fields[records]} records, {task.fields[errors]} errors, {task.fields[rate]:.0f}/s {task.fields[state]}"
+            "{task.fields[records]} records, {task.fields[errors]} errors, "
+            "{task.fields[rate]:.0f}/s {task.fields[state]}"
         ),
         TimeElapsedColumn(),
     ]

@@ -72,7 +72,7 @@ def _download_mlflow_artifacts(uri: str, target: Path) -> Path:
 
 
 def _fetch_s3(uri: str, target: Path, settings: S3Settings) -> Path:
-    from kbt.storage.s3 import S3Store  # boto3 costs seconds: only models on S3 pay for it
+    from kbt.storage.s3 import S3Store  # noqa: PLC0415 (boto3 costs seconds: only models on S3 pay for it)
 
     bucket, key = split_s3_uri(uri)
     store = S3Store(bucket, settings)

@@ -105,7 +105,7 @@ class KubernetesSink:
 
     def __init__(self, namespace: str, config_map: str, api: Any = None) -> None:
         if api is None:
-            from kubernetes import client, config
+            from kubernetes import client, config  # noqa: PLC0415 (heavy: only inside a cluster)
 
             config.load_incluster_config()
             api = client.CoreV1Api()

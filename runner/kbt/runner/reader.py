@@ -11,6 +11,7 @@ as one bad record at the failing offset and the item ends.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import zlib
@@ -257,8 +258,6 @@ class _Packer:
 
 
 def _csv_header(line: bytes, delimiter: str) -> list[str]:
-    import csv
-
     return next(csv.reader([line.decode("utf-8-sig")], delimiter=delimiter))
 
 

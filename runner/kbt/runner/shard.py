@@ -65,15 +65,21 @@ def scratch_dir() -> Path:
 
 def load_model(job: ResolvedJob, layout: Layout, scratch: Path) -> Predictor:
     """The job's predictor; a scoring script's custom outputs are uploaded after each mini-batch."""
-    from kbt.flavors import load_predictor
-    from kbt.runner.model_fetch import fetch_model
+    from kbt.flavors import load_predictor  # noqa: PLC0415 (avoids import cycle)
+    from kbt.runner.model_fetch import fetch_model  # noqa: PLC0415 (avoids import cycle)
 
     environment = {var.name: var.value for var in [*job.model.environment, *job.spec.environment]}
     local = fetch_model(job.model, scratch, s3_settings(job.spec))
     outputs = custom_outputs(job, layout, scratch / "outputs")
     summary_only = job.spec.transformOutput.outputAction == OutputAction.SUMMARY_ONLY
     ctx = LoadContext(
-        job.model, local, scratch, outputs.folder, environment, mini_batch_mode(job.spec, job.model), summary_only
+        job.model,
+        local,
+        scratch,
+        outputs.folder,
+        environment,
+        mini_batch_mode(job.spec, job.model),
+        summary_only,
     )
     predictor: Predictor = SyncedPredictor(load_predictor(ctx), outputs)
     # The model and the imported frameworks live until the shard ends: take them out of the

@@ -89,7 +89,7 @@ class Layout:
 
 def layout_for(job: ResolvedJob) -> Layout:
     """The job's output location, not yet bound to a state (see ``current_plan``)."""
-    from kbt.runner.inputs import s3_settings
+    from kbt.runner.inputs import s3_settings  # noqa: PLC0415 (avoids import cycle)
 
     store, prefix = open_location(job.spec.transformOutput.s3OutputPath, s3_settings(job.spec))
     return Layout(store, directory_prefix(prefix), "")
@@ -107,7 +107,7 @@ def item_output_key(job: ResolvedJob, layout: Layout, item: WorkItem) -> str | N
 
 
 def is_parquet_output(job: ResolvedJob) -> bool:
-    from kbt.runner.encode import output_type
+    from kbt.runner.encode import output_type  # noqa: PLC0415 (avoids import cycle)
 
     return output_type(job) == AcceptType.PARQUET
 

@@ -78,7 +78,8 @@ class Threshold:
             share = 100.0 * failed / records
             if share > self.percent:
                 raise ErrorThresholdExceeded(
-                    f"{failed} of {records} records bad ({share:.1f}%), more than errorThreshold {self.percent:g}%"
+                    f"{failed} of {records} records bad ({share:.1f}%), "
+                    f"more than errorThreshold {self.percent:g}%"
                 )
 
 
@@ -99,7 +100,8 @@ class FailFast:
             self.first, self.first_reason = where, reason
 
     def check(self, seen: int, failed: int, processed: int) -> None:
-        """``seen`` records this run, ``failed`` of ``processed`` in all: raise when every one failed alike."""
+        """``seen`` records this run, ``failed`` of ``processed`` in all: raise when every one failed
+        alike."""
         if self.enabled and seen >= FAIL_FAST_RECORDS and failed == processed and len(self.reasons) == 1:
             raise InputError(
                 f"the first {seen} records all failed the same way, so the input does not fit the "

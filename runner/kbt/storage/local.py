@@ -50,7 +50,7 @@ class LocalStore(Store):
 
     def list_objects(self, prefix: str) -> list[ObjectInfo]:
         root = Path(prefix if prefix.endswith("/") else os.path.dirname(prefix) or "/")
-        if Path(prefix).is_file():
+        if not prefix.endswith("/") and Path(prefix).is_file():
             return [self.stat(prefix)]
         if not root.is_dir():
             return []
