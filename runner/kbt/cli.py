@@ -11,7 +11,7 @@ import typer
 import kbt.cli_run
 from kbt.api.crd import render_crds, write_crds
 from kbt.api.instance_types import CATALOG_ENV, CatalogError, known_names
-from kbt.api.manifest import ManifestError, load_documents, validate_document
+from kbt.api.manifest import ManifestError, load_documents, sagemaker_differences, validate_document
 
 app = typer.Typer(
     name="kbt",
@@ -82,6 +82,8 @@ def validate(
                     typer.echo(f"  {issue.render(str(path))}", err=True)
             else:
                 typer.secho(f"✓ {label} is valid", fg="green")
+                for warning in sagemaker_differences(doc):
+                    typer.secho(f"  ⚠ {warning.render(str(path))}", fg="yellow", err=True)
     raise typer.Exit(1 if failed else 0)
 
 

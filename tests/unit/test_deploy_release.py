@@ -3,29 +3,21 @@ chart rendered through helm-python-sdk, and one line when no cluster answers."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
+
+from harness.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "kbt"
 
 
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("helm_release", REPO / "deploy" / "helm_release.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helm_release = _script()
+helm_release = load_script(REPO / "deploy" / "helm_release.py")
 
 
 def test_values_files_merge_and_set_wins(tmp_path: Path) -> None:

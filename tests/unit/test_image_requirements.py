@@ -9,7 +9,6 @@ their dependencies), so a new import the image lacks fails here, without Docker.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -19,26 +18,19 @@ import textwrap
 import tomllib
 from importlib.metadata import PackageNotFoundError, packages_distributions, requires
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from harness.scripts import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 
 
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("image_requirements", REPO / "docker" / "requirements.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-requirements_py = _script()
+requirements_py = load_script(REPO / "docker" / "requirements.py")
 PROJECT: dict[str, Any] = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 

@@ -226,3 +226,45 @@ def load_manifest(path: Path) -> tuple[list[BatchTransformJob], dict[str, Model]
     if errors:
         raise ManifestError("\n".join(errors))
     return jobs, models
+
+
+ROW_FRAMED_TYPES = ("text/csv", "application/jsonlines", "application/x-jsonlines")
+MIGRATION_GUIDE = "docs/migration-sagemaker.md"
+
+
+def sagemaker_differences(doc: Document) -> list[Issue]:
+    """Warnings, not errors: settings a SageMaker manifest leaves to defaults where kbt's
+    behaviour differs from SageMaker's (splitType None on row formats, assembleWith's default)."""
+    if doc.kind != "BatchTransformJob" or not isinstance(doc.data, dict):
+        return []
+    spec = doc.data.get("spec") or {}
+    transform_input = spec.get("transformInput") or {}
+    output = spec.get("transformOutput") or {}
+    scoring_script = (spec.get("model") or {}).get("flavor") == "custom"
+    media = str(transform_input.get("contentType", "")).split(";", 1)[0].strip().lower()
+    warnings: list[Issue] = []
+    split_path: FieldPath = ("spec", "transformInput", "splitType")
+    if (
+        media in ROW_FRAMED_TYPES
+        and transform_input.get("splitType", "None") == "None"
+        and not scoring_script
+    ):
+        warnings.append(
+            Issue(
+                split_path,
+                f"splitType None: kbt reads {media} row by row in mini-batches, where SageMaker sends the"
+                f" whole object as one request ({MIGRATION_GUIDE}, transformInput.splitType)",
+                doc.line_of(split_path),
+            )
+        )
+    if "assembleWith" not in output and "AssembleWith" not in output:
+        path: FieldPath = ("spec", "transformOutput")
+        warnings.append(
+            Issue(
+                (*path, "assembleWith"),
+                f"not set: kbt defaults to Line, SageMaker to None ({MIGRATION_GUIDE},"
+                " transformOutput.assembleWith); set it to make the choice explicit",
+                doc.line_of(path),
+            )
+        )
+    return warnings
