@@ -67,9 +67,9 @@ def write_csv_corpus(root: Path) -> list[BadObject]:
 
 def write_gzip_corpus(root: Path) -> list[BadObject]:
     """Gzip-compressed CSV inputs (one job, compressionType Gzip): one good, one truncated, one not gzip."""
-    whole = gzip.compress(good_csv(2000))
+    whole = gzip.compress(good_csv(2000), mtime=0)
     objects = {
-        BadObject("good.csv.gz", "control", records=50): gzip.compress(good_csv(50)),
+        BadObject("good.csv.gz", "control", records=50): gzip.compress(good_csv(50), mtime=0),
         BadObject("truncated.csv.gz", "gzip stream cut in half", whole_object=True, records=2000): whole[
             : len(whole) // 2
         ],
