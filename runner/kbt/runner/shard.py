@@ -23,7 +23,7 @@ from typing import Any
 from kbt import log as kbt_log
 from kbt.api.azureml import mini_batch_mode
 from kbt.api.exitcodes import ExitCode
-from kbt.api.models import OutputAction
+from kbt.api.models import Flavor, OutputAction
 from kbt.api.resolved import ResolvedJob
 from kbt.api.shardmap import ShardMapError, shard_index
 from kbt.flavors.base import LoadContext, Predictor
@@ -81,7 +81,9 @@ def load_model(job: ResolvedJob, layout: Layout, scratch: Path) -> Predictor:
         mini_batch_mode(job.spec, job.model),
         summary_only,
     )
-    predictor: Predictor = SyncedPredictor(load_predictor(ctx), outputs)
+    predictor = load_predictor(ctx)
+    if job.model.flavor == Flavor.CUSTOM:  # only scripts see AZUREML_BI_OUTPUT_PATH
+        predictor = SyncedPredictor(predictor, outputs)
     # The model and the imported frameworks live until the shard ends: take them out of the
     # cyclic GC's sight so its full collections do not walk them again for every mini-batch.
     gc.freeze()
