@@ -33,8 +33,8 @@ test: install ## Run the whole test suite (unit, integration; e2e when KUBECONFI
 e2e: install ## Operator and fault tests on the cluster in KUBECONFIG (settings: docs/e2e.md)
 	$(PY) -m pytest tests/e2e -m e2e -v $(PYTEST_ARGS)
 
-bench-operator: install ## Operator on kmock: 200 BatchTransformJobs -> Jobs, status lag, RSS
-	$(PY) bench/operator_bench.py --jobs 200
+bench-operator: install ## Operator in its own process on kmock: 1,000 BatchTransformJobs -> Jobs (goal 30 s), calls, RSS
+	$(PY) bench/operator_bench.py
 
 lint: install ## ruff (lint and format) and mypy
 	$(VENV)/bin/ruff check runner operator tests bench examples
@@ -72,7 +72,7 @@ RUNNER_FRAMEWORKS_tf := mlflow,tensorflow,images
 docker_build = $(DOCKER) build -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) $(DOCKER_BUILD_ARGS)
 
 .PHONY: chart-sync image-constraints images kind-up kind-down kind-load deploy undeploy minio
-.PHONY: base-image image-inputs image-base-ready images-cpu images-runners image-operator image-runner image-runner-cuda image-test
+.PHONY: base-image image-inputs image-base-ready images-cpu images-runners image-operator image-runner image-runner-cuda image-test bench-image
 
 chart-sync: ## Copy crds/ into charts/kbt/crds and regenerate the chart's RBAC from kbt_operator.rbac
 	cp crds/*.yaml charts/kbt/crds/
@@ -88,7 +88,7 @@ image-constraints: install ## Pin the images' Python packages to the versions in
 
 images: images-cpu image-runner-cuda ## Build kbt/operator, kbt/runner (CPU) and kbt/runner-cuda, tagged $(IMAGE_TAG)
 
-images-cpu: image-operator image-runner ## Build kbt/operator and kbt/runner (all CPU frameworks), not the CUDA image
+images-cpu: image-operator image-runner images-runners ## Build kbt/operator, kbt/runner (all CPU frameworks) and the family runners, not the CUDA image
 
 images-runners: image-runner-tabular image-runner-torch image-runner-tf ## Build kbt/runner-tabular, -torch, -tf (one framework family each)
 
@@ -123,6 +123,9 @@ image-runner-cuda: image-base-ready image-inputs
 
 image-test: install image-operator image-runner-tabular ## Build kbt/operator and kbt/runner-tabular, then run tests/image against them
 	KBT_IMAGE_TAG=$(IMAGE_TAG) DOCKER=$(DOCKER) $(PY) -m pytest tests/image -v $(PYTEST_ARGS)
+
+bench-image: install image-runner-tabular ## In-pod start-up: heart shard vs a minimal script in kbt/runner-tabular, first prediction
+	DOCKER=$(DOCKER) $(PY) bench/image_bench.py --image kbt/runner-tabular:$(IMAGE_TAG)
 
 kind-up: ## Create the kind cluster: control plane, a CPU worker, a GPU-labelled tainted worker
 	$(call need,kind,https://kind.sigs.k8s.io/docs/user/quick-start/)
@@ -164,7 +167,7 @@ bench-flavors: install ## Flavor overhead vs a bare framework loop on CPU (MNIST
 	$(PY) bench/flavors_bench.py
 
 BENCH_ARGS ?=
-bench: install ## kbt vs HTTP invocations, Ray Data, pandas, in-memory ceiling -> bench/results/latest.md (~15-20 min; BENCH_ARGS=--quick, --rows 10000000)
+bench: install ## Time to first prediction + end to end vs pandas, Ray Data, HTTP -> bench/results/latest.md (<20 min; BENCH_ARGS=--quick: <3 min -> bench/results/quick/)
 	$(PY) -m bench.compare $(BENCH_ARGS)
 
 .PHONY: chaos

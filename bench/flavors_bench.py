@@ -23,18 +23,21 @@ import numpy as np
 from PIL import Image
 
 from kbt.api.models import ModelSpec
+from kbt.datasets import DatasetNotFoundError, dataset_root
 from kbt.flavors import load_predictor
 from kbt.flavors.base import LoadContext, ModelInput, Record
 
 REPO = Path(__file__).resolve().parent.parent
-DATASETS = Path(os.environ.get("KBT_DATASETS", REPO.parent / "shared" / "datasets"))
 MNIST_CLASS_DIR = REPO / "tests" / "fixtures" / "mnist"
 
 
+def mnist_dir() -> Path:
+    """The seed MNIST dataset, found by ``kbt.datasets`` ($KBT_DATASETS, then ../shared/datasets)."""
+    return dataset_root("mnist") / "mnist"
+
+
 def mnist_tensor(records: int) -> np.ndarray:
-    images = [
-        np.asarray(Image.open(DATASETS / "mnist" / "images" / f"{i}.png").convert("L")) for i in range(10)
-    ]
+    images = [np.asarray(Image.open(mnist_dir() / "images" / f"{i}.png").convert("L")) for i in range(10)]
     tiled = np.stack(images * (records // 10 + 1))[:records]
     return tiled.astype(np.float32)[..., None]  # NHWC, raw 0..255, as the runner decodes them
 
@@ -73,7 +76,7 @@ def bench_torch_mnist(tensor: np.ndarray, batch_size: int, scratch: Path) -> Non
     sys.path.insert(0, str(MNIST_CLASS_DIR))
     from mnist_mlp import MnistMLP
 
-    weights = DATASETS / "mnist" / "torch-model" / "model.pt"
+    weights = mnist_dir() / "torch-model" / "model.pt"
     model = MnistMLP()
     model.load_state_dict(torch.load(weights, weights_only=True))
     model.eval()
@@ -99,7 +102,7 @@ def bench_keras_mnist(tensor: np.ndarray, batch_size: int, scratch: Path) -> Non
     import tensorflow as tf
     from tensorflow.python.saved_model import load_v1_in_v2
 
-    path = DATASETS / "mnist" / "keras-savedmodel"
+    path = mnist_dir() / "keras-savedmodel"
     signature = load_v1_in_v2.load(str(path), tags=["serve"]).signatures["serving_default"]
     name = next(iter(signature.structured_input_signature[1]))
     flat = tensor[..., 0]
@@ -149,7 +152,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=200, help="MNIST mini-batch size")
     parser.add_argument("--resnet-records", type=int, default=32, help="ResNet50 images per pass (0: skip)")
     args = parser.parse_args()
-    tensor = mnist_tensor(args.records)
+    try:
+        tensor = mnist_tensor(args.records)
+    except DatasetNotFoundError as exc:
+        raise SystemExit(f"bench/flavors_bench.py: {exc}") from None
     print(f"CPU, {os.cpu_count()} cores; best of 3 passes (ResNet50: 1) after a warm-up pass")
     with tempfile.TemporaryDirectory() as scratch:
         bench_torch_mnist(tensor, args.batch_size, Path(scratch))

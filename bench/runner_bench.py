@@ -28,16 +28,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from kbt.datasets import DatasetNotFoundError, dataset_root
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "heart-classifier"
-TRAINING = REPO.parent / "shared" / "datasets" / "heart" / "train" / "heart.csv"
 
 
-def build_model(work: Path) -> tuple[Path, pd.DataFrame]:
+def build_model(work: Path, training: Path) -> tuple[Path, pd.DataFrame]:
     sys.path[:0] = [str(EXAMPLE)]
     import prepare  # noqa: PLC0415 (example's training code, needs sys.path)
 
-    features, labels = prepare.load_training(TRAINING)
+    features, labels = prepare.load_training(training)
     pipeline, _ = prepare.train(features, labels)
     model_dir = work / "model"
     prepare.save_model(pipeline, features, model_dir)
@@ -118,8 +119,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--split-mb", type=float, default=8.0)
     args = parser.parse_args()
+    try:
+        training = dataset_root("heart") / "heart" / "train" / "heart.csv"
+    except DatasetNotFoundError as exc:
+        raise SystemExit(f"bench/runner_bench.py: {exc}") from None
     work = Path(tempfile.mkdtemp(prefix="kbt-runner-bench-"))
-    model_dir, features = build_model(work)
+    model_dir, features = build_model(work, training)
     data = work / "data" / "heart.csv"
     data.parent.mkdir()
     write_rows(features, args.rows, data)

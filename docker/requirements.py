@@ -4,12 +4,15 @@ The image builds install these (pinned by docker/constraints.txt) in a layer of 
 the kbt wheel, so a source change rebuilds only the small kbt layer, not torch or TensorFlow.
 ``kbt[a,b]`` references inside extras are expanded. ``--torch-build cpu`` asks for the CPU build
 of torch (``torch==2.13.0+cpu``: from a local wheel folder or PyTorch's CPU index, never the CUDA
-build on PyPI). ``--core a,b`` keeps only the named core dependencies (the operator image: it
-imports pydantic and pyyaml, never pandas or boto3). ``--also a,b`` adds single requirements of
+build on PyPI); ``--xgboost-build cpu`` for XGBoost's (``xgboost-cpu``, same version: PyPI's
+``xgboost`` carries a 237 MB CUDA build of libxgboost and NCCL). ``--core a,b`` keeps only the
+named core dependencies (the operator image: it imports pydantic and pyyaml, never pandas or
+boto3). ``--also a,b`` adds single requirements of
 other extras (the runners: ``kubernetes`` of the operator extra, to patch the progress ConfigMap).
 Runs on the image's python3 (3.11: tomllib), standard library only.
 
 Usage: python3 requirements.py PYPROJECT EXTRAS [--core NAMES] [--also NAMES] [--torch-build cpu]
+       [--xgboost-build cpu]
 (EXTRAS and NAMES: comma-separated)
 """
 
@@ -95,6 +98,12 @@ def with_torch_build(lines: list[str], build: str) -> list[str]:
     return [re.sub(TORCH_PIN, rf"torch==\g<version>+{build}", line) for line in lines]
 
 
+def with_xgboost_build(lines: list[str], build: str) -> list[str]:
+    """XGBoost's `build` package (xgboost-cpu: the same module without CUDA), same specifier."""
+    renamed = f"xgboost-{build}"
+    return [renamed + line[len("xgboost") :] if _name(line) == "xgboost" else line for line in lines]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pyproject", type=Path)
@@ -102,6 +111,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--core", help="comma-separated core dependencies to keep (default: all)")
     parser.add_argument("--also", default="", help="comma-separated requirements of other extras to add")
     parser.add_argument("--torch-build", help="local version label of the torch build, e.g. cpu")
+    parser.add_argument("--xgboost-build", choices=["cpu"], help="xgboost-cpu instead of xgboost")
     args = parser.parse_args(argv)
     core_names = [_name(n) for n in args.core.split(",") if n] if args.core is not None else None
     extra_names = [_name(n) for n in args.also.split(",") if n]
@@ -113,6 +123,8 @@ def main(argv: list[str]) -> int:
     )
     if args.torch_build:
         lines = with_torch_build(lines, args.torch_build)
+    if args.xgboost_build:
+        lines = with_xgboost_build(lines, args.xgboost_build)
     print("\n".join(lines))
     return 0
 

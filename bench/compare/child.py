@@ -1,20 +1,20 @@
-"""Entry point of one contender run in its own process: ``python -m bench.compare.child NAME TASK``.
+"""Entry point of one baseline run in its own process: ``python -m bench.compare.child NAME TASK``.
 
-Each contender times its own section and reports it with ``emit_result``:
-- ceiling: only the loop of predict calls over mini-batches already decoded in memory;
-- pandas: the whole plain script (load model, read each file, predict, write);
-- http: the client (read, split into payloads, POST with N in flight, write); the server is up;
-- ray: the Dataset pipeline (read, map_batches on an actor pool, write); Ray is initialised.
+The harness times the whole process (start to exit); each baseline reports the records it
+wrote with ``emit_result``:
+- pandas: the plain script a user writes: load the model, read each file (CSV in chunks of
+  PANDAS_CHUNK rows, images and texts in mini-batches), predict, write;
+- http: SageMaker Batch Transform's data plane: start the model server, wait until it answers
+  /ping, then the client (read, split into payloads, POST with N in flight, write);
+- ray: ``ray.init``, then a Ray Data pipeline (read, map_batches on an actor pool, write).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,62 +22,39 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from bench.compare.models import IMAGE_PREP, batch_input, decode_table, load_scorer
+from bench.compare.models import IMAGE_PREP, batch_input, decode_chunks, decode_table, load_scorer
 from bench.compare.procmon import emit_result
+from bench.compare.servers import model_server
 from bench.compare.storage import S3_ENV, Store
 from bench.compare.task import Task
 
-CSV_TYPES = {"tabular": "text/csv", "text": "text/csv"}
-
-
-def _decoded_batches(task: Task, store: Store) -> Iterator[Any]:
-    """Mini-batches of `task.batch_size` records in the scorer's input form."""
-    names = store.list()
-    if task.kind == "image":
-        prep = IMAGE_PREP[task.workload]
-        for start in range(0, len(names), task.batch_size):
-            yield prep.stack([prep.decode(store.read(n)) for n in names[start : start + task.batch_size]])
-        return
-    for name in names:
-        frame = decode_table(store.read(name), task)
-        for start in range(0, len(frame), task.batch_size):
-            yield batch_input(task, frame.iloc[start : start + task.batch_size])
-
-
-def ceiling(task: Task) -> None:
-    store = Store(task.input_uri, task.s3_endpoint)
-    batches = list(_decoded_batches(task, store))
-    score = load_scorer(task.workload, Path(task.model_dir))
-    started = time.perf_counter()
-    records = sum(len(score(batch)) for batch in batches)
-    emit_result(seconds=time.perf_counter() - started, records=records)
+PANDAS_CHUNK = 100_000  # CSV rows the plain pandas script reads, predicts and writes at a time
 
 
 def pandas_script(task: Task) -> None:
-    started = time.perf_counter()
     score = load_scorer(task.workload, Path(task.model_dir))
     source, sink = Store(task.input_uri, task.s3_endpoint), Store(task.output_uri, task.s3_endpoint)
     names = source.list()
     records = 0
     if task.kind == "image":
         prep = IMAGE_PREP[task.workload]
-        rows: list[tuple[str, Any]] = []
-        for start in range(0, len(names), task.batch_size):
-            chunk = names[start : start + task.batch_size]
-            rows.extend(
-                zip(chunk, score(prep.stack([prep.decode(source.read(n)) for n in chunk])), strict=True)
-            )
-        sink.write(
-            "predictions.csv", pd.DataFrame(rows, columns=["file", "prediction"]).to_csv(index=False).encode()
-        )
-        records = len(rows)
-    else:
-        for name in names:
-            frame = decode_table(source.read(name), task)
-            predictions = score(batch_input(task, frame))
-            sink.write(name + ".out", pd.DataFrame({"prediction": predictions}).to_csv(index=False).encode())
-            records += len(predictions)
-    emit_result(seconds=time.perf_counter() - started, records=records)
+        with sink.writer("predictions.csv") as out:
+            out.write(b"file,prediction\n")
+            for start in range(0, len(names), task.batch_size):
+                chunk = names[start : start + task.batch_size]
+                predictions = score(prep.stack([prep.decode(source.read(n)) for n in chunk]))
+                out.write("".join(f"{n},{p}\n" for n, p in zip(chunk, predictions, strict=True)).encode())
+                records += len(predictions)
+        emit_result(records=records)
+        return
+    for name in names:
+        rows = task.batch_size if task.kind == "text" else PANDAS_CHUNK
+        with source.open(name) as data, sink.writer(name + ".out") as out:
+            for index, frame in enumerate(decode_chunks(data, task, rows)):
+                predictions = score(batch_input(task, frame))
+                pd.DataFrame({"prediction": predictions}).to_csv(out, index=False, header=index == 0)
+                records += len(predictions)
+    emit_result(records=records)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,19 +95,21 @@ def _requests(task: Task, source: Store) -> Iterator[tuple[str, bytes, str]]:
                     "text/csv",
                 )
             continue
-        if task.input_format == "parquet":
-            data = decode_table(data, task).to_csv(index=False).encode()
         header, _, body = data.partition(b"\n")
         for payload in _csv_payloads(header + b"\n", body, limit):
             yield name, payload, "text/csv"
 
 
 def http_client(task: Task) -> None:
+    """Start the model server (a user of /invocations pays its start too), then the client."""
+    scratch = Path(task.extra["scratch"])
+    with model_server(task.workload, Path(task.model_dir), task.workers, scratch / "server.log") as server:
+        _invoke_all(task, server.url)
+
+
+def _invoke_all(task: Task, url: str) -> None:
     import requests
 
-    if task.http_url is None:
-        raise ValueError("the http contender needs task.http_url")
-    url = task.http_url
     local = threading.local()
 
     def invoke(body: bytes, content_type: str) -> list[Any]:
@@ -142,7 +121,6 @@ def http_client(task: Task) -> None:
         predictions: list[Any] = response.json()["predictions"]
         return predictions
 
-    started = time.perf_counter()
     source, sink = Store(task.input_uri, task.s3_endpoint), Store(task.output_uri, task.s3_endpoint)
     outputs: dict[str, list[Any]] = {}
     in_flight = threading.BoundedSemaphore(task.workers * 2)
@@ -157,7 +135,7 @@ def http_client(task: Task) -> None:
             outputs.setdefault(name, []).extend(future.result())
     for name, predictions in outputs.items():
         sink.write(name + ".out", "".join(f"{json.dumps(p)}\n" for p in predictions).encode())
-    emit_result(seconds=time.perf_counter() - started, records=sum(map(len, outputs.values())))
+    emit_result(records=sum(map(len, outputs.values())))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,8 +185,6 @@ def ray_data(task: Task) -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     filesystem = _ray_filesystem(task)
-    Store(task.output_uri, task.s3_endpoint).clear()
-    started = time.perf_counter()
     source, output = _ray_path(task.input_uri), _ray_path(task.output_uri)
     batch_format = "numpy" if task.kind == "image" else "pandas"
     if task.kind == "image":
@@ -217,8 +193,6 @@ def ray_data(task: Task) -> None:
         dataset = ray.data.read_images(
             source, filesystem=filesystem, mode=prep.color_mode, size=size, include_paths=True
         )
-    elif task.input_format == "parquet":
-        dataset = ray.data.read_parquet(source, filesystem=filesystem)
     else:
         convert = pacsv.ConvertOptions(column_types={"thal": "string"} if task.workload == "heart" else None)
         parse = pacsv.ParseOptions(newlines_in_values=task.kind == "text")
@@ -236,78 +210,10 @@ def ray_data(task: Task) -> None:
         num_cpus=1 / task.workers,
     )
     predictions.write_csv(output, filesystem=filesystem)
-    seconds = time.perf_counter() - started
-    records = sum(len(pd.read_csv(io.BytesIO(blob))) for blob in _outputs(task) if blob.strip())
-    emit_result(seconds=seconds, records=records)
-    ray.shutdown()
-
-
-def _outputs(task: Task) -> Iterator[bytes]:
-    sink = Store(task.output_uri, task.s3_endpoint)
-    for name in sink.list():
-        yield sink.read(name)
-
-
-# ---------------------------------------------------------------------------------------------
-# kbt: the local runner, and shard processes as an Indexed Job's pods run them
-# ---------------------------------------------------------------------------------------------
-
-KBT = str(Path(sys.executable).with_name("kbt"))
-
-
-def _kbt_succeeded_records(task: Task) -> int:
-    """Records kbt scored, from the job manifest it writes next to the outputs."""
-    manifest = json.loads(Store(task.output_uri, task.s3_endpoint).read("_manifest.json"))
-    return int(manifest["counts"]["succeeded"])
-
-
-def _kbt_loaded_seconds(task: Task) -> float:
-    """Seconds the shards needed once their model was loaded: records over the summed rates of
-    the shards' last progress reports (rate = records / time since the model was ready)."""
-    store = Store(task.output_uri, task.s3_endpoint)
-    reports = [json.loads(store.read(name)) for name in store.list() if name.startswith("_kbt/progress/")]
-    rate = sum(report["recordsPerSecond"] for report in reports)
-    return sum(report["recordsProcessed"] for report in reports) / rate if rate else float("nan")
-
-
-def _emit_kbt_result(task: Task, seconds: float) -> None:
-    emit_result(
-        seconds=seconds, records=_kbt_succeeded_records(task), loaded_seconds=_kbt_loaded_seconds(task)
-    )
-
-
-def kbt_run(task: Task) -> None:
-    import subprocess
-
-    from bench.compare.kbt_jobs import write_job_yaml
-
-    job = write_job_yaml(task, Path(task.extra["scratch"]) / "job.yaml")
-    started = time.perf_counter()
-    subprocess.run([KBT, "run", str(job), "--workers", str(task.workers)], check=True, stdout=sys.stderr)
-    _emit_kbt_result(task, time.perf_counter() - started)
-
-
-def kbt_shards(task: Task) -> None:
-    import subprocess
-
-    from bench.compare.kbt_jobs import write_resolved_job
-
-    job = write_resolved_job(task, Path(task.extra["scratch"]) / "job.json")
-    started = time.perf_counter()
-    shards = [
-        subprocess.Popen([KBT, "shard", "--job", str(job), "--index", str(index)], stdout=sys.stderr)
-        for index in range(task.workers)
-    ]
-    failed = [index for index, shard in enumerate(shards) if shard.wait() != 0]
-    if failed:
-        raise SystemExit(f"kbt shard failed for indexes {failed}")
-    _emit_kbt_result(task, time.perf_counter() - started)
+    ray.shutdown()  # the harness counts the records in the output files
 
 
 CONTENDERS: dict[str, Callable[[Task], None]] = {
-    "kbt-run": kbt_run,
-    "kbt-shards": kbt_shards,
-    "ceiling": ceiling,
     "pandas": pandas_script,
     "http": http_client,
     "ray": ray_data,

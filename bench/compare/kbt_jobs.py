@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bench.compare.models import GENERATION, IMAGE_PREP
+from bench.compare.models import GENERATION, HEART_EXAMPLE, IMAGE_PREP
 from bench.compare.task import Task
 
 from kbt.api.models import BatchTransformJob
@@ -14,10 +14,10 @@ from kbt.api.resolved import ResolvedJob
 
 CONTENT_TYPES = {
     "csv": "text/csv",
-    "parquet": "application/x-parquet",
     "png": "image/png",
     "jpeg": "image/jpeg",
 }
+HEART_EXAMPLE_JOB = HEART_EXAMPLE / "job.yaml"
 TORCH_CLASSES = {"mnist": "torch_nets:MnistDigits", "resnet50": "torch_nets:ResNet50Classes"}
 
 
@@ -30,6 +30,11 @@ def model_spec(task: Task) -> dict[str, Any]:
             "flavor": "mlflow",
             "environment": [{"name": "MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "value": "true"}],
         }
+    if task.workload in ("heart-sklearn", "heart-xgboost"):
+        return {"uri": str(model_dir), "flavor": task.workload.removeprefix("heart-")}
+    if task.workload == "mnist-keras":  # the seed SavedModel, as examples/mnist-classifier serves it
+        gray = {"colorMode": "L", "layout": "NHW", "scale": 1 / 255}
+        return {"uri": str(model_dir), "flavor": "tensorflow", "imagePreprocessing": gray}
     if task.workload in TORCH_CLASSES:
         prep = IMAGE_PREP[task.workload]
         preprocessing: dict[str, Any] = {
@@ -87,6 +92,29 @@ def job_manifest(task: Task, name: str) -> dict[str, Any]:
 def write_job_yaml(task: Task, path: Path, name: str = "bench") -> Path:
     path.write_text(yaml.safe_dump(job_manifest(task, name), sort_keys=False))
     return path
+
+
+def write_heart_example_yaml(task: Task, path: Path) -> Path:
+    """examples/heart-classifier/job.yaml as shipped (its miniBatchSize, errorThreshold, Model),
+    with only its input, output and model paths pointed at the benchmark's."""
+    documents = list(yaml.safe_load_all(HEART_EXAMPLE_JOB.read_text()))
+    for document in documents:
+        spec = document["spec"]
+        if document["kind"] == "BatchTransformJob":
+            spec["transformInput"]["dataSource"]["s3DataSource"]["s3Uri"] = task.input_uri
+            spec["transformOutput"]["s3OutputPath"] = task.output_uri
+        else:
+            spec["uri"] = task.model_dir
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return path
+
+
+def heart_example_batch_size() -> int:
+    """The miniBatchSize the heart example ships with."""
+    job = next(
+        d for d in yaml.safe_load_all(HEART_EXAMPLE_JOB.read_text()) if d["kind"] == "BatchTransformJob"
+    )
+    return int(job["spec"]["miniBatchSize"])
 
 
 def write_resolved_job(task: Task, path: Path, name: str = "bench") -> Path:

@@ -10,17 +10,18 @@ import io
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 from bench.compare.task import Task
 
+from kbt.datasets import dataset_root
+
 REPO = Path(__file__).resolve().parents[2]
-DATASETS = Path(os.environ.get("KBT_DATASETS", REPO.parent / "shared" / "datasets"))
 HEART_EXAMPLE = REPO / "examples" / "heart-classifier"
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -82,12 +83,24 @@ IMAGE_PREP = {
 # ---------------------------------------------------------------------------------------------
 
 
+def dataset(name: str) -> Path:
+    """The folder of one example dataset (``kbt.datasets``: $KBT_DATASETS, then ../shared/datasets);
+    raises ``kbt.datasets.DatasetNotFoundError`` with a one-line message when it is missing."""
+    return dataset_root(name) / name
+
+
+def heart_training_frame() -> pd.DataFrame:
+    """The heart training rows whose `thal` is a known category (features and `target`)."""
+    frame = pd.read_csv(dataset("heart") / "train" / "heart.csv", dtype={"thal": str})
+    return frame[frame["thal"].isin(("fixed", "normal", "reversible"))].reset_index(drop=True)
+
+
 def build_heart(model_dir: Path) -> None:
     """The heart-classifier example's MLflow model (sklearn + XGBoost pipeline), trained here."""
     sys.path.insert(0, str(HEART_EXAMPLE))
     import prepare  # type: ignore[import-not-found]  # examples/heart-classifier/prepare.py
 
-    features, labels = prepare.load_training(DATASETS / "heart" / "train" / "heart.csv")
+    features, labels = prepare.load_training(dataset("heart") / "train" / "heart.csv")
     pipeline, _ = prepare.train(features, labels)
     prepare.save_model(pipeline, features, model_dir)
 
@@ -95,7 +108,7 @@ def build_heart(model_dir: Path) -> None:
 def build_mnist(model_dir: Path) -> None:
     """The trained MNIST MLP state_dict plus the module that defines its class."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DATASETS / "mnist" / "torch-model" / "model.pt", model_dir / "model.pt")
+    shutil.copy(dataset("mnist") / "torch-model" / "model.pt", model_dir / "model.pt")
     shutil.copy(Path(__file__).with_name("torch_nets.py"), model_dir / "torch_nets.py")
 
 
@@ -211,13 +224,14 @@ def _summarizer(model_dir: Path) -> Scorer:
 
 
 def decode_table(data: bytes, task: Task) -> pd.DataFrame:
-    if task.input_format == "parquet":
-        import pyarrow.parquet as pq
-
-        frame: pd.DataFrame = pq.read_table(io.BytesIO(data)).to_pandas()
-        return frame
     dtypes = {"thal": str} if task.workload == "heart" else None
     return pd.read_csv(io.BytesIO(data), dtype=dtypes)
+
+
+def decode_chunks(data: BinaryIO, task: Task, rows: int) -> Iterator[pd.DataFrame]:
+    """A CSV file (tabular or text) as frames of at most `rows` records, read in chunks."""
+    dtypes = {"thal": str} if task.workload == "heart" else None
+    yield from pd.read_csv(data, dtype=dtypes, chunksize=rows)
 
 
 def batch_input(task: Task, items: Any) -> Any:

@@ -1,47 +1,72 @@
-"""Benchmark sizes: the full run (`make bench`, ~15-20 min on 2 cores) and the quick smoke run."""
+"""Benchmark sizes and goals: the full run (`make bench`, under 20 min on 2 cores) and `--quick`."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
 
-WORKLOADS = ("tabular", "mnist", "resnet50", "text", "scale")
-CONTENDERS = ("kbt-run", "kbt-shards", "ceiling", "http", "ray", "pandas")
+WORKLOADS = ("first-prediction", "tabular", "heart-example", "mnist", "resnet50", "text", "scale")
+CONTENDERS = ("kbt-run", "kbt-shards", "pandas", "ray", "http")
+DEFAULT_CONTENDERS = ("kbt-run", "pandas", "ray", "http")
+FIRST_FLAVORS = ("sklearn", "xgboost", "mlflow-sklearn", "torch", "keras", "hf")
+
+# Minimum speed-up of `kbt run` over each baseline (baseline time ÷ kbt time), per goal group.
+SPEEDUP_GOALS: dict[str, dict[str, float]] = {
+    "tabular": {"pandas": 1.5, "ray": 3.0},
+    "tabular-big": {"pandas": 2.0},
+    "heart-example": {"pandas": 1.5},
+    "mnist": {"pandas": 1.0, "ray": 2.0},
+    "resnet50": {"pandas": 1.0, "ray": 2.0},
+    "text": {"pandas": 1.0, "ray": 2.0},
+}
+FIRST_PREDICTION_GOAL = 1.2  # kbt run time ÷ minimal script time, at most
+FLAT_MEMORY = 1.5  # kbt peak RSS at 100x input may be at most this multiple of the 1x RSS
 
 
 @dataclass(frozen=True)
 class Plan:
+    quick: bool = False
     rows: int = 1_000_000  # tabular rows (the 100x point of the scale workload)
+    big_rows: int = 10_000_000  # second tabular size, kbt against pandas only (0: skip)
+    example_rows: int = 1_000_000  # rows the heart example job scores
     files: int = 8  # tabular input files
-    mnist_images: int = 20_000
-    resnet_images: int = 96
-    docs: int = 400
-    repeats: int = 3
-    scale_repeats: int = 1
+    mnist_images: int = 5_000
+    resnet_images: int = 32
+    docs: int = 96
+    repeats: int = 2  # end-to-end repetitions per contender
+    first_repeats: int = 3  # time-to-first-prediction repetitions (the table gives the median)
+    single_repeats: int = 1  # repetitions of the long runs: big tabular, heart example, scale
     workers: int = 2
     tabular_batch: int = 5_000
     image_batch: int = 256
     resnet_batch: int = 16
     text_batch: int = 8
-    worker_counts: tuple[int, ...] = (1, 2, 4)
-    local_tabular: bool = True  # also score the tabular files from local disk
+    first_flavors: tuple[str, ...] = FIRST_FLAVORS
+    ray_workloads: tuple[str, ...] = ("tabular", "mnist", "resnet50", "text")
+    http_workloads: tuple[str, ...] = ("tabular",)  # one image per request is impractical at size
+    s3: bool = False  # also score the tabular CSV from a moto S3
+    run_timeout_s: float = 600  # a contender run past this is stopped and reported as such
     workloads: tuple[str, ...] = WORKLOADS
-    contenders: tuple[str, ...] = CONTENDERS
+    contenders: tuple[str, ...] = DEFAULT_CONTENDERS
 
 
 QUICK = Plan(
+    quick=True,
     rows=3_000,
+    big_rows=0,
+    example_rows=3_000,
     files=2,
     mnist_images=60,
     resnet_images=4,
-    docs=8,
+    docs=4,
     repeats=1,
+    first_repeats=1,
     tabular_batch=500,
     image_batch=32,
     resnet_batch=4,
     text_batch=4,
-    worker_counts=(1, 2),
-    local_tabular=False,
+    ray_workloads=(),  # Ray's start alone is 15-20 s: the smoke run keeps HTTP as the one extra baseline
+    run_timeout_s=120,
 )
 
 

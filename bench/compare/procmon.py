@@ -92,17 +92,17 @@ def run_measured(
     command: list[str],
     env: dict[str, str],
     log_path: Path,
-    extra_pids: tuple[int, ...] = (),
     timeout: float = 1800,
 ) -> ProcessRun:
-    """Run `command`, sampling the RSS of its tree plus `extra_pids` (e.g. a server it calls)."""
+    """Run `command`, sampling the RSS of its process tree; on a timeout it is killed and
+    ``subprocess.TimeoutExpired`` raised."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         started = time.perf_counter()
         # Own session, so an interrupted benchmark can end the child and all it started.
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
         try:
-            with PeakSampler([child.pid, *extra_pids]) as sampler:
+            with PeakSampler([child.pid]) as sampler:
                 stdout, _ = child.communicate(timeout=timeout)
         except BaseException:
             os.killpg(child.pid, signal.SIGKILL)

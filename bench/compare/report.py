@@ -1,250 +1,241 @@
-"""Turn measurements into bench/results/latest.md (tables, goal verdicts) and PNG plots."""
+"""Turn measurements into latest.md (environment, goal verdicts, tables) and one PNG per workload."""
 
 from __future__ import annotations
 
 import math
-import os
-import platform
-import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-GOALS: dict[str, dict[str, float]] = {  # workload -> contender -> minimum kbt-run speed ratio
-    "tabular": {"http": 5.0, "ray": 1.0, "ceiling": 0.7},
-    "mnist": {"ray": 1.0, "ceiling": 0.8},
-    "resnet50": {"ray": 1.0, "ceiling": 0.8},
-    "text": {"ray": 1.0, "ceiling": 0.8},
+from bench.compare.plan import FLAT_MEMORY
+from bench.compare.plots import plot_workloads
+from bench.compare.summary import KBT, Ratio, Row, fmt, kbt_row, label, ratio, summarize
+
+TITLES = {
+    "tabular": "Tabular end to end (heart MLflow model, CSV)",
+    "heart-example": "The heart example job as shipped (miniBatchSize 50, default workers)",
+    "mnist": "Images end to end: MNIST MLP (PyTorch) on PNGs",
+    "resnet50": "Images end to end: ResNet-50 (PyTorch, random weights) on JPEGs",
+    "text": "Text end to end: BART summarizer (Transformers, small random weights)",
 }
-# The HTTP server and the ceiling load their model before the clock starts; kbt's own timings
-# include its model load. `<kbt>-loaded` is kbt's time after the load (from its progress reports),
-# the like-for-like figure for those two.
-LOADED_SUFFIX = "-loaded"
-LOADED_GOALS = ("http", "ceiling")
-FLAT_MEMORY = 1.5  # kbt peak RSS at 100x input may be at most this multiple of the 1x RSS
-LABELS = {
-    "kbt-run": "kbt run --workers N",
-    "kbt-shards": "kbt shard x N (Job pods)",
-    "kbt-run-loaded": "kbt run, after model load",
-    "kbt-shards-loaded": "kbt shard x N, after model load",
-    "ceiling": "ceiling: predict loop in memory",
-    "http": "HTTP /invocations",
-    "ray": "Ray Data map_batches",
-    "pandas": "plain pandas script",
-}
+STARTUP = (
+    "Every time is a fresh process from its start to its exit: interpreter start, imports and "
+    "model load included"
+)
 
 
-@dataclass(frozen=True)
-class Row:
-    workload: str
-    variant: str
-    contender: str
-    runs: int
-    median_s: float
-    low_s: float
-    high_s: float
-    throughput: float  # records per second at the median
-    rss_mb: float
-    records_ok: bool
-    error: str
+def verdict(row: Row, measured: Ratio) -> str:
+    if row.goal is None:
+        return "no goal (reference)"
+    if measured.value is None:
+        return "–"
+    if row.workload == "first-prediction":
+        return "MET" if measured.value <= row.goal and not measured.bound else "MISSED"
+    return "MET" if measured.value >= row.goal and not measured.bound else "MISSED"
 
 
-def summarize(measurement: dict[str, Any]) -> Row:
-    seconds: list[float] = measurement["seconds"]
-    expected = measurement["expected_records"]
-    median = statistics.median(seconds) if seconds else float("nan")
-    return Row(
-        workload=measurement["workload"],
-        variant=measurement["variant"],
-        contender=measurement["contender"],
-        runs=len(seconds),
-        median_s=median,
-        low_s=min(seconds, default=float("nan")),
-        high_s=max(seconds, default=float("nan")),
-        throughput=expected / median if seconds else 0.0,
-        rss_mb=max(measurement["peak_rss_mb"], default=float("nan")),
-        records_ok=measurement["records"] == expected,
-        error=measurement["error"],
-    )
+def _goal_text(row: Row) -> str:
+    if row.goal is None:
+        return "–"
+    return f"≤ {row.goal}x" if row.workload == "first-prediction" else f"≥ {row.goal}x"
 
 
-def _find(rows: Sequence[Row], workload: str, variant: str, contender: str) -> Row | None:
-    """The contender's row for this variant; the ceiling falls back to the workload's first one."""
-    for row in rows:
-        if (row.workload, row.variant, row.contender) == (workload, variant, contender) and row.runs:
-            return row
-    if contender == "ceiling":
-        return next((r for r in rows if r.workload == workload and r.contender == contender and r.runs), None)
-    return None
+def _status(row: Row) -> str:
+    if row.error:
+        return f"FAILED: {row.error[:120]}"
+    return "yes" if row.records_ok else "record count differs"
 
 
-def ratio(rows: Sequence[Row], row: Row, kbt: str = "kbt-run") -> float | None:
-    """How many times faster kbt is than `row` (throughput ratio); None if either is missing."""
-    mine = _find(rows, row.workload, row.variant, kbt)
-    if mine is None or not row.runs or not row.throughput:
-        return None
-    return mine.throughput / row.throughput
+def bytecode_short(environment: dict[str, Any]) -> str:
+    """ "bytecode cached", "bytecode partly cached" or "no cached bytecode", for every table."""
+    cached = environment.get("bytecode_cached", {})
+    have = sum(cached.values())
+    if cached and have == len(cached):
+        return "bytecode cached"
+    return "bytecode partly cached" if have else "no cached bytecode"
 
 
-def _fmt(value: float | None, pattern: str = "{:.2f}") -> str:
-    return "–" if value is None or math.isnan(value) else pattern.format(value)
+def bytecode_state(environment: dict[str, Any]) -> str:
+    """The header's account: which probed modules have `.pyc` files, and whether new ones are written."""
+    cached: dict[str, bool] = environment.get("bytecode_cached", {})
+    short = bytecode_short(environment)
+    if short == "bytecode cached":
+        state = f"{short} (`.pyc` present for {', '.join(cached)})"
+    elif short == "bytecode partly cached":
+        state = f"{short} (no `.pyc` for {', '.join(name for name, ok in cached.items() if not ok)})"
+    else:
+        state = f"{short}: every process compiles its modules from source"
+    if environment.get("pythondontwritebytecode", "") not in ("", "0"):
+        return f"{state}; PYTHONDONTWRITEBYTECODE=1: processes write no new `.pyc`"
+    return f"{state}; processes may write `.pyc`"
 
 
-def results_table(rows: Sequence[Row], workload: str) -> list[str]:
+def first_prediction_table(rows: Sequence[Row], cases: dict[str, str], timeout_s: float) -> list[str]:
+    lines = [
+        "| flavor | model | kbt run median s (min–max) | minimal script median s (min–max) "
+        "| kbt ÷ script | goal | met | ok |",
+        "|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for script in (r for r in rows if r.workload == "first-prediction" and r.contender == "script"):
+        kbt = kbt_row(rows, script)
+        measured = ratio(rows, script, timeout_s)
+        spans = [
+            f"{fmt(r.median_s)} ({fmt(r.low_s)}–{fmt(r.high_s)})" if r.runs else f"FAILED: {r.error[:80]}"
+            for r in (kbt, script)
+            if r is not None
+        ]
+        ok = "yes" if kbt is not None and kbt.records_ok and script.records_ok else "record count differs"
+        lines.append(
+            f"| {script.variant} | {cases.get(script.variant, '')} | {' | '.join(spans)} "
+            f"| {measured.text()} | {_goal_text(script)} | {verdict(script, measured)} | {ok} |"
+        )
+    return lines
+
+
+def end_to_end_table(rows: Sequence[Row], workload: str, timeout_s: float) -> list[str]:
     lines = [
         "| input | contender | runs | median s | spread s (min–max) | records/s | peak RSS MiB "
-        "| kbt run ÷ this | ok |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| kbt speed-up (its time ÷ kbt's) | goal | met | ok |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for row in (r for r in rows if r.workload == workload):
-        status = (
-            f"FAILED: {row.error[:120]}"
-            if row.error
-            else ("yes" if row.records_ok else "record count differs")
-        )
+        measured = ratio(rows, row, timeout_s)
         lines.append(
-            f"| {row.variant} | {LABELS.get(row.contender, row.contender)} | {row.runs} "
-            f"| {_fmt(row.median_s)} "
-            f"| {_fmt(row.low_s)}–{_fmt(row.high_s)} | {_fmt(row.throughput, '{:,.0f}')} "
-            f"| {_fmt(row.rss_mb, '{:,.0f}')} "
-            f"| {_fmt(ratio(rows, row), '{:.2f}x')} | {status} |"
+            f"| {row.variant} | {label(row)} | {row.runs} | {fmt(row.median_s)} "
+            f"| {fmt(row.low_s)}–{fmt(row.high_s)} | {fmt(row.records_per_s, '{:,.0f}')} "
+            f"| {fmt(row.rss_mb, '{:,.0f}')} | {measured.text()} "
+            f"| {_goal_text(row)} | {'' if row.contender == KBT else verdict(row, measured)} "
+            f"| {_status(row)} |"
         )
     return lines
 
 
-def goal_lines(rows: Sequence[Row]) -> list[str]:
-    lines = ["| workload | input | goal | measured | met |", "|---|---|---|---:|---|"]
-    for workload, goals in GOALS.items():
-        for variant in dict.fromkeys(r.variant for r in rows if r.workload == workload):
-            for contender, target in goals.items():
-                kbts = ["kbt-run", *(["kbt-run" + LOADED_SUFFIX] if contender in LOADED_GOALS else [])]
-                for kbt in kbts:
-                    other = _find(rows, workload, variant, contender)
-                    value = None if other is None else ratio(rows, other, kbt)
-                    verdict = "–" if value is None else ("MET" if value >= target else "MISSED")
-                    who = "kbt" if kbt == "kbt-run" else "kbt after model load"
-                    lines.append(
-                        f"| {workload} | {variant} | {who} ≥ {target}x {contender} "
-                        f"| {_fmt(value, '{:.2f}x')} | {verdict} |"
-                    )
-    kbt_scale = [
-        r
-        for r in rows
-        if r.workload == "scale" and r.contender == "kbt-run" and r.runs and "rows" in r.variant
+def memory_growth(rows: Sequence[Row]) -> float | None:
+    kbt = [r for r in rows if r.workload == "scale" and r.contender == KBT and r.runs]
+    return kbt[-1].rss_mb / kbt[0].rss_mb if len(kbt) >= 2 else None
+
+
+def memory_table(rows: Sequence[Row]) -> list[str]:
+    scale = [r for r in rows if r.workload == "scale"]
+    lines = [
+        "| input | contender | median s | records/s | peak RSS MiB | ok |",
+        "|---|---|---:|---:|---:|---|",
     ]
-    if len(kbt_scale) >= 2:
-        growth = kbt_scale[-1].rss_mb / kbt_scale[0].rss_mb
-        verdict = "MET" if growth <= FLAT_MEMORY else "MISSED"
+    for row in scale:
         lines.append(
-            f"| scale | {kbt_scale[0].variant} → {kbt_scale[-1].variant} | kbt peak RSS ≤ {FLAT_MEMORY}x "
-            f"as input grows 100x | {growth:.2f}x | {verdict} |"
+            f"| {row.variant} | {label(row)} | {fmt(row.median_s)} | {fmt(row.records_per_s, '{:,.0f}')} "
+            f"| {fmt(row.rss_mb, '{:,.0f}')} | {_status(row)} |"
+        )
+    growth = memory_growth(rows)
+    if growth is not None:
+        met = "MET" if growth <= FLAT_MEMORY else "MISSED"
+        lines += [
+            "",
+            f"kbt peak RSS grows {growth:.2f}x from the smallest to the largest input "
+            f"(goal ≤ {FLAT_MEMORY}x): {met}.",
+        ]
+    return lines
+
+
+def goal_summary(rows: Sequence[Row], timeout_s: float) -> list[str]:
+    lines = ["| workload | input | kbt against | goal | measured | met |", "|---|---|---|---|---:|---|"]
+    for row in rows:
+        if row.goal is None:
+            continue
+        measured = ratio(rows, row, timeout_s)
+        lines.append(
+            f"| {row.workload} | {row.variant} | {label(row)} | {_goal_text(row)} "
+            f"| {measured.text()} | {verdict(row, measured)} |"
+        )
+    growth = memory_growth(rows)
+    if growth is not None:
+        met = "MET" if growth <= FLAT_MEMORY else "MISSED"
+        lines.append(
+            f"| scale | 1x → 100x rows | its own peak RSS | ≤ {FLAT_MEMORY}x growth | {growth:.2f}x | {met} |"
         )
     return lines
 
 
-def plot(rows: Sequence[Row], out_dir: Path) -> list[Path]:
-    import matplotlib  # noqa: PLC0415 (heavy: only when plotting)
+def _load(env: dict[str, Any]) -> str:
+    """The 1-minute load average at the start and end of the run: other work makes times noisy."""
+    start, end = env.get("load_average_at_start", math.nan), env.get("load_average_1m", math.nan)
+    text = f"Load average (1 min) at start / end: {start:.1f} / {end:.1f} on {env['usable_cores']} cores"
+    if max(start, end) > env["usable_cores"] / 2:
+        return text + ": other processes competed for the CPUs, so the times are noisy."
+    return text + "."
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415 (heavy: only when plotting)
 
-    written: list[Path] = []
-    for workload in dict.fromkeys(r.workload for r in rows if r.workload != "scale"):
-        chosen = [r for r in rows if r.workload == workload and r.runs]
-        if not chosen:
-            continue
-        figure, axis = plt.subplots(figsize=(9, 0.35 * len(chosen) + 1.5))
-        labels = [f"{r.variant}: {r.contender}" for r in chosen]
-        errors = [
-            [r.throughput - r.throughput * r.median_s / r.high_s for r in chosen],
-            [r.throughput * r.median_s / r.low_s - r.throughput for r in chosen],
-        ]
-        colors = ["tab:green" if r.contender.startswith("kbt") else "tab:gray" for r in chosen]
-        axis.barh(labels, [r.throughput for r in chosen], xerr=errors, color=colors)
-        axis.invert_yaxis()
-        axis.set_xlabel("records per second (median, bars: min–max)")
-        axis.set_title(f"{workload}: throughput")
-        figure.tight_layout()
-        path = out_dir / f"{workload}.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
-    scale = [r for r in rows if r.workload == "scale" and r.runs]
-    if scale:
-        figure, (size_axis, rss_axis, worker_axis) = plt.subplots(1, 3, figsize=(14, 4))
-        for contender in dict.fromkeys(r.contender for r in scale):
-            by_size = [r for r in scale if r.contender == contender and "rows" in r.variant]
-            by_workers = [r for r in scale if r.contender == contender and r.variant.endswith("workers")]
-            if by_size:
-                sizes = [int(r.variant.split("(")[1].split()[0].replace(",", "")) for r in by_size]
-                size_axis.plot(sizes, [r.throughput for r in by_size], marker="o", label=contender)
-                rss_axis.plot(sizes, [r.rss_mb for r in by_size], marker="o", label=contender)
-            if by_workers:
-                workers = [int(r.variant.split()[0]) for r in by_workers]
-                worker_axis.plot(workers, [r.throughput for r in by_workers], marker="o", label=contender)
-        for axis, title, ylabel in (
-            (size_axis, "throughput vs input rows", "records/s"),
-            (rss_axis, "peak RSS vs input rows", "MiB"),
-            (worker_axis, "throughput vs workers", "records/s"),
-        ):
-            axis.set_title(title)
-            axis.set_ylabel(ylabel)
-            axis.legend()
-            axis.grid(alpha=0.3)
-        size_axis.set_xscale("log")
-        rss_axis.set_xscale("log")
-        worker_axis.set_xlabel("workers")
-        size_axis.set_xlabel("rows")
-        rss_axis.set_xlabel("rows")
-        figure.tight_layout()
-        path = out_dir / "scaling.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
-    return written
+def header(data: dict[str, Any], command: str, elapsed_s: float) -> list[str]:
+    env, plan = data["environment"], data["plan"]
+    packages = ", ".join(f"{name} {version}" for name, version in env["packages"].items())
+    mode = (
+        "**quick** (smoke-test sizes, one repetition, fewer baselines: the verdicts are not meaningful)"
+        if plan["quick"]
+        else "full"
+    )
+    lines = [
+        "# kbt benchmark: time to first prediction and end to end, against what a user would run instead",
+        "",
+        f"- Date: {env['date']}; mode: {mode}; command: `{command}`; took {elapsed_s / 60:.1f} min.",
+        f"- Machine: {env['cpu']}, {env['cores']} cores ({env['usable_cores']} usable), "
+        f"{env['memory_gib']} GiB memory.",
+        f"- Python {env['python']}; {packages}.",
+        f"- Bytecode: {bytecode_state(env)}. (`make install` compiles it: `uv pip install "
+        "--compile-bytecode`; an environment without `.pyc` files pays about 2 s more per process.)",
+        f"- {_load(env)}",
+        f"- Sizes: {plan['rows']:,} tabular rows ({plan['big_rows']:,} in the large run) in {plan['files']} "
+        f"files, heart example on {plan['example_rows']:,} rows; {plan['mnist_images']:,} MNIST PNGs; "
+        f"{plan['resnet_images']:,} JPEGs; {plan['docs']:,} billsum documents. {plan['workers']} workers, "
+        f"actors or requests in flight unless stated; contender order rotated each repetition; a run "
+        f"past {plan['run_timeout_s']:.0f} s is stopped.",
+        f"- {STARTUP}. HTTP: the run starts the model server (`mlflow models serve --env-manager local "
+        "-w N` for the MLflow model, uvicorn with bench/compare/invocations_server.py otherwise), waits "
+        "for /ping, sends the payloads and writes the responses: all included. Ray: `ray.init(num_cpus=2)` "
+        "included. Peak RSS is the whole process tree (model server and Ray workers included).",
+        "",
+    ]
+    for what, why in data.get("skipped", {}).items():
+        lines.append(f"- Skipped {what}: {why}")
+    return lines
 
 
 def write_report(data: dict[str, Any], out_dir: Path, command: str, elapsed_s: float) -> Path:
     rows = [summarize(m) for m in data["measurements"]]
-    plots = plot(rows, out_dir)
-    plan = data["plan"]
-    lines = [
-        "# kbt benchmark: kbt vs HTTP invocations, Ray Data, pandas and the in-memory ceiling",
-        "",
-        f"Command: `{command}` — took {elapsed_s / 60:.1f} min. Machine: {platform.machine()}, "
-        f"{_cpus()} CPUs, Python {platform.python_version()}.",
-        "",
-        f"Sizes: {plan['rows']:,} tabular rows in {plan['files']} files; "
-        f"{plan['mnist_images']:,} MNIST PNGs; "
-        f"{plan['resnet_images']:,} ResNet-50 JPEGs; {plan['docs']:,} billsum documents. "
-        f"{plan['repeats']} repetitions per contender ({plan['scale_repeats']} in the scale workload), "
-        f"contender order rotated each repetition; {plan['workers']} workers unless stated.",
-        "",
-        "What is timed: **kbt** the whole `kbt run` / shard processes (start-up and model load included); "
-        "**ceiling** only the predict loop over mini-batches already decoded in memory; **pandas** the "
-        "script from model load to the last write; **HTTP** the client (read, payloads of at most "
-        "maxPayloadInMB, N requests in flight, write) against an already running server; **Ray** the "
-        "Dataset (read, map_batches on an ActorPoolStrategy of N actors, write) after `ray.init`. "
-        "Peak RSS is the whole process tree (the model server's included for HTTP).",
-        "",
-        "Servers: " + "; ".join(f"{w}: `{d}`" for w, d in data.get("servers", {}).items()),
-        "",
-        "## Goals (kbt run throughput ÷ contender throughput, same run)",
-        "",
-        *goal_lines(rows),
-        "",
-    ]
-    for workload in dict.fromkeys(r.workload for r in rows):
-        lines += [f"## {workload}", "", *results_table(rows, workload), ""]
-        if (out_dir / f"{workload}.png").exists():
-            lines += [f"![{workload}]({workload}.png)", ""]
-    if (out_dir / "scaling.png") in plots:
-        lines += ["![scaling](scaling.png)", ""]
+    timeout_s = float(data["plan"]["run_timeout_s"])
+    bytecode = bytecode_short(data["environment"])
+    plots = plot_workloads(rows, out_dir, timeout_s)
+    lines = [*header(data, command, elapsed_s), "## Goals", "", *goal_summary(rows, timeout_s), ""]
+    workloads = list(dict.fromkeys(r.workload for r in rows))
+    if "first-prediction" in workloads:
+        lines += [
+            "## Time to first prediction",
+            "",
+            f"`kbt run` on a one-record input (local paths, its default workers) against a minimal script "
+            f"that imports only the framework, loads the same model and predicts the record. {STARTUP}; "
+            f"{bytecode}. Median of {data['plan']['first_repeats']}.",
+            "",
+            *first_prediction_table(rows, data.get("first_cases", {}), timeout_s),
+            "",
+        ]
+    for workload in (w for w in workloads if w in TITLES):
+        lines += [
+            f"## {TITLES[workload]}",
+            "",
+            f"{STARTUP}; {bytecode}.",
+            "",
+            *end_to_end_table(rows, workload, timeout_s),
+            "",
+        ]
+    if "scale" in workloads:
+        lines += [
+            "## Peak memory against input size",
+            "",
+            f"{STARTUP}; {bytecode}.",
+            "",
+            *memory_table(rows),
+            "",
+        ]
+    lines += [f"![{path.stem}]({path.name})" for path in plots]
     path = out_dir / "latest.md"
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0))

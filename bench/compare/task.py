@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 Kind = Literal["tabular", "image", "text"]
-Format = Literal["csv", "parquet", "png", "jpeg"]
+Format = Literal["csv", "png", "jpeg"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,6 @@ class Task:
     workers: int  # kbt --workers / shard count, Ray actors, HTTP requests in flight
     records: int  # records in the input, to check every contender scored all of them
     s3_endpoint: str | None = None
-    http_url: str | None = None  # /invocations of the server the HTTP contender calls
     payload_mb: int = 6  # maxPayloadInMB for the HTTP client and kbt
     image_size: tuple[int, int] | None = None  # (width, height) images are resized to
     color_mode: Literal["L", "RGB"] = "RGB"

@@ -8,6 +8,8 @@ Run it with ``python -m kbt_operator`` (namespaces and probes from the environme
   retry); setup problems become a Ready=False condition and a retry with backoff.
 * Jobs and progress ConfigMaps the operator created (label-selected on the server) are indexed
   by owner; each change marks the owner dirty for the status syncer, the only status writer.
+* Models are indexed too, so a job's setup reads its Model from memory, not from the API.
+* Reconciles take turns (`scaling.Turns`): first come, first served, a bounded number at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import copy
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -32,15 +35,18 @@ from kbt_operator.metrics import ERRORS, RECONCILE_SECONDS
 from kbt_operator.owned import COMPONENT_LABEL, PROGRESS_COMPONENT, ObjectRef, owner_name
 from kbt_operator.reconcile import OperatorContext, SetupFailedError, reconcile
 from kbt_operator.recorder import EventRecorder
+from kbt_operator.scaling import SeenRecently, Turns
 from kbt_operator.syncer import Key, Snapshot, StatusSyncer
 from kbt_operator.views import IndexedJob
 
 BTJ = (API_GROUP, API_VERSION, "batchtransformjobs")
+MODELS = (API_GROUP, API_VERSION, "models")
 JOBS = ("batch", "v1", "jobs")
 CONFIGMAPS = ("", "v1", "configmaps")
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
 PROGRESS = {**MANAGED, COMPONENT_LABEL: PROGRESS_COMPONENT}
 MAX_BACKOFF_SECONDS = 300
+KOPF_ANNOTATION_PREFIX = "kopf.zalando.org/"
 logger = logging.getLogger(__name__)
 
 
@@ -64,24 +70,55 @@ def _index(kwargs: dict[str, Any], name: str) -> kopf.Index[Key, Any]:
     return index
 
 
-# --- indexes --------------------------------------------------------------------------------
+# --- indexes (async: kopf would run plain functions on its thread pool, one hop per event) ----
+
+
+def kept(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `body` without what the operator never reads: managedFields and kopf's own
+    annotations (its diff base repeats the whole spec)."""
+    copied = copy.deepcopy(dict(body))
+    meta = copied.get("metadata") or {}
+    meta.pop("managedFields", None)
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(KOPF_ANNOTATION_PREFIX)
+    }
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    return copied
 
 
 @kopf.index(*BTJ)
-def btj_index(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {(str(namespace), name): copy.deepcopy(dict(body))}
+async def btj_index(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {(str(namespace), name): kept(body)}
+
+
+@kopf.index(*MODELS)
+async def model_index(
+    body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> dict[Key, dict[str, Any]]:
+    return {(str(namespace), name): kept(body)}
 
 
 @kopf.index(*JOBS, labels=MANAGED)
-def job_index(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Key, IndexedJob] | None:
+async def job_index(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Key, IndexedJob] | None:
     owner = owner_name(body)
     return {(str(namespace), owner): IndexedJob.parse(body)} if owner else None
 
 
 @kopf.index(*CONFIGMAPS, labels=PROGRESS)
-def progress_index(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Key, dict[str, str]] | None:
+async def progress_index(
+    body: kopf.Body, namespace: str | None, **_: Any
+) -> dict[Key, dict[str, str]] | None:
     owner = owner_name(body)
     return {(str(namespace), owner): dict(body.get("data") or {})} if owner else None
+
+
+def latest(index: kopf.Index[Key, Any], key: Key) -> Any:
+    """The newest entry of `key` in `index`, or None."""
+    entries = list(index.get(key, []))
+    return entries[-1] if entries else None
 
 
 def snapshot(
@@ -129,6 +166,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> No
     settings.peering.standalone = True
     settings.scanning.disabled = True  # no namespace/CRD access needed (see rbac.py)
     settings.posting.level = logging.CRITICAL  # only the operator's own events, no log echoes
+    settings.execution.max_workers = 2  # kopf's pool runs only plain-function handlers (login)
     settings.watching.label_selectors[JOBS] = _selector(MANAGED)
     settings.watching.label_selectors[CONFIGMAPS] = _selector(PROGRESS)
     try:
@@ -138,21 +176,32 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> No
     except (ConfigError, CatalogError, ConfigException) as exc:
         raise kopf.PermanentError(f"kbt operator cannot start: {exc}") from None
 
-    btjs, jobs, progress = (_index(kwargs, name) for name in ("btj_index", "job_index", "progress_index"))
+    btjs, jobs, progress, models = (
+        _index(kwargs, name) for name in ("btj_index", "job_index", "progress_index", "model_index")
+    )
 
     def current(key: Key) -> Snapshot | None:
         return snapshot(btjs, jobs, progress, key)
 
     recorder = EventRecorder(api)
     syncer = StatusSyncer(api, current, recorder.post, config.status_interval)
-    memo["kbt"] = OperatorContext(api=api, config=config, catalog=catalog, syncer=syncer, recorder=recorder)
+    memo["kbt"] = OperatorContext(
+        api=api,
+        config=config,
+        catalog=catalog,
+        syncer=syncer,
+        recorder=recorder,
+        models=lambda namespace, name: latest(models, (namespace, name)),
+        turns=Turns(config.reconcile_concurrency),
+        secrets=SeenRecently(),
+    )
     memo["kbt_syncer_task"] = asyncio.create_task(syncer.run(), name="kbt-status-syncer")
     if config.metrics_port:
         memo["kbt_metrics_server"], _thread = start_http_server(config.metrics_port)
     logger.info(
-        "kbt operator started: %s, runner image %s, %d instance types, metrics port %s",
+        "kbt operator started: %s, runner images %s, %d instance types, metrics port %s",
         "all namespaces" if config.clusterwide else f"namespaces {','.join(config.namespaces)}",
-        config.runner_image,
+        config.runner_images.summary(),
         len(catalog.types),
         config.metrics_port or "off",
     )
@@ -190,9 +239,11 @@ async def reconcile_job(
     context = _context(memo)
     key = (str(namespace), name)
     started = time.perf_counter()
-    jobs = list(_index(kwargs, "job_index").get(key, []))
     try:
-        await reconcile(context, body, jobs, functools.partial(context.recorder.post, ObjectRef.parse(body)))
+        async with context.turns.turn(order=str(body.metadata.get("creationTimestamp") or "")):
+            jobs = list(_index(kwargs, "job_index").get(key, []))  # as they are when its turn comes
+            post = functools.partial(context.recorder.post, ObjectRef.parse(body))
+            await reconcile(context, body, jobs, post)
     except SetupFailedError as exc:
         ERRORS.labels(reason=exc.setup.reason).inc()
         context.syncer.set_setup(key, exc.setup)

@@ -11,7 +11,7 @@ catalog with the job's ``podOverrides`` on top:
 * affinity, serviceAccountName: replaced; scratchSizeLimit: size of the /scratch emptyDir.
 
 The image is the model's ``image``, else the operator's GPU runner image on GPU instance types,
-else its runner image.
+else the runner image of the flavor's framework family (``runner_images``).
 
 Failure handling: ``backoffLimitPerIndex`` retries per shard; the pod failure policy ignores
 disruptions (eviction, preemption) and a runner stopped by SIGTERM, and fails the index at once
@@ -39,6 +39,7 @@ from kbt_operator.owned import (
     common_labels,
     owner_reference,
 )
+from kbt_operator.runner_images import RunnerImages
 
 CONTAINER_NAME = "kbt"
 CONFIG_DIR = "/etc/kbt"
@@ -57,8 +58,7 @@ class JobRequest:
 
     resolved: ResolvedJob
     instance: InstanceType
-    runner_image: str
-    runner_gpu_image: str
+    images: RunnerImages
     image_pull_policy: str = "IfNotPresent"
     generation: int = 0
     shard_map: tuple[int, ...] | None = None
@@ -119,8 +119,7 @@ def _container(request: JobRequest) -> dict[str, Any]:
     spec = request.resolved.spec
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
-        "image": request.resolved.model.image
-        or (request.runner_gpu_image if request.instance.has_gpu else request.runner_image),
+        "image": request.images.for_model(request.resolved.model, gpu=request.instance.has_gpu),
         "imagePullPolicy": request.image_pull_policy,
         "command": ["kbt", "shard", "--job", f"{CONFIG_DIR}/{JOB_CONFIG_KEY}"],
         "env": _env(request),

@@ -2,7 +2,9 @@
 
 * ``kbt_batchtransformjobs{status}``: jobs per transformJobStatus (jobs this operator tracks);
 * ``kbt_shards{state}``: shards of those jobs that are active, succeeded or failed;
-* ``kbt_reconcile_duration_seconds``: time of one reconcile (create/update/resume handler);
+* ``kbt_reconcile_duration_seconds``: time of one reconcile (create/update/resume handler),
+  waiting for its turn included (buckets up to 10 minutes: a burst of jobs queues for minutes);
+* ``kbt_reconciles_waiting``: reconciles waiting for their turn (see ``scaling.Turns``);
 * ``kbt_status_updates_total``: status writes; ``kbt_jobs_created_total``: Indexed Jobs created;
 * ``kbt_operator_errors_total{reason}``: setup problems (ModelNotFound, ...) and API errors.
 """
@@ -21,8 +23,9 @@ SHARDS = Gauge("kbt_shards", "Shards of tracked BatchTransformJobs by state", ["
 RECONCILE_SECONDS = Histogram(
     "kbt_reconcile_duration_seconds",
     "Duration of one reconcile of a BatchTransformJob",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+RECONCILES_WAITING = Gauge("kbt_reconciles_waiting", "Reconciles waiting for their turn")
 STATUS_UPDATES = Counter("kbt_status_updates_total", "Status writes to BatchTransformJobs")
 JOBS_CREATED = Counter("kbt_jobs_created_total", "Indexed Jobs created")
 ERRORS = Counter("kbt_operator_errors_total", "Setup problems and API errors", ["reason"])

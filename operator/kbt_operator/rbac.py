@@ -40,7 +40,7 @@ NAMESPACED_RULES: tuple[Rule, ...] = (
         "watch jobs; kopf's handled-state annotation",
     ),
     Rule((API_GROUP,), ("batchtransformjobs/status",), ("patch",), "write status"),
-    Rule((API_GROUP,), ("models",), ("get",), "resolve spec.modelName"),
+    Rule((API_GROUP,), ("models",), ("list", "watch"), "resolve spec.modelName (from the operator's watch)"),
     Rule(
         ("batch",),
         ("jobs",),

@@ -3,12 +3,16 @@
 Creating a Job first checks everything a shard needs (instance type, Model, credentials Secret)
 and creates the owned objects; a check that fails raises `SetupFailedError` with a stable reason,
 which the handler turns into a condition, an event and a retry (or no retry when permanent).
+Few calls per job: the Model comes from the operator's watch (no read), a Secret found is
+remembered for a minute, the owned objects are created at once, and nothing is read back
+unless a create answers 409.
 Every create treats 409 AlreadyExists as adoption when the existing object is owned by this
 BatchTransformJob, so a restart at any moment leaves exactly one Job per generation.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +30,13 @@ from kbt_operator.owned import ObjectRef, is_owned_by, shard_objects
 from kbt_operator.plan import NewJob, Plan, plan_jobs
 from kbt_operator.recorder import EventRecorder
 from kbt_operator.resolve import InvalidResourceError, parse_model
+from kbt_operator.scaling import SeenRecently, Turns
 from kbt_operator.status import Reason, Setup
 from kbt_operator.syncer import Key, StatusSyncer, own_fields
 from kbt_operator.views import BtjView, IndexedJob
 
 EventFn = Callable[[Event], Awaitable[None]]
+ModelLookup = Callable[[str, str], Mapping[str, Any] | None]  # (namespace, name) -> Model body
 
 
 class SetupFailedError(Exception):
@@ -52,6 +58,9 @@ class OperatorContext:
     catalog: Catalog
     syncer: StatusSyncer
     recorder: EventRecorder
+    models: ModelLookup  # the operator's index of Models
+    turns: Turns
+    secrets: SeenRecently
 
 
 def with_s3_defaults(job: BatchTransformJob, config: OperatorConfig) -> BatchTransformJob:
@@ -89,11 +98,19 @@ async def ensure(api: KubeApi, obj: Mapping[str, Any], owner: ObjectRef) -> bool
     return False
 
 
-async def _model(api: KubeApi, job: BatchTransformJob) -> Model | None:
+async def ensure_all(api: KubeApi, objects: Sequence[Mapping[str, Any]], owner: ObjectRef) -> None:
+    """`ensure` every object at once; the first failure (in `objects` order) is raised."""
+    outcomes = await asyncio.gather(*(ensure(api, obj, owner) for obj in objects), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def _model(models: ModelLookup, job: BatchTransformJob) -> Model | None:
     name, namespace = job.spec.modelName, job.metadata.namespace or "default"
     if name is None:
         return None
-    raw = await api.get("Model", namespace, name)
+    raw = models(namespace, name)
     if raw is None:
         raise SetupFailedError(Reason.MODEL_NOT_FOUND, f"Model {name} not found in namespace {namespace}")
     try:
@@ -102,44 +119,57 @@ async def _model(api: KubeApi, job: BatchTransformJob) -> Model | None:
         raise SetupFailedError(Reason.INVALID_MODEL, str(exc)) from None
 
 
-async def create_job(
-    ctx: OperatorContext, job: BatchTransformJob, owner: ObjectRef, new: NewJob
-) -> tuple[str, int]:
-    """Check, create owned objects and the Indexed Job of `new`; returns its name and pod count."""
+async def _check_secret(ctx: OperatorContext, namespace: str, name: str) -> None:
+    if not await ctx.secrets.exists((namespace, name), lambda: ctx.api.exists("Secret", namespace, name)):
+        raise SetupFailedError(
+            Reason.SECRET_NOT_FOUND,
+            f"spec.s3.credentialsSecret: Secret {name} not found in namespace {namespace}",
+        )
+
+
+async def create_job(ctx: OperatorContext, job: BatchTransformJob, owner: ObjectRef, new: NewJob) -> bool:
+    """Check, create owned objects and the Indexed Job of `new`; True when the Job is new (False:
+    adopted). The Ready condition is set before the objects exist (and taken back when they
+    cannot be made), so the one status write the new Job's watch event triggers carries it."""
     try:
         instance = ctx.catalog.lookup(job.spec.transformResources.instanceType)
     except UnknownInstanceTypeError as exc:
         raise SetupFailedError(
             Reason.UNKNOWN_INSTANCE_TYPE, f"spec.transformResources.instanceType: {exc}"
         ) from None
-    model = await _model(ctx.api, job)
+    model = _model(ctx.models, job)
     local = local_uri_problem(job, model)
     if local is not None:
         raise SetupFailedError(Reason.LOCAL_PATH, local)
     job = with_s3_defaults(job, ctx.config)
     namespace = owner.namespace
     secret = job.spec.s3.credentialsSecret
-    if secret is not None and not await ctx.api.exists("Secret", namespace, secret.name):
-        raise SetupFailedError(
-            Reason.SECRET_NOT_FOUND,
-            f"spec.s3.credentialsSecret: Secret {secret.name} not found in namespace {namespace}",
-        )
+    if secret is not None:
+        await _check_secret(ctx, namespace, secret.name)
     resolved = resolve_job(job, {job.spec.modelName: model} if job.spec.modelName and model else {})
-    for obj in shard_objects(resolved, owner):
-        await ensure(ctx.api, obj, owner)
     request = JobRequest(
         resolved=resolved,
         instance=instance,
-        runner_image=ctx.config.runner_image,
-        runner_gpu_image=ctx.config.runner_gpu_image,
+        images=ctx.config.runner_images,
         image_pull_policy=ctx.config.image_pull_policy,
         generation=new.generation,
         shard_map=new.shard_map,
     )
     manifest = build_job(request, owner)
-    if await ensure(ctx.api, manifest, owner):
+    what = "every shard" if new.shard_map is None else f"shards {','.join(map(str, new.shard_map))}"
+    ready = f"Job {manifest['metadata']['name']} runs {what} ({completions(request)} pods)"
+    key: Key = (owner.namespace, owner.name)
+    before = ctx.syncer.setup_of(key)
+    ctx.syncer.set_setup(key, Setup(True, Reason.JOB_CREATED, ready))
+    try:
+        await ensure_all(ctx.api, shard_objects(resolved, owner), owner)  # the Job's pods need them all
+        created = await ensure(ctx.api, manifest, owner)
+    except BaseException:
+        ctx.syncer.set_setup(key, before)
+        raise
+    if created:
         JOBS_CREATED.inc()
-    return str(manifest["metadata"]["name"]), completions(request)
+    return created
 
 
 async def apply_plan(
@@ -148,14 +178,7 @@ async def apply_plan(
     key: Key = (owner.namespace, owner.name)
     for note in plan.notes:
         await post(Event("Warning", "Ignored", note))
-    if plan.create is not None:
-        name, count = await create_job(ctx, job, owner, plan.create)
-        what = (
-            "every shard"
-            if plan.create.shard_map is None
-            else f"shards {','.join(map(str, plan.create.shard_map))}"
-        )
-        ctx.syncer.set_setup(key, Setup(True, Reason.JOB_CREATED, f"Job {name} runs {what} ({count} pods)"))
+    created = plan.create is not None and await create_job(ctx, job, owner, plan.create)
     for name in plan.delete:
         await ctx.api.delete("Job", key[0], name, "Background")
     if plan.stop is not None:
@@ -172,7 +195,8 @@ async def apply_plan(
                 "Normal", reason, f"Job {plan.suspend.job}: spec.suspend={str(plan.suspend.suspend).lower()}"
             )
         )
-    ctx.syncer.mark(key)
+    if not created:  # a new Job's watch event marks the job once the Job is in the index
+        ctx.syncer.mark(key)
 
 
 async def reconcile(

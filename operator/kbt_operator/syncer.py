@@ -90,8 +90,15 @@ class StatusSyncer:
         self._dirty.add(key)
         self._wake.set()
 
-    def set_setup(self, key: Key, setup: Setup) -> None:
-        self._setup[key] = setup
+    def set_setup(self, key: Key, setup: Setup | None) -> None:
+        """What the last reconcile of `key` found (None: nothing yet)."""
+        if setup is None:
+            self._setup.pop(key, None)
+        else:
+            self._setup[key] = setup
+
+    def setup_of(self, key: Key) -> Setup | None:
+        return self._setup.get(key)
 
     def forget(self, key: Key) -> None:
         """The BatchTransformJob is gone: drop everything remembered about it."""
@@ -167,6 +174,9 @@ class StatusSyncer:
         previous = self._written.get(key)
         if previous is None:
             previous = own_fields(snapshot.btj.get("status") or {})
+        setup = self._setup.get(key)
+        if setup is not None and setup.ready and not snapshot.jobs and not previous.get("jobName"):
+            return  # its first Job is being created: the Job's watch event marks it again
         btj, ref = BtjView.parse({**snapshot.btj, "status": previous}), ObjectRef.parse(snapshot.btj)
         latest = by_generation(snapshot.jobs)[-1] if snapshot.jobs else None
         observation = Observation(

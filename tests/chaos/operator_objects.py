@@ -13,6 +13,7 @@ from kbt.api.resolved import resolve_job
 from kbt_operator.catalog import Catalog
 from kbt_operator.job_builder import JobRequest, build_job
 from kbt_operator.owned import ObjectRef, shard_objects
+from kbt_operator.runner_images import RunnerImages
 
 RUNNER_IMAGE = "ghcr.io/kbt/runner:1"
 RUNNER_GPU_IMAGE = "ghcr.io/kbt/runner-cuda:1"
@@ -33,6 +34,6 @@ def operator_objects(doc: dict[str, Any]) -> list[dict[str, Any]]:
     instance = Catalog.builtin().lookup(job.spec.transformResources.instanceType)
     metadata = ObjectRef.parse(doc)
     request = JobRequest(
-        resolved=resolved, instance=instance, runner_image=RUNNER_IMAGE, runner_gpu_image=RUNNER_GPU_IMAGE
+        resolved=resolved, instance=instance, images=RunnerImages(default=RUNNER_IMAGE, gpu=RUNNER_GPU_IMAGE)
     )
     return [*shard_objects(resolved, metadata), build_job(request, metadata)]

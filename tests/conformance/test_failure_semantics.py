@@ -41,6 +41,7 @@ class SumPredictor:
     """Sums each CSV row's fields; a field that is not a number fails that record."""
 
     device = "cpu"
+    rows_independent = True
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         assert batch.frame is not None

@@ -33,6 +33,7 @@ class SumModel:
     """Sums each record's numbers: a frame row's values, or a raw record's byte count."""
 
     device = "cpu"
+    rows_independent = True
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         if batch.frame is not None:

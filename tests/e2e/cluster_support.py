@@ -23,6 +23,8 @@ import pandas as pd
 import pytest
 from kubernetes import client, config
 
+from kbt_operator.runner_images import project_image
+
 
 def _cluster_client() -> client.ApiClient | None:
     try:
@@ -38,7 +40,7 @@ def _cluster_client() -> client.ApiClient | None:
 API = _cluster_client()
 NO_CLUSTER = "no Kubernetes cluster reachable through KUBECONFIG"
 ENV = os.environ.get
-RUNNER_IMAGE = ENV("KBT_E2E_RUNNER_IMAGE", "kbt/runner:dev")
+RUNNER_IMAGE = ENV("KBT_E2E_RUNNER_IMAGE") or project_image("kbt/runner")  # the tag `make images` gives
 S3_ENDPOINT = ENV("KBT_E2E_S3_ENDPOINT", "http://localhost:9000")
 S3_CLUSTER_ENDPOINT = ENV("KBT_E2E_S3_CLUSTER_ENDPOINT", S3_ENDPOINT)
 ACCESS_KEY = ENV("KBT_E2E_S3_ACCESS_KEY", "kbt-dev")

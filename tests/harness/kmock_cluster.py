@@ -1,7 +1,8 @@
 """An in-process Kubernetes for tests and benchmarks: kmock, a Job-controller stand-in, the operator.
 
 * `ApiServer`: kmock's emulator plus the API-server behaviour kbt relies on (label selectors on
-  list/watch, uid/creationTimestamp/generation on objects, the CRDs' defaults on kbt objects as
+  list/watch, uid/creationTimestamp/generation/resourceVersion on objects (kopf tells its own
+  patch's echo from older events by resourceVersion), the CRDs' defaults on kbt objects as
   `crd_defaults` applies them). kmock has no controllers: nothing
   runs pods and nothing garbage-collects owned objects.
 * `JobController`: plays the Indexed Job controller (and the shards) for one Job at a time:
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import threading
@@ -88,6 +90,7 @@ class ApiServer(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        self.versions = itertools.count(1)
         for path, (kind, subresources) in RESOURCES.items():
             namespaced = kind != "Namespace"
             self.resources[path] = kmock.ResourceInfo(
@@ -111,6 +114,7 @@ class ApiServer(kmock.KubernetesEmulator):
                     data.setdefault("metadata", {})["generation"] = generation + 1
             if request.action in (kmock.action.CREATE, kmock.action.UPDATE):
                 data.update(with_defaults(self._stored(request), data))
+                data.setdefault("metadata", {})["resourceVersion"] = str(next(self.versions))
         return await super()._handle(request)
 
     def _stored(self, request: kmock.Request) -> dict[str, Any] | None:

@@ -7,8 +7,9 @@
   byte those of `kbt run` on the same job.
 * The operator image starts against the kmock emulator, answers /healthz and turns a
   BatchTransformJob into an Indexed Job.
-* Every image runs as uid 1000, ships compiled bytecode, carries no pip, no build inputs (the
-  host's CA bundle) and, for CPU runners, no NVIDIA packages.
+* Every image (kbt/runner-cuda too, when built) runs as uid 1000, ships compiled bytecode,
+  carries no pip, no build inputs (the host's CA bundle) and, for CPU runners, no NVIDIA packages
+  and no CUDA libraries.
 
 Skipped when no Docker engine answers or an image is not built. Env: DOCKER (default docker),
 KBT_IMAGE_TAG (default: kbt's version), KBT_IMAGE_TEST_RUNNER (default kbt/runner-tabular:TAG).
@@ -24,7 +25,6 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -36,14 +36,9 @@ import boto3
 import kmock
 import pytest
 import yaml
+from shard_pods import NAMESPACE, S3_SECRET, shard_pod, with_output
 
 from harness.kmock_cluster import ApiServer, Client, eventually, write_kubeconfig
-from kbt.api.resolved import resolve_job
-from kbt_operator.config import OperatorConfig
-from kbt_operator.job_builder import JobRequest, build_job
-from kbt_operator.owned import ObjectRef, job_config_map
-from kbt_operator.reconcile import with_s3_defaults
-from kbt_operator.resolve import parse_job, parse_model
 
 pytestmark = [pytest.mark.image, pytest.mark.xdist_group("images")]
 
@@ -53,20 +48,7 @@ DOCKER = os.environ.get("DOCKER", "docker")
 TAG = os.environ.get("KBT_IMAGE_TAG") or version("kbt")
 OPERATOR_IMAGE = f"kbt/operator:{TAG}"
 RUNNER_IMAGE = os.environ.get("KBT_IMAGE_TEST_RUNNER") or f"kbt/runner-tabular:{TAG}"
-NAMESPACE = "default"
-S3_SECRET = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-QUANTITY = re.compile(r"^(?P<number>[0-9]+)(?P<unit>Ki|Mi|Gi|Ti|k|M|G|T)?$")
-UNITS = {
-    None: 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
+GPU_RUNNER_IMAGE = f"kbt/runner-cuda:{TAG}"  # `make image-runner-cuda`; its test skips without it
 
 
 def docker(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -103,60 +85,9 @@ def operator_image(engine: None) -> str:
     return built(OPERATOR_IMAGE)
 
 
-# --- a shard pod, as docker run arguments --------------------------------------------------------
-
-
-def tmpfs_size(quantity: str) -> int:
-    match = QUANTITY.match(quantity)
-    assert match, f"emptyDir sizeLimit {quantity!r} is not a quantity this test understands"
-    return int(match["number"]) * UNITS[match["unit"]]
-
-
-def pod_run_arguments(
-    pod: dict[str, Any], files: dict[str, Path], env_from: dict[str, dict[str, str]], index: int
-) -> list[str]:
-    """`docker run` arguments for completion `index` of the Job's pod template: the container's
-    command, env (fieldRefs and envFrom resolved as the kubelet does), user, security context and
-    volumes (configMaps from `files`, emptyDirs as tmpfs)."""
-    (container,) = pod["containers"]
-    pod_security, security = pod["securityContext"], container["securityContext"]
-    assert pod_security["runAsNonRoot"] and pod_security["runAsUser"] != 0
-    arguments = [
-        "--rm",
-        "--network",
-        "host",
-        "--user",
-        f"{pod_security['runAsUser']}:{pod_security['runAsGroup']}",
-    ]
-    arguments += ["--group-add", str(pod_security["fsGroup"])]
-    if security.get("readOnlyRootFilesystem"):
-        arguments.append("--read-only")
-    if security.get("allowPrivilegeEscalation") is False:
-        arguments += ["--security-opt", "no-new-privileges"]
-    arguments += [f"--cap-drop={cap}" for cap in security.get("capabilities", {}).get("drop", [])]
-    pod_name = f"shard-{index}-{uuid.uuid4().hex[:5]}"
-    fields = {"metadata.namespace": NAMESPACE, "metadata.name": pod_name}
-    environment = {"JOB_COMPLETION_INDEX": str(index)}  # the Indexed Job controller sets it
-    for source in container.get("envFrom", []):
-        environment.update(env_from[source["secretRef"]["name"]])
-    for variable in container["env"]:
-        environment[variable["name"]] = (
-            variable["value"]
-            if "value" in variable
-            else fields[variable["valueFrom"]["fieldRef"]["fieldPath"]]
-        )
-    for name, value in environment.items():
-        arguments += ["--env", f"{name}={value}"]
-    volumes = {volume["name"]: volume for volume in pod["volumes"]}
-    for mount in container["volumeMounts"]:
-        volume = volumes[mount["name"]]
-        if "configMap" in volume:
-            arguments += ["--volume", f"{files[volume['configMap']['name']]}:{mount['mountPath']}:ro"]
-        else:
-            size = tmpfs_size(volume["emptyDir"]["sizeLimit"])
-            arguments += ["--tmpfs", f"{mount['mountPath']}:rw,exec,mode=1777,size={size}"]
-    command = container["command"] + container.get("args", [])
-    return [*arguments, "--entrypoint", command[0], container["image"], *command[1:]]
+@pytest.fixture(scope="module")
+def gpu_runner_image(engine: None) -> str:
+    return built(GPU_RUNNER_IMAGE)
 
 
 def _load(path: Path, name: str) -> ModuleType:
@@ -184,14 +115,6 @@ def heart_on_s3(
         prepare.prepare(work=tmp_path_factory.mktemp("heart"), s3_endpoint=s3_server)
         s3(s3_server).create_bucket(Bucket="results")
         yield s3_server, demo.job_manifest(s3_server)
-
-
-def with_output(manifest: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-    job, model = json.loads(json.dumps(manifest))
-    job["spec"]["transformOutput"]["s3OutputPath"] = f"s3://results/{prefix}/"
-    job["metadata"] = {"name": "heart-classifier", "namespace": NAMESPACE, "uid": str(uuid.uuid4())}
-    model["metadata"] = {"name": job["spec"]["modelName"], "namespace": NAMESPACE}
-    return [job, model]
 
 
 def s3(endpoint: str) -> Any:
@@ -234,33 +157,13 @@ def test_runner_image_scores_like_kbt_run_as_a_shard_pod(
     )
     assert run.returncode == 0, run.stdout + run.stderr
 
-    # What the operator makes of the manifest (reconcile.create_job's steps), with the image under test.
-    job_raw, model_raw = with_output(manifest, "pod")
-    job_raw["spec"]["s3"]["credentialsSecret"] = {"name": "s3-credentials"}
-    config = OperatorConfig.from_env({"KBT_RUNNER_IMAGE": runner_image})
-    job = with_s3_defaults(parse_job(job_raw), config)
-    resolved = resolve_job(job, {model_raw["metadata"]["name"]: parse_model(model_raw)})
-    owner = ObjectRef.parse(job_raw)
-    config_map = job_config_map(resolved, owner)
-    request = JobRequest(
-        resolved=resolved,
-        instance=config.load_catalog().lookup(job.spec.transformResources.instanceType),
-        runner_image=config.runner_image,
-        runner_gpu_image=config.runner_gpu_image,
+    # What the operator makes of the manifest, the image under test as its tabular (MLflow) image.
+    pod = shard_pod(
+        with_output(manifest, "pod"), {"KBT_RUNNER_TABULAR_IMAGE": runner_image}, tmp_path / "job-config"
     )
-    indexed_job = build_job(request, owner)
-    pod = indexed_job["spec"]["template"]["spec"]
-    assert pod["containers"][0]["image"] == runner_image
-    config_dir = tmp_path / "job-config"
-    config_dir.mkdir()
-    for key, text in config_map["data"].items():
-        (config_dir / key).write_text(text)
-    config_dir.chmod(0o755)
-    files = {config_map["metadata"]["name"]: config_dir}
-    for index in range(indexed_job["spec"]["completions"]):
-        shard = docker(
-            "run", *pod_run_arguments(pod, files, {"s3-credentials": S3_SECRET}, index), check=False
-        )
+    assert pod.image == runner_image
+    for index in range(pod.completions):
+        shard = docker("run", *pod.run_arguments(index), check=False)
         assert shard.returncode == 0, (
             f"shard {index} exited {shard.returncode}:\n{(shard.stdout + shard.stderr)[-4000:]}"
         )
@@ -351,7 +254,8 @@ async def test_operator_image_is_healthy_and_creates_the_job(operator_image: str
 # --- what every image is ---------------------------------------------------------------------------
 
 IMAGE_FACTS = """
-import importlib.metadata as metadata, importlib.util, json, os, pathlib, sys, sysconfig
+import importlib.metadata as metadata, importlib.util, json, os, pathlib, re, sys, sysconfig
+CUDA = re.compile("cuda|nccl|cudnn|cublas")
 site = pathlib.Path(sysconfig.get_paths()["purelib"])
 tag = sys.implementation.cache_tag
 uncompiled = [
@@ -362,6 +266,7 @@ print(json.dumps({
     "uid": os.getuid(), "gid": os.getgid(), "dont_write_bytecode": sys.flags.dont_write_bytecode,
     "uncompiled": uncompiled, "pip": importlib.util.find_spec("pip") is not None,
     "build_inputs": os.path.exists("/build"),
+    "cuda_libraries": sorted(p.name for p in site.rglob("*.so*") if CUDA.search(p.name)),
     "distributions": sorted(d.metadata["Name"].lower() for d in metadata.distributions()),
 }))
 """
@@ -373,7 +278,7 @@ def facts(image: str) -> dict[str, Any]:
     return loaded
 
 
-@pytest.mark.parametrize("which", ["operator", "runner"])
+@pytest.mark.parametrize("which", ["operator", "runner", "gpu_runner"])
 def test_images_are_unprivileged_compiled_and_carry_no_build_inputs(
     which: str, request: pytest.FixtureRequest
 ) -> None:
@@ -391,9 +296,15 @@ def test_images_are_unprivileged_compiled_and_carry_no_build_inputs(
     assert "image-inputs" not in history and "ca.crt" not in history
     if which == "operator":
         assert not {"pandas", "pyarrow", "numpy", "boto3"} & set(found["distributions"])
+    elif which == "gpu_runner":
+        assert "kubernetes" in found["distributions"]
+        assert {"torch", "tensorflow", "xgboost"} <= set(found["distributions"])
+        assert "nvidia-cudnn-cu12" in found["distributions"]  # the CUDA libraries come as packages
     else:
         assert "kubernetes" in found["distributions"]  # shards patch their progress ConfigMap
         assert not [name for name in found["distributions"] if name.startswith("nvidia-")]
+        assert "xgboost" not in found["distributions"]  # xgboost-cpu: no CUDA build of libxgboost
+        assert found["cuda_libraries"] == []
 
 
 def test_host_ca_bundle_is_not_in_any_layer(runner_image: str, operator_image: str) -> None:

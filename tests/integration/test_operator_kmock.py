@@ -621,3 +621,47 @@ async def test_a_reconcile_that_has_not_seen_the_job_yet_adopts_it(cluster: Clus
         job["metadata"]["name"] for job in cluster.server.list_objects(JOBS, NS)
     ] == ["btj-heart-0"]
     assert cluster.condition("Ready")["reason"] == "JobCreated" and posted == []
+
+
+async def test_jobs_take_turns_first_come_first_served(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: a burst of jobs is set up in arrival order, each one's calls before the next's."""
+    monkeypatch.setenv("KBT_RECONCILE_CONCURRENCY", "1")
+    names = [f"burst-{index}" for index in range(5)]
+    async with running_operator():
+        await eventually(
+            lambda: any(
+                r.action == kmock.action.WATCH and r.resource.plural == "batchtransformjobs"
+                for r in cluster.operator_requests()
+            )
+        )  # a burst that arrives while the operator watches (on a restart, oldest go first)
+        for name in names:
+            await cluster.client.create_btj(manifest(name))
+        for name in names:
+            await cluster.job(f"btj-{name}-0")
+    creates = [
+        r
+        for r in cluster.operator_requests()
+        if r.method == "POST" and r.resource is not None and r.resource.plural != "events"
+    ]
+    owners = [r.data["metadata"]["ownerReferences"][0]["name"] for r in creates]
+    assert owners == [name for name in names for _ in range(6)]  # 6 objects per job, one job at a time
+    assert [r.resource.plural for r in creates[5::6]] == ["jobs"] * 5  # each job's Job comes last
+
+
+async def test_setup_reads_no_model_and_checks_a_shared_secret_once(cluster: Cluster, operator: None) -> None:
+    """Issue 14: the Model comes from the watch, a found Secret is remembered, no read-backs."""
+    for name in ("one", "two"):
+        await cluster.client.create_btj(manifest(name))
+        await eventually(lambda name=name: cluster.status(name).get("jobName") == f"btj-{name}-0")
+    await asyncio.sleep(0.3)  # trailing writes, if any
+    calls = [
+        (r.action.value, r.resource.plural, r.subresource)
+        for r in cluster.operator_requests()
+        if r.resource is not None and r.resource.plural and r.action.value not in ("LIST", "WATCH")
+    ]
+    assert ("FETCH", "models", None) not in calls
+    assert calls.count(("FETCH", "secrets", None)) == 1
+    assert not [call for call in calls if call[0] == "FETCH"][1:]  # nothing read back
+    assert calls.count(("UPDATE", "batchtransformjobs", "status")) == 2  # one status write per job

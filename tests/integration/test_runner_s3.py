@@ -20,6 +20,7 @@ from kbt.storage.s3 import MIN_COPY_PART
 
 class SumPredictor:
     device = "cpu"
+    rows_independent = True
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         assert batch.frame is not None

@@ -24,6 +24,7 @@ class SumRejectingNegatives:
     """Sums each row; a row whose first value is negative is a bad record (goes to _errors/)."""
 
     device = "cpu"
+    rows_independent = True
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         assert batch.frame is not None

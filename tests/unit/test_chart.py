@@ -18,6 +18,7 @@ import yaml
 from kbt_operator import rbac
 from kbt_operator.catalog import Catalog
 from kbt_operator.config import OperatorConfig
+from kbt_operator.runner_images import RunnerFamily
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "kbt"
@@ -191,6 +192,30 @@ def test_deployment_wiring() -> None:
     volume = next(v for v in pod["volumes"] if v["name"] == "instance-types")
     names = [c["metadata"]["name"] for c in of_kind(documents, "ConfigMap")]
     assert volume["configMap"]["name"] in names
+
+
+def test_runner_images_per_framework_family_reach_the_operator() -> None:
+    images = OperatorConfig.from_env(_env(_operator_container(render({})))).runner_images
+    assert images.default == "kbt/runner:0.1.0" and images.gpu == "kbt/runner-cuda:0.1.0"
+    assert dict(images.families) == {
+        RunnerFamily.TABULAR: "kbt/runner-tabular:0.1.0",
+        RunnerFamily.TORCH: "kbt/runner-torch:0.1.0",
+        RunnerFamily.TF: "kbt/runner-tf:0.1.0",
+    }
+    values = {
+        "images": {
+            "runner": {"repository": "registry.example/kbt-runner", "tag": "2"},
+            "runnerTorch": {"repository": "registry.example/kbt-runner-torch", "tag": "2"},
+            "runnerTabular": {"repository": ""},
+            "runnerTf": {"repository": ""},
+        }
+    }
+    env = _env(_operator_container(render(values)))
+    assert "KBT_RUNNER_TABULAR_IMAGE" not in env and "KBT_RUNNER_TF_IMAGE" not in env
+    images = OperatorConfig.from_env(env).runner_images
+    assert images.families[RunnerFamily.TORCH] == "registry.example/kbt-runner-torch:2"
+    assert images.families[RunnerFamily.TABULAR] == images.families[RunnerFamily.TF] == images.default
+    assert images.default == "registry.example/kbt-runner:2"
 
 
 def _rendered_catalog(values: dict[str, Any], tmp_path: Path) -> Catalog:

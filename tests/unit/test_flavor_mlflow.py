@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow.pyfunc
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.models import infer_signature
+from mlflow.pyfunc import PyFuncModel
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -17,6 +19,7 @@ from sklearn.preprocessing import OneHotEncoder
 from kbt.api.models import ModelSpec
 from kbt.flavors import InputSchemaError, ModelLoadError, RecordsRejected, load_predictor
 from kbt.flavors.base import LoadContext, ModelInput, Predictor, Record
+from kbt.flavors.mlflow_flavor import MlflowPredictor
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +122,65 @@ def test_mlflow_pytorch_model_through_pyfunc_with_tensor_signature(tmp_path: Pat
         predictor.predict(
             ModelInput(records=[Record("x", 0, b"")], tensor=np.zeros((1, 5), dtype=np.float32))
         )
+
+
+def _pyfunc_predictions(path: Path, frame: pd.DataFrame) -> np.ndarray:
+    return np.asarray(mlflow.pyfunc.load_model(str(path)).predict(frame))
+
+
+@pytest.mark.parametrize("serialization", ["skops", "pickle", "cloudpickle"])
+def test_sklearn_models_load_without_mlflow_and_predict_as_pyfunc(
+    tmp_path: Path, heart_like: tuple[Path, object, pd.DataFrame], serialization: str
+) -> None:
+    _, model, frame = heart_like
+    path = tmp_path / "model"
+    mlflow.sklearn.save_model(
+        model,
+        path,
+        signature=infer_signature(frame, model.predict(frame)),  # type: ignore[attr-defined]
+        serialization_format=serialization,
+        pyfunc_predict_fn="predict_proba",
+        pip_requirements=["scikit-learn"],
+    )
+    predictor = load(path, tmp_path)
+    assert isinstance(predictor, MlflowPredictor) and not isinstance(predictor.model, PyFuncModel)
+    assert predictor.rows_independent  # kbt sizes its calls (kbt.runner.callsize)
+    as_text = frame.astype(str)[["thal", "oldpeak", "age"]]
+    np.testing.assert_array_equal(
+        np.asarray(predictor.predict(batch(as_text))), _pyfunc_predictions(path, frame)
+    )
+
+
+@pytest.mark.parametrize("model_class", ["XGBClassifier", "Booster"])
+def test_xgboost_models_load_without_mlflow_and_predict_as_pyfunc(tmp_path: Path, model_class: str) -> None:
+    import mlflow.xgboost
+    import xgboost as xgb
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    classifier = xgb.XGBClassifier(n_estimators=4, max_depth=2).fit(frame, (frame["a"] > 0).astype(int))
+    model = classifier if model_class == "XGBClassifier" else classifier.get_booster()
+    path = tmp_path / "model"
+    mlflow.xgboost.save_model(
+        model, path, signature=infer_signature(frame, classifier.predict(frame)), pip_requirements=["xgboost"]
+    )
+    predictor = load(path, tmp_path)
+    assert isinstance(predictor, MlflowPredictor) and not isinstance(predictor.model, PyFuncModel)
+    assert predictor.rows_independent  # kbt sizes its calls (kbt.runner.callsize)
+    np.testing.assert_allclose(
+        np.asarray(predictor.predict(batch(frame[["c", "a", "b"]]))), _pyfunc_predictions(path, frame)
+    )
+
+
+def test_custom_pyfunc_models_load_through_mlflow(tmp_path: Path) -> None:
+    class AddOne(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+        def predict(self, context: object, model_input: pd.DataFrame, params: object = None) -> pd.Series:
+            return model_input["x"] + 1
+
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    mlflow.pyfunc.save_model(tmp_path / "model", python_model=AddOne(), pip_requirements=[])
+    predictor = load(tmp_path / "model", tmp_path)
+    assert isinstance(predictor, MlflowPredictor)
+    assert getattr(predictor.model, "__self__", None).__class__ is PyFuncModel
+    assert not predictor.rows_independent  # user code: it sees exactly the mini-batches
+    assert list(predictor.predict(batch(frame))) == [2.0, 3.0]

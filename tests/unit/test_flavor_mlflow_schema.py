@@ -9,9 +9,11 @@ from mlflow.types import ColSpec, DataType, Schema
 
 from kbt.flavors.base import Record
 from kbt.flavors.errors import RecordsRejected
-from kbt.flavors.mlflow_schema import conform_frame
+from kbt.flavors.mlflow_schema import conform_frame, parse_schema
 
-SCHEMA = Schema([ColSpec(DataType.long, "n"), ColSpec(DataType.double, "x"), ColSpec(DataType.string, "s")])
+# kbt reads the schema from the JSON MLflow writes into MLmodel files.
+COLUMNS = [ColSpec(DataType.long, "n"), ColSpec(DataType.double, "x"), ColSpec(DataType.string, "s")]
+SCHEMA = parse_schema(Schema(COLUMNS).to_json())
 
 
 def records(count: int) -> list[Record]:

@@ -25,6 +25,8 @@ import yaml
 from packaging.requirements import Requirement
 
 from harness.scripts import load_script
+from kbt.api.models import Flavor
+from kbt_operator.runner_images import FLAVOR_FAMILY, RunnerFamily
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "docker" / "Dockerfile"
@@ -81,6 +83,30 @@ def test_torch_build_asks_for_the_cpu_wheel() -> None:
     lines = requirements_py.with_torch_build(requirements_py.requirements(PROJECT, ["torch"]), "cpu")
     (torch,) = [line for line in lines if line.startswith("torch")]
     assert re.fullmatch(r"torch==[0-9.]+\+cpu", torch)
+
+
+def test_xgboost_build_asks_for_the_cuda_free_package_with_the_same_specifier() -> None:
+    lines = requirements_py.requirements(PROJECT, ["xgboost", "sklearn"])
+    (xgboost,) = [line for line in lines if line.startswith("xgboost")]
+    cpu = requirements_py.with_xgboost_build(lines, "cpu")
+    assert f"xgboost-cpu{xgboost.removeprefix('xgboost')}" in cpu and xgboost not in cpu
+    assert [line for line in cpu if not line.startswith("xgboost")] == [
+        line for line in lines if not line.startswith("xgboost")
+    ]
+
+
+# The extra that serves each flavor, where it is not named like the flavor.
+FLAVOR_EXTRA = {Flavor.PYTORCH: "torch"}
+
+
+def test_each_runner_family_image_installs_the_frameworks_of_its_flavors() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    for family in RunnerFamily:
+        match = re.search(rf"^RUNNER_FRAMEWORKS_{family} := (?P<extras>\S+)$", makefile, re.M)
+        assert match, f"Makefile: no RUNNER_FRAMEWORKS_{family} for the runner-{family} image"
+        flavors = [flavor for flavor, of in FLAVOR_FAMILY.items() if of == family]
+        missing = {FLAVOR_EXTRA.get(f, str(f)) for f in flavors} - set(match["extras"].split(","))
+        assert not missing, f"kbt/runner-{family} serves {flavors} but lacks the extras {missing}"
 
 
 def _operator_image_requirements() -> list[str]:

@@ -160,13 +160,13 @@ def test_config_from_environment() -> None:
         }
     )
     assert config.namespaces == ("team-a", "team-b") and not config.clusterwide
-    assert config.runner_image == config.runner_gpu_image == "kbt/runner:1"
+    assert config.runner_images.default == config.runner_images.gpu == "kbt/runner:1"
     assert config.default_s3_endpoint == "http://minio:9000" and config.default_s3_secret == "kbt-s3"
     assert config.metrics_port == 0 and config.status_interval == 0.5 and config.health_port == 8080
     defaults = OperatorConfig.from_env({})
     assert (
         defaults.clusterwide
-        and defaults.runner_image.startswith("kbt/runner:")
+        and defaults.runner_images.default.startswith("kbt/runner:")
         and defaults.catalog_path is None
     )
 

@@ -19,10 +19,16 @@ from kbt_operator.catalog import Catalog
 from kbt_operator.job_builder import JobRequest, build_job
 from kbt_operator.naming import JOB_NAME_LIMIT, job_name
 from kbt_operator.owned import ObjectRef, shard_objects
+from kbt_operator.runner_images import RunnerFamily, RunnerImages
 
 GOLDEN = Path(__file__).parent / "golden" / "operator_job.yaml"
 META = {"name": "heart", "namespace": "team-a", "uid": "0b6c7f4e-1111-2222-3333-444455556666"}
 OWNER = ObjectRef.parse({"metadata": META})
+IMAGES = RunnerImages(
+    default="kbt/runner:1.0",
+    gpu="kbt/runner-cuda:1.0",
+    families={family: f"kbt/runner-{family}:1.0" for family in RunnerFamily},
+)
 
 
 def btj(**spec: Any) -> BatchTransformJob:
@@ -62,8 +68,7 @@ def build(
     request = JobRequest(
         resolved=resolve_job(job, {"heart-model": MODEL}),
         instance=Catalog.builtin().lookup(job.spec.transformResources.instanceType),
-        runner_image="kbt/runner:1.0",
-        runner_gpu_image="kbt/runner-cuda:1.0",
+        images=IMAGES,
         generation=generation,
         shard_map=shard_map,
     )
@@ -119,7 +124,7 @@ def test_container_command_config_and_progress_wiring() -> None:
     job = build(btj())
     container = pod(job)["containers"][0]
     assert container["command"] == ["kbt", "shard", "--job", "/etc/kbt/job.json"]
-    assert container["image"] == "kbt/runner:1.0"
+    assert container["image"] == "kbt/runner-tabular:1.0"  # MODEL is a scikit-learn model
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     variables = env(job)
     assert variables["KBT_PROGRESS_CONFIGMAP"] == "kbt-progress-heart"
@@ -168,6 +173,41 @@ def test_gpu_instance_type_places_on_gpu_nodes() -> None:
     cpu = pod(build(btj()))
     assert "nodeSelector" not in cpu and "tolerations" not in cpu
     assert "nvidia.com/gpu" not in cpu["containers"][0]["resources"]["limits"]
+
+
+@pytest.mark.parametrize(
+    ("model", "image"),
+    [
+        ({"flavor": "sklearn"}, "kbt/runner-tabular:1.0"),
+        ({"flavor": "xgboost"}, "kbt/runner-tabular:1.0"),
+        ({"flavor": "mlflow"}, "kbt/runner-tabular:1.0"),  # its MLmodel's flavor is not read
+        ({"flavor": "pytorch"}, "kbt/runner-torch:1.0"),
+        ({"flavor": "transformers", "task": "summarization"}, "kbt/runner-torch:1.0"),
+        ({"flavor": "tensorflow"}, "kbt/runner-tf:1.0"),
+        ({"flavor": "custom", "scoringScript": "score.py"}, "kbt/runner:1.0"),
+        ({"flavor": "mlflow", "image": "kbt/runner-torch:1.0"}, "kbt/runner-torch:1.0"),
+    ],
+)
+def test_cpu_shards_run_the_runner_image_of_their_flavors_family(model: dict[str, str], image: str) -> None:
+    job = btj(modelName=None, model={"uri": "s3://m/", **model})
+    assert pod(build(job))["containers"][0]["image"] == image
+
+
+def test_a_family_without_an_image_of_its_own_gets_the_all_in_one_image() -> None:
+    job = btj(modelName=None, model={"uri": "s3://m/", "flavor": "tensorflow"})
+    request = JobRequest(
+        resolved=resolve_job(job, {}),
+        instance=Catalog.builtin().lookup("ml.m5.xlarge"),
+        images=RunnerImages(default="kbt/runner:1.0", gpu="kbt/runner-cuda:1.0"),
+    )
+    assert pod(build_job(request, OWNER))["containers"][0]["image"] == "kbt/runner:1.0"
+
+
+@pytest.mark.parametrize("flavor", ["sklearn", "pytorch", "tensorflow"])
+def test_gpu_shards_run_the_gpu_image_whatever_the_flavor(flavor: str) -> None:
+    resources = {"instanceType": "ml.g4dn.xlarge", "instanceCount": 1}
+    job = btj(modelName=None, model={"uri": "s3://m/", "flavor": flavor}, transformResources=resources)
+    assert pod(build(job))["containers"][0]["image"] == "kbt/runner-cuda:1.0"
 
 
 def test_model_image_wins_over_runner_images() -> None:

@@ -59,6 +59,7 @@ class SumPredictor:
     """Sums the numeric columns of each row; a non-numeric value makes the batch fail."""
 
     device = "cpu"
+    rows_independent = True
 
     def __init__(self, delay: float = 0.0) -> None:
         self.calls = 0
@@ -418,6 +419,7 @@ class ScoresPredictor:
     """Three class scores per CSV row: the row's value picks the winning class."""
 
     device = "cpu"
+    rows_independent = True
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         assert batch.frame is not None
@@ -477,6 +479,7 @@ def test_small_objects_are_predicted_in_full_mini_batches_with_outputs_per_objec
     write_csv(data / "g.csv", [["x", "y"]], header=["other", "cols"])  # cannot stack with the rest
     out = tmp_path / "out"
     predictor = BatchSizeRecorder()
+    predictor.rows_independent = False  # one call per mini-batch (sized calls: test_runner_callsize.py)
     run_all(make_job(data, out, miniBatchSize=10), predictor)
     assert predictor.sizes == [10, 10, 5, 1]
     assert [lines(out / f"f{i:02d}.csv.out") for i in range(25)] == [[f"{i + 1.0}"] for i in range(25)]

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias
 
 from kbt.api.models import MiniBatchMode, ModelSpec
+
+if TYPE_CHECKING:  # the contract names pandas and numpy types; importing it needs neither
+    import numpy as np
+    import pandas as pd
 
 
 class Record(NamedTuple):
@@ -56,13 +57,16 @@ class ModelInput:
 
 
 # What a predictor may return: one entry (row) per input record, in order.
-ModelOutput = pd.DataFrame | pd.Series | np.ndarray | list[Any] | dict[str, Any]
+ModelOutput: TypeAlias = "pd.DataFrame | pd.Series | np.ndarray | list[Any] | dict[str, Any]"
 
 
 class Predictor(Protocol):
     """A loaded model, ready for mini-batches. Loaded once per shard process."""
 
     device: str  # "cpu", "cuda", "cuda:0" ... reported by the runner
+    # True where each output row depends on its input row alone and the call's size changes no
+    # output bits (tabular models on CPU): kbt may join mini-batches into calls it sizes itself.
+    rows_independent: bool
 
     def predict(self, batch: ModelInput) -> ModelOutput: ...
 

@@ -102,6 +102,7 @@ class ScoringScriptPredictor:
     files_for_tabular: bool
     discard_predictions: bool = False
     device: str = "cpu"
+    rows_independent: bool = False  # the script sees exactly its mini-batches
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         try:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -96,19 +97,21 @@ class _SkipModule(importlib.abc.MetaPathFinder):
             raise ImportError(f"{fullname} is not needed to load the model")
 
 
-def import_skops() -> ModuleType:
-    """``skops.io``, imported without importing torch.
+@contextmanager
+def without_torch_shim() -> Iterator[None]:
+    """Within the block, importing scikit-learn's torch shim fails (other modules are unaffected).
 
-    skops lists its trusted types with scikit-learn's ``all_estimators()``, which imports every
-    scikit-learn module on the way, the torch shim included: seconds of start-up per pod when
-    torch is installed (as in the runner images). The walk ignores modules that fail to import and
-    the shim holds no estimator, so the trusted types are the same; the shim stays importable later.
+    scikit-learn's estimator walk (``all_estimators()``) imports every scikit-learn module, the
+    torch shim included: seconds of start-up when torch is installed (as in the runner images).
+    The walk ignores modules that fail to import and the shim holds no estimator, so the walk
+    finds the same estimators; the shim stays importable after the block.
     """
-    if "skops.io" in sys.modules or "torch" in sys.modules:
-        return importlib.import_module("skops.io")
+    if "torch" in sys.modules:
+        yield
+        return
     finder = _SkipModule(SKLEARN_TORCH_SHIM)
     sys.meta_path.insert(0, finder)
     try:
-        return importlib.import_module("skops.io")
+        yield
     finally:
         sys.meta_path.remove(finder)

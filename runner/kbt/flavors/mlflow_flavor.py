@@ -1,4 +1,5 @@
-"""Any MLflow model through ``mlflow.pyfunc`` (sklearn, xgboost, pytorch, tensorflow, custom).
+"""Any MLflow model: scikit-learn and XGBoost ones loaded by kbt without mlflow
+(``mlflow_direct``), all others through ``mlflow.pyfunc`` (pytorch, tensorflow, custom, ...).
 
 Local and fetched directories load directly; ``runs:/`` and ``models:/name/version`` or
 ``models:/name@alias`` URIs are downloaded from the tracking server named by
@@ -14,19 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow.artifacts
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.models import Model
-from mlflow.pyfunc import PyFuncModel
 
 from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadError, ModelOutput
 from kbt.flavors.device import driver_device
 from kbt.flavors.errors import InputSchemaError
-from kbt.flavors.loading import add_code_paths, import_skops, is_mlflow_uri
-from kbt.flavors.mlflow_schema import conform_frame, conform_tensor
+from kbt.flavors.loading import add_code_paths, is_mlflow_uri
+from kbt.flavors.mlflow_direct import PredictFunction, direct_predict, read_mlmodel
+from kbt.flavors.mlflow_schema import Schema, conform_frame, conform_tensor, input_schema
 from kbt.flavors.outputs import array_rows, expect_rows
 from kbt.log import get_logger
 
@@ -37,14 +34,17 @@ WHAT = "the MLflow model"
 
 @dataclass
 class MlflowPredictor:
-    model: PyFuncModel
+    model: PredictFunction  # the pyfunc model's predict, or the framework's (mlflow_direct)
+    schema: Schema | None
     device: str
+    rejects: tuple[type[Exception], ...] = (ValueError, TypeError, KeyError)  # errors that reject the batch
+    rows_independent: bool = False  # True for tabular (sklearn, xgboost) MLflow models
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         data = self._model_input(batch)
         try:
-            output = self.model.predict(data)
-        except (MlflowException, ValueError, TypeError, KeyError) as exc:
+            output = self.model(data)
+        except self.rejects as exc:
             first = batch.records[0]
             raise BatchRejected(
                 f"{WHAT} rejected the mini-batch starting at {first.source} record {first.index}: {exc}"
@@ -52,7 +52,7 @@ class MlflowPredictor:
         return _rows(output, len(batch))
 
     def _model_input(self, batch: ModelInput) -> Any:
-        schema = self.model.metadata.get_input_schema()  # type: ignore[no-untyped-call]
+        schema = self.schema
         if schema is None:
             if batch.frame is not None:
                 return batch.frame
@@ -96,10 +96,26 @@ def _local_model_dir(ctx: LoadContext) -> Path:
         raise ModelLoadError(f"{ctx.spec.uri} is an MLflow URI but MLFLOW_TRACKING_URI is not set")
     target = ctx.scratch_dir / "mlflow-model"
     target.mkdir(parents=True, exist_ok=True)
+    import mlflow.artifacts
+
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=ctx.spec.uri, dst_path=str(target)))
     except Exception as exc:
         raise ModelLoadError(f"cannot resolve {ctx.spec.uri} at {tracking}: {exc}") from exc
+
+
+def _load_pyfunc(ctx: LoadContext, model_dir: Path, flavors: dict[str, Any]) -> MlflowPredictor:
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    device = driver_device(ctx.spec) if {"pytorch", "tensorflow", "keras"} & set(flavors) else "cpu"
+    config = {"device": device} if "pytorch" in flavors else None
+    try:
+        model = mlflow.pyfunc.load_model(str(model_dir), model_config=config)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load MLflow model {ctx.spec.uri}: {type(exc).__name__}: {exc}") from exc
+    schema = input_schema(read_mlmodel(model_dir))
+    return MlflowPredictor(model.predict, schema, device, (MlflowException, ValueError, TypeError, KeyError))
 
 
 def load(ctx: LoadContext) -> MlflowPredictor:
@@ -107,14 +123,23 @@ def load(ctx: LoadContext) -> MlflowPredictor:
     if not (model_dir / "MLmodel").is_file():
         raise ModelLoadError(f"{ctx.spec.uri} is not an MLflow model: no MLmodel file in {model_dir}")
     add_code_paths(ctx.spec, model_dir)
-    flavors = Model.load(str(model_dir / "MLmodel")).flavors
-    device = driver_device(ctx.spec) if {"pytorch", "tensorflow", "keras"} & set(flavors) else "cpu"
-    config = {"device": device} if "pytorch" in flavors else None
-    if (flavors.get("sklearn") or {}).get("serialization_format") == "skops":
-        import_skops()  # before MLflow imports it, so that torch is not imported on the way
+    mlmodel = read_mlmodel(model_dir)
+    flavors: dict[str, Any] = mlmodel["flavors"]
     try:
-        model = mlflow.pyfunc.load_model(str(model_dir), model_config=config)
+        direct = direct_predict(model_dir, mlmodel)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"cannot load MLflow model {ctx.spec.uri}: {exc}") from exc
     except Exception as exc:
         raise ModelLoadError(f"cannot load MLflow model {ctx.spec.uri}: {type(exc).__name__}: {exc}") from exc
-    log.info("loaded MLflow model", uri=ctx.spec.uri, flavors=sorted(flavors), device=device)
-    return MlflowPredictor(model, device)
+    if direct is None:
+        predictor = _load_pyfunc(ctx, model_dir, flavors)
+    else:
+        predictor = MlflowPredictor(direct, input_schema(mlmodel), "cpu", rows_independent=True)
+    log.info(
+        "loaded MLflow model",
+        uri=ctx.spec.uri,
+        flavors=sorted(flavors),
+        device=predictor.device,
+        loader="kbt" if direct is not None else "mlflow",
+    )
+    return predictor

@@ -5,16 +5,20 @@ values that cannot be converted to the column's type (text in a ``long`` column,
 value in an integer column, 2.5 for an ``integer``) reject just those records with
 ``RecordsRejected``. Columns come back converted to the schema's types, in schema order; extra
 columns are dropped. Tensor schemas check and fit the per-record shape and cast the dtype.
+
+The schema is read from the MLmodel file's ``signature.inputs`` JSON (``input_schema``), without
+importing mlflow: the same JSON ``mlflow.types.Schema.to_json`` writes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.types import DataType, Schema, TensorSpec
 
 from kbt.flavors.base import Record
 from kbt.flavors.errors import InputSchemaError, RecordsRejected
@@ -24,6 +28,72 @@ TRUE_WORDS = frozenset({"true", "1", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "no"})
 
 Converter = Callable[[pd.Series], tuple[pd.Series, pd.Series]]  # -> (converted, bad mask)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a column schema; ``type`` is MLflow's type name ("long", "string", "array", ...)."""
+
+    name: str | None
+    type: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One tensor of a tensor schema: numpy dtype and shape, -1 for any size."""
+
+    name: str | None
+    type: np.dtype[Any]
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """An MLflow signature's input schema: all columns or all tensors."""
+
+    inputs: tuple[ColumnSpec | TensorSpec, ...]  # all of one kind
+
+    def is_tensor_spec(self) -> bool:
+        return bool(self.inputs) and isinstance(self.inputs[0], TensorSpec)
+
+    def has_input_names(self) -> bool:
+        return bool(self.inputs) and all(spec.name is not None for spec in self.inputs)
+
+    def input_names(self) -> list[str | int]:
+        return [spec.name if spec.name is not None else i for i, spec in enumerate(self.inputs)]
+
+    def only_simple_columns(self) -> bool:
+        """True when kbt converts every column itself (no arrays, objects, maps or Any)."""
+        return all(isinstance(spec, ColumnSpec) and spec.type in CONVERTERS for spec in self.inputs)
+
+
+def parse_schema(text: str) -> Schema:
+    """The schema of an MLmodel ``signature.inputs`` JSON string."""
+    entries: list[dict[str, Any]] = json.loads(text)
+    if entries and all(entry.get("type") == "tensor" for entry in entries):
+        return Schema(
+            tuple(
+                TensorSpec(
+                    entry.get("name"),
+                    np.dtype(entry["tensor-spec"]["dtype"]),
+                    tuple(int(size) for size in entry["tensor-spec"]["shape"]),
+                )
+                for entry in entries
+            )
+        )
+    return Schema(
+        tuple(
+            ColumnSpec(entry.get("name"), str(entry.get("type")), bool(entry.get("required", True)))
+            for entry in entries
+        )
+    )
+
+
+def input_schema(mlmodel: dict[str, Any]) -> Schema | None:
+    """The input schema of a parsed MLmodel file, or None when it has no signature inputs."""
+    inputs = (mlmodel.get("signature") or {}).get("inputs")
+    return parse_schema(inputs) if inputs else None
 
 
 def _integers(dtype: type[np.integer[Any]]) -> Converter:
@@ -80,25 +150,21 @@ def _binary(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return values, ~values.map(lambda v: isinstance(v, bytes | bytearray))
 
 
-CONVERTERS: dict[DataType, Converter] = {
-    DataType.long: _integers(np.int64),
-    DataType.integer: _integers(np.int32),
-    DataType.double: _floats(np.float64),
-    DataType.float: _floats(np.float32),
-    DataType.string: _strings,
-    DataType.boolean: _booleans,
-    DataType.datetime: _datetimes,
-    DataType.binary: _binary,
+CONVERTERS: dict[str, Converter] = {
+    "long": _integers(np.int64),
+    "integer": _integers(np.int32),
+    "double": _floats(np.float64),
+    "float": _floats(np.float32),
+    "string": _strings,
+    "boolean": _booleans,
+    "datetime": _datetimes,
+    "binary": _binary,
 }
-
-
-def _type_name(spec_type: Any) -> str:
-    return str(spec_type.name if isinstance(spec_type, DataType) else spec_type)
 
 
 def conform_frame(frame: pd.DataFrame, schema: Schema, records: list[Record]) -> pd.DataFrame:
     """The frame converted to a column schema, or an error naming the columns/records at fault."""
-    specs = schema.inputs
+    specs = [spec for spec in schema.inputs if isinstance(spec, ColumnSpec)]
     if not schema.has_input_names():
         if frame.shape[1] != len(specs):
             raise InputSchemaError(f"{WHAT} expects {len(specs)} columns, the input has {frame.shape[1]}")
@@ -107,7 +173,7 @@ def conform_frame(frame: pd.DataFrame, schema: Schema, records: list[Record]) ->
     else:
         names = [str(spec.name) for spec in specs]
     missing = [
-        f"{name!r} ({_type_name(spec.type)})"
+        f"{name!r} ({spec.type})"
         for name, spec in zip(names, specs, strict=True)
         if spec.required and name not in frame.columns
     ]
@@ -122,14 +188,14 @@ def conform_frame(frame: pd.DataFrame, schema: Schema, records: list[Record]) ->
         if name not in frame.columns:
             continue
         original = frame[name].reset_index(drop=True)
-        converter = CONVERTERS.get(spec.type) if isinstance(spec.type, DataType) else None
+        converter = CONVERTERS.get(spec.type)
         if converter is None:  # arrays, objects, maps, Any: left to MLflow
             columns[name] = original
             continue
         converted, bad = converter(original)
         for position in np.flatnonzero(bad.to_numpy()):
             problems.setdefault(int(position), []).append(
-                f"column {name!r} expects {_type_name(spec.type)}, got {original.iloc[position]!r}"
+                f"column {name!r} expects {spec.type}, got {original.iloc[position]!r}"
             )
         columns[name] = converted
     if problems:

@@ -79,6 +79,7 @@ class TorchPredictor:
     module: Callable[..., Any]
     device: str
     dtype: torch.dtype
+    rows_independent: bool = False  # the call is the device batch
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         return predict_with_backoff(self._forward, batch, self._release_memory)

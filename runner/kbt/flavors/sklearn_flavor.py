@@ -18,8 +18,9 @@ import pandas as pd
 
 from kbt.flavors.base import BatchRejected, LoadContext, ModelInput, ModelLoadError, ModelOutput
 from kbt.flavors.errors import InputSchemaError
-from kbt.flavors.loading import add_code_paths, find_model_file, import_skops, model_directory
+from kbt.flavors.loading import add_code_paths, find_model_file, model_directory
 from kbt.flavors.outputs import array_rows
+from kbt.flavors.skops_loading import load_skops
 from kbt.log import get_logger
 
 log = get_logger(__name__)
@@ -28,14 +29,12 @@ MODEL_SUFFIXES = (".skops", ".joblib", ".pkl", ".pickle", ".sav")
 
 
 def load_estimator(path: Path) -> Any:
-    """Unpickle a skops/joblib/pickle file. skops types are trusted because the job's owner chose
-    this model (the same trust a pickle gets); they are logged."""
+    """Unpickle a skops/joblib/pickle file. Every type a skops file names is trusted because the
+    job's owner chose this model (the same trust a pickle gets); types beyond scikit-learn's
+    estimators are logged."""
+    if path.suffix == ".skops":
+        return load_skops(path, trusted=None)
     try:
-        if path.suffix == ".skops":
-            skops_io = import_skops()
-            trusted = skops_io.get_untrusted_types(file=path)
-            log.info("trusting skops types", file=path.name, types=trusted)
-            return skops_io.load(path, trusted=trusted)
         return joblib.load(path)
     except Exception as exc:
         raise ModelLoadError(f"cannot unpickle {path}: {type(exc).__name__}: {exc}") from exc
@@ -64,6 +63,7 @@ class SklearnPredictor:
     method: str
     device: str = "cpu"
     features: list[str] | None = field(default=None)
+    rows_independent: bool = True
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         inputs = feature_frame(batch, self.features, "the scikit-learn model")

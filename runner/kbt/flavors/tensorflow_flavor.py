@@ -106,6 +106,7 @@ class TensorFlowPredictor:
     call: Callable[[dict[str, Any]], Any]
     inputs: list[InputSpec]
     device: str
+    rows_independent: bool = False  # the call is the device batch
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         return predict_with_backoff(self._forward, batch)

@@ -90,6 +90,7 @@ class EncoderPredictor:
     batch_size: int
     max_input_tokens: int
     options: dict[str, Any] = field(default_factory=dict)
+    rows_independent: bool = False  # the call is the device batch
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         return predict_with_backoff(self._predict, batch, self._release_memory)
@@ -139,6 +140,7 @@ class PipelinePredictor:
     device: str
     batch_size: int
     options: dict[str, Any] = field(default_factory=dict)
+    rows_independent: bool = False  # the call is the device batch
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         return predict_with_backoff(self._predict, batch)

@@ -34,6 +34,7 @@ class BoosterPredictor:
     objective: str
     method: str
     device: str
+    rows_independent: bool = True
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         names = self.booster.feature_names

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kbt.runner.progress import ProgressSink, StreamSink
-from kbt.runner.shard import shard_main
+from kbt.runner.shard import PreloadedModel, shard_main
 from kbt.settings import RunnerSettings
 
 
@@ -37,10 +37,17 @@ def parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m kbt.runner") -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    prog: str = "python -m kbt.runner",
+    preloaded: PreloadedModel | None = None,
+) -> int:
+    """Run the shard the arguments name; ``preloaded``: a forked ``kbt run`` worker's model."""
     args = parser(prog).parse_args(argv)
     sinks: list[ProgressSink] = [StreamSink(sys.stdout)] if RunnerSettings.from_env().progress_stream else []
-    return shard_main(args.job, args.index, sinks, shards=args.shards, split_bytes=args.split_bytes)
+    return shard_main(
+        args.job, args.index, sinks, shards=args.shards, split_bytes=args.split_bytes, preloaded=preloaded
+    )
 
 
 if __name__ == "__main__":

@@ -1,20 +1,78 @@
-"""One model call for several small mini-batches: many small objects become full batches.
+"""One model call for several mini-batches: ``CallPacker``, stacking, and splitting the outcome.
 
 Each input object is its own work item (its own output and done-marker), so an image or a short
-file yields a mini-batch of one or a few records. The pipeline groups consecutive mini-batches
-up to ``miniBatchSize`` records, decodes each, and predicts each run of consecutive batches whose
-model inputs stack (same columns and types, same tensor shape) in one call; the outcome is split
-back per batch.
+file yields a mini-batch of one or a few records. The pipeline packs consecutive mini-batches into
+**units** of up to ``miniBatchSize`` records (``BatchLimit``: what one call always held, and what a
+scoring script sees) and consecutive units into **calls** up to the ``CallSizer``'s limit
+(kbt.runner.callsize; one unit per call where there is none). It decodes each mini-batch, and
+predicts each run of consecutive batches whose model inputs stack (same columns and types, same
+tensor shape) in one call, naming its units so a failing call is bisected between them; the
+outcome is split back per batch.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left
 
 import numpy as np
 import pandas as pd
 
 from kbt.flavors.base import ModelInput
+from kbt.runner.batching import BatchLimit
+from kbt.runner.callsize import CallSizer
 from kbt.runner.encode import Rows
 from kbt.runner.predict import Outcome
+from kbt.runner.reader import Batch
+
+
+class CallPacker:
+    """Places consecutive mini-batches into units and units into calls, with running totals."""
+
+    def __init__(self, unit: BatchLimit, sizer: CallSizer | None) -> None:
+        self.unit_limit, self.sizer = unit, sizer
+        self.unit = 0  # the current unit's number; grows by one per unit
+        self._call = (0, 0, 0)  # batches, records, payload of the current call
+        self._current = (0, 0, 0, frozenset[int]())  # batches, records, payload, input files of the unit
+
+    def call_limit(self) -> BatchLimit:
+        return self.sizer.limit() if self.sizer is not None else self.unit_limit
+
+    def starts_call(self, batch: Batch) -> bool:
+        """Whether ``batch`` no longer fits the current call (the caller submits that call first)."""
+        batches, records, payload = self._call
+        if not batches:
+            return False
+        if self.sizer is None:
+            return self._exceeds_unit(batch)
+        return self.sizer.limit().exceeded_by(records + len(batch.records), payload + batch.payload)
+
+    def place(self, batch: Batch) -> int:
+        """Add ``batch`` to the current call (after ``starts_call``); the number of its unit."""
+        if self._exceeds_unit(batch):
+            self.unit += 1
+            self._current = (0, 0, 0, frozenset())
+        unit_batches, unit_records, unit_payload, files = self._current
+        self._current = (
+            unit_batches + 1,
+            unit_records + len(batch.records),
+            unit_payload + batch.payload,
+            files | {batch.item.ordinal},
+        )
+        batches, records, payload = self._call
+        self._call = (batches + 1, records + len(batch.records), payload + batch.payload)
+        return self.unit
+
+    def flush(self) -> None:
+        """The current call was submitted: the next batch starts a new call and unit."""
+        if self._call[0]:
+            self.unit += 1
+        self._call, self._current = (0, 0, 0), (0, 0, 0, frozenset())
+
+    def _exceeds_unit(self, batch: Batch) -> bool:
+        batches, records, payload, files = self._current
+        return bool(batches) and self.unit_limit.exceeded_by(
+            records + len(batch.records), payload + batch.payload, len(files | {batch.item.ordinal})
+        )
 
 
 def _stackable(a: ModelInput, b: ModelInput) -> bool:
@@ -63,26 +121,39 @@ def concat_inputs(inputs: list[ModelInput]) -> ModelInput:
     )
 
 
-def _take(rows: Rows, indexes: list[int]) -> Rows:
+def unit_sizes(units: list[int], inputs: list[ModelInput]) -> list[int]:
+    """The records of each run of consecutive ``inputs`` in the same unit (``units``: their units)."""
+    sizes: list[int] = []
+    for index, model_input in enumerate(inputs):
+        if index and units[index] == units[index - 1]:
+            sizes[-1] += len(model_input)
+        else:
+            sizes.append(len(model_input))
+    return sizes
+
+
+def _take(rows: Rows, start: int, stop: int) -> Rows:
     if rows.frame is not None:
-        return Rows(frame=rows.frame.iloc[indexes].reset_index(drop=True))
-    values = rows.values or []
-    return Rows(values=[values[i] for i in indexes])
+        return Rows(frame=rows.frame.iloc[start:stop].reset_index(drop=True))
+    return Rows(values=(rows.values or [])[start:stop])
 
 
 def split_outcome(outcome: Outcome, sizes: list[int]) -> list[Outcome]:
-    """The outcome of a concatenated input, per part of ``sizes`` records (positions rebased)."""
+    """The outcome of a concatenated input, per part of ``sizes`` records (positions rebased).
+    Its positions ascend (ModelRunner predicts pieces in input order), so each part's are a slice."""
     merged = outcome.merged() if outcome.rows else Rows(values=[])
+    positions, failed = outcome.positions, sorted(outcome.failed)
     parts: list[Outcome] = []
     start = 0
     for size in sizes:
         end = start + size
-        kept = [i for i, p in enumerate(outcome.positions) if start <= p < end]
+        first, stop = bisect_left(positions, start), bisect_left(positions, end)
+        bad = failed[bisect_left(failed, start) : bisect_left(failed, end)]
         parts.append(
             Outcome(
-                positions=[outcome.positions[i] - start for i in kept],
-                rows=[_take(merged, kept)] if kept else [],
-                failed={p - start: reason for p, reason in outcome.failed.items() if start <= p < end},
+                positions=[p - start for p in positions[first:stop]],
+                rows=[_take(merged, first, stop)] if stop > first else [],
+                failed={p - start: outcome.failed[p] for p in bad},
             )
         )
         start = end

@@ -68,9 +68,10 @@ class SyncedPredictor:
     inner: Predictor
     outputs: CustomOutputs
     device: str = field(init=False)
+    rows_independent: bool = False  # only scoring scripts are wrapped: they see their mini-batches
 
     def __post_init__(self) -> None:
-        self.device = str(getattr(self.inner, "device", "cpu"))
+        self.device = self.inner.device
 
     def predict(self, batch: ModelInput) -> ModelOutput:
         try:

@@ -5,6 +5,13 @@ JSON Lines / JSON -> ``frame`` from one JSON value per record; Parquet -> the fr
 row groups; text/plain -> ``texts``; images -> ``tensor`` (see images.py); RecordIO, TFRecord
 and octet-stream -> ``records`` only. The input filter is applied here. Records that cannot be
 decoded are rejected one by one with the reason; the others go on.
+
+A model call of several CSV mini-batches is parsed in one go (``Decoder.decode_call``) where that
+cannot change what each mini-batch's own parse gives: pyarrow infers each column's type from the
+values it parses, so a mini-batch of only ``1``/``2`` in a column that other mini-batches fill with
+``2.5`` or ``normal`` would get its own type. The call's parse is kept only when every
+mini-batch holds, in every column, a value that forces the call's type (``_forced``); else each
+mini-batch is parsed alone, as before.
 """
 
 from __future__ import annotations
@@ -15,8 +22,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from kbt.api.models import Flavor
@@ -27,6 +36,13 @@ from kbt.runner.formats import Decoding, content_format, known_format, media_typ
 from kbt.runner.images import decode_images
 from kbt.runner.reader import Batch
 
+# A character that no null, number, boolean, date or timestamp literal of pyarrow's default
+# inference holds: a value with one is a string in any mini-batch.
+STRING_ONLY = r"[^0-9+\-.:/# adefilnqrstuyzADEFILNQRSTUYZ]"
+# pyarrow infers a column's type from the first block it parses: a mini-batch bigger than one
+# block is typed by its first block alone, which a call's parse cannot reproduce.
+INFERENCE_BLOCK = pacsv.ReadOptions().block_size
+
 
 @dataclass
 class Decoded:
@@ -36,6 +52,16 @@ class Decoded:
     positions: list[int]  # position in the batch of each model_input record
     rejected: dict[int, str] = field(default_factory=dict)
     values: list[Any] | None = None  # parsed JSON records (for joins), aligned with positions
+
+
+@dataclass
+class CallDecoded:
+    """Several mini-batches decoded as one model input (``frame``: theirs, stacked in order), and
+    each one's ``Decoded``: its records, all of them decoded (its frame is a slice of the call's,
+    not made: nothing reads it)."""
+
+    model_input: ModelInput
+    parts: list[Decoded]
 
 
 class Decoder:
@@ -68,6 +94,32 @@ class Decoder:
             tensor, kept, rejected = decode_images(batch.records, self.images)
             return Decoded(self._input([batch.records[p] for p in kept], tensor=tensor), kept, rejected)
         return Decoded(self._input(batch.records), list(range(len(batch.records))))
+
+    def decode_call(self, batches: list[Batch], header: list[str] | None) -> CallDecoded | None:
+        """CSV mini-batches of one header parsed as one frame, when each mini-batch's columns come
+        out as its own parse would make them (see the module docstring); None otherwise."""
+        if self.format.decoding != Decoding.CSV or any(
+            not b.records or b.frame is not None or b.payload + len(b.records) > INFERENCE_BLOCK
+            for b in batches
+        ):
+            return None
+        sizes = [len(b.records) for b in batches]
+        rows = [r.data for b in batches for r in b.records]
+        try:
+            table = _parse_table(rows, header or self.columns, self.delimiter)
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return None
+        starts = np.cumsum([0, *sizes[:-1]])
+        if not all(_forced(column, starts) for column in table.columns):
+            return None
+        frame: pd.DataFrame = table.to_pandas()
+        if self.input_filter is not None:
+            frame = frame.iloc[:, select_positions(self.input_filter, frame.shape[1], "inputFilter")]
+        parts = [
+            Decoded(self._input(b.records), list(range(size))) for b, size in zip(batches, sizes, strict=True)
+        ]
+        records = [record for b in batches for record in b.records]
+        return CallDecoded(self._input(records, frame=frame), parts)
 
     def _input(self, records: list[Any], **decoded: Any) -> ModelInput:
         return ModelInput(records=records, content_type=self.content_type, **decoded)
@@ -128,6 +180,11 @@ class Decoder:
 def _parse_csv(rows: list[bytes], columns: list[str] | None, delimiter: str) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=columns)
+    frame: pd.DataFrame = _parse_table(rows, columns, delimiter).to_pandas()
+    return frame
+
+
+def _parse_table(rows: list[bytes], columns: list[str] | None, delimiter: str) -> pa.Table:
     read_options = pacsv.ReadOptions(
         column_names=columns, autogenerate_column_names=columns is None, use_threads=False
     )
@@ -137,8 +194,29 @@ def _parse_csv(rows: list[bytes], columns: list[str] | None, delimiter: str) -> 
     )
     if table.num_rows != len(rows):
         raise pa.ArrowInvalid(f"parsed {table.num_rows} rows from {len(rows)} records")
-    frame: pd.DataFrame = table.to_pandas()
-    return frame
+    return table
+
+
+def _forced(column: pa.ChunkedArray, starts: np.ndarray) -> bool:
+    """Whether every mini-batch (rows from each of ``starts``) of a column parsed as one would
+    get the column's type and pandas dtype from its own parse: it holds a value only that type
+    reads (a non-integral float, a string with a ``STRING_ONLY`` character), or every value is
+    (int64 without nulls: so is each part) or none is (null)."""
+    kind = column.type
+    if pa.types.is_null(kind):
+        return True
+    if pa.types.is_int64(kind):
+        return bool(column.null_count == 0)  # a part without nulls would stay int64 in pandas
+    if pa.types.is_float64(kind):
+        values = column.to_numpy()
+        with np.errstate(invalid="ignore"):
+            forcing = np.isinf(values) | (~np.isnan(values) & (values != np.floor(values)))
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        matches = pc.match_substring_regex(column, STRING_ONLY)
+        forcing = matches.fill_null(False).to_numpy(zero_copy_only=False)
+    else:
+        return False  # booleans ("1" is an int alone), dates, times: parse each part alone
+    return bool(np.logical_or.reduceat(forcing, starts).all())
 
 
 def _check_rows(batch: Batch, columns: list[str] | None, delimiter: str) -> tuple[list[int], dict[int, str]]:

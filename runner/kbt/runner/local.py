@@ -3,11 +3,14 @@
 Each worker is ``python -m kbt.runner`` - the same ``shard_main`` that ``kbt shard`` runs in a
 pod - so local output is byte-identical to a cluster run. Workers stream progress as JSON lines
 on stdout; their logs go to ``<tmp>/shard-NNNNN.log`` (and the usual archive under ``_kbt/logs``).
+When the model is fork-safe (``kbt.runner.forking``) it is loaded once here and the workers are
+forked from this process; otherwise each is a fresh process that imports and loads on its own.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -25,17 +28,29 @@ from kbt.api.exitcodes import ExitCode
 from kbt.api.progress import ShardProgress
 from kbt.api.resolved import ResolvedJob
 from kbt.runner.finalize import finalize
+from kbt.runner.forking import fork_worker, preload
 from kbt.runner.progress import StreamSink
-from kbt.runner.shard import scratch_dir
+from kbt.runner.shard import PreloadedModel, model_environment, scratch_dir
 from kbt.runner.state import current_plan, layout_for, read_json
 
 POLL_SECONDS = 0.2
 
 
+class WorkerProcess(Protocol):
+    """A spawned (``subprocess.Popen``) or forked (``forking.ForkedProcess``) worker."""
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self) -> int: ...
+
+
 @dataclass
 class Worker:
     index: int
-    process: subprocess.Popen[str]
+    process: WorkerProcess
     log_path: Path
     termination_path: Path
     report: ShardProgress | None = None
@@ -61,8 +76,7 @@ def _follow(worker: Worker, stream: IO[str]) -> None:
                 continue
 
 
-def _start(job_path: Path, index: int, shards: int, split: int, work: Path) -> Worker:
-    log_path, termination = work / f"shard-{index:05d}.log", work / f"shard-{index:05d}.termination"
+def _worker_environment(termination: Path) -> dict[str, str]:
     env = {
         podenv.LOG_FORMAT: "console",  # defaults for workers, unless this process's env says otherwise
         podenv.PROGRESS_INTERVAL: "1",
@@ -71,10 +85,22 @@ def _start(job_path: Path, index: int, shards: int, split: int, work: Path) -> W
         podenv.TERMINATION_LOG: str(termination),
     }
     env.pop(podenv.COMPLETION_INDEX, None)
-    command = [
-        sys.executable,
-        "-m",
-        "kbt.runner",
+    return env
+
+
+def _start(
+    job: ResolvedJob,
+    job_path: Path,
+    index: int,
+    shards: int,
+    split: int,
+    *,
+    work: Path,
+    preloaded: PreloadedModel | None,
+) -> Worker:
+    log_path, termination = work / f"shard-{index:05d}.log", work / f"shard-{index:05d}.termination"
+    env = _worker_environment(termination)
+    arguments = [
         "--job",
         str(job_path),
         "--index",
@@ -84,11 +110,23 @@ def _start(job_path: Path, index: int, shards: int, split: int, work: Path) -> W
         "--split-bytes",
         str(split),
     ]
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env)
+    process: WorkerProcess
+    if preloaded is not None:
+        # As a spawned worker's environment is once its load exported the model's variables.
+        process, stdout = fork_worker(arguments, {**env, **model_environment(job)}, log_path, preloaded)
+    else:
+        with log_path.open("w") as log_file:
+            spawned = subprocess.Popen(
+                [sys.executable, "-m", "kbt.runner", *arguments],
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                text=True,
+                env=env,
+            )
+        assert spawned.stdout is not None
+        process, stdout = spawned, spawned.stdout
     worker = Worker(index, process, log_path, termination)
-    assert process.stdout is not None
-    threading.Thread(target=_follow, args=(worker, process.stdout), daemon=True).start()
+    threading.Thread(target=_follow, args=(worker, stdout), daemon=True).start()
     return worker
 
 
@@ -118,6 +156,8 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
     work = Path(tempfile.mkdtemp(prefix="kbt-run-"))
     job_path = work / "job.json"
     job.dump(job_path)
+    scratch = scratch_dir()
+    preloaded = preload(job, layout, scratch, _worker_environment(work / "preload.termination"))
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -138,7 +178,17 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
         }
         while waiting or running:
             while waiting and len(running) < workers:
-                running.append(_start(job_path, waiting.pop(0), shards, plan.split_bytes, work))
+                running.append(
+                    _start(
+                        job,
+                        job_path,
+                        waiting.pop(0),
+                        shards,
+                        plan.split_bytes,
+                        work=work,
+                        preloaded=preloaded,
+                    )
+                )
             time.sleep(POLL_SECONDS)
             for worker in list(running):
                 _update(progress, tasks, worker)
@@ -148,6 +198,7 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
                     _update(progress, tasks, worker)
                     running.remove(worker)
                     finished.append(worker)
+    shutil.rmtree(scratch, ignore_errors=True)
     return _summarise(job, layout, plan, finished, started=started)
 
 
@@ -157,7 +208,7 @@ def _summarise(
     failures = [w for w in sorted(finished, key=lambda w: w.index) if w.process.returncode != 0]
     summary = RunSummary(int(ExitCode.OK), output=layout.store.uri(layout.prefix))
     if failures:
-        summary.exit_code = failures[0].process.returncode
+        summary.exit_code = failures[0].process.wait()  # ended: its exit code
         for worker in failures:
             reason = worker.termination_path.read_text().strip() if worker.termination_path.exists() else ""
             summary.reasons.append(

@@ -1,9 +1,10 @@
 """The shard's streaming pipeline: read -> decode+predict+encode -> write, overlapped.
 
 A reader thread frames records and packs mini-batches into a bounded queue of typed messages
-(kbt.runner.messages); consecutive small batches (one per small object) are grouped up to the
-mini-batch limit (kbt.runner.batching) and predicted in one call (kbt.runner.coalesce); up to
-``maxConcurrentTransforms`` groups are decoded, predicted and encoded at once on a thread pool;
+(kbt.runner.messages); consecutive batches are grouped into units of the mini-batch limit
+(kbt.runner.batching: small objects share one) and units into model calls sized by kbt for the
+built-in flavors (kbt.runner.callsize, kbt.runner.coalesce); up to ``maxConcurrentTransforms``
+calls are decoded, predicted and encoded at once on a thread pool;
 the calling thread takes results back in input order and writes them, committing each work
 item when its last batch is written. Queue and in-flight limits keep memory flat.
 """
@@ -23,7 +24,8 @@ from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import Predictor
 from kbt.log import get_logger
 from kbt.runner.batching import BatchLimit, Failure
-from kbt.runner.coalesce import concat_inputs, split_outcome, stack_runs
+from kbt.runner.callsize import call_sizer
+from kbt.runner.coalesce import CallPacker, concat_inputs, split_outcome, stack_runs, unit_sizes
 from kbt.runner.decode import Decoded, Decoder
 from kbt.runner.encode import Encoded, Encoder
 from kbt.runner.errors import ErrorThresholdExceeded, InputError, Stopped
@@ -55,6 +57,7 @@ class Grouped(NamedTuple):
 
     batch: Batch
     header: list[str] | None
+    unit: int  # the mini-batch unit it shares a call with (CallPacker)
     result: Future[BatchResult]
 
 
@@ -83,9 +86,11 @@ class Pipeline:
         self.scratch, self.stop = scratch, stop
         self.decoder = Decoder(job)
         self.encoder = Encoder(job)
-        self.model = ModelRunner(predictor, job.spec.retrySettings, whole_files(job.spec, job.model))
-        self.concurrency = max(1, job.spec.maxConcurrentTransforms)
         self.limit = BatchLimit.from_job(job)
+        sizer = call_sizer(job, predictor, self.limit)
+        self.model = ModelRunner(predictor, job.spec.retrySettings, whole_files(job.spec, job.model), sizer)
+        self.packer = CallPacker(self.limit, sizer)
+        self.concurrency = max(1, job.spec.maxConcurrentTransforms)
         self.threshold = Threshold.from_job(job)
         self.fail_fast = FailFast(job)
         self._headers: dict[str, list[str] | None] = {}
@@ -137,14 +142,30 @@ class Pipeline:
 
     # --- workers -------------------------------------------------------------------------
     def _process_group(self, group: list[Grouped]) -> list[BatchResult]:
-        """Decode each batch, predict them together when their inputs stack, encode each."""
+        """Decode each batch (all at once where kbt.runner.decode allows), predict them together
+        when their inputs stack, encode each."""
+        header = group[0].header
+        call = (
+            self.decoder.decode_call([entry.batch for entry in group], header)
+            if len(group) > 1 and all(entry.header == header for entry in group)
+            else None
+        )
+        if call is not None:
+            inputs = [part.model_input for part in call.parts]
+            units = unit_sizes([entry.unit for entry in group], inputs)
+            parts = split_outcome(self.model.run(call.model_input, units), [len(i) for i in inputs])
+            return [
+                self._finish(entry.batch, decoded, outcome)
+                for entry, decoded, outcome in zip(group, call.parts, parts, strict=True)
+            ]
         decoded = [self.decoder.decode(entry.batch, entry.header) for entry in group]
-        live = [d for d in decoded if d.positions]
+        live = [(entry.unit, d) for entry, d in zip(group, decoded, strict=True) if d.positions]
         outcomes: dict[int, Outcome] = {}
-        for run in stack_runs([d.model_input for d in live]):
-            inputs = [live[i].model_input for i in run]
-            parts = split_outcome(self.model.run(concat_inputs(inputs)), [len(i) for i in inputs])
-            outcomes.update({id(live[i]): outcome for i, outcome in zip(run, parts, strict=True)})
+        for run in stack_runs([d.model_input for _, d in live]):
+            inputs = [live[i][1].model_input for i in run]
+            units = unit_sizes([live[i][0] for i in run], inputs)
+            parts = split_outcome(self.model.run(concat_inputs(inputs), units), [len(i) for i in inputs])
+            outcomes.update({id(live[i][1]): outcome for i, outcome in zip(run, parts, strict=True)})
         return [
             self._finish(entry.batch, d, outcomes.get(id(d))) for entry, d in zip(group, decoded, strict=True)
         ]
@@ -166,13 +187,6 @@ class Pipeline:
             self._locate(batch, decoded.positions[p], reason) for p, reason in encoded.rejected.items()
         ]
         return BatchResult(encoded, len(outcome.positions) - len(encoded.rejected), failures)
-
-    def _overflows(self, group: list[Grouped], batch: Batch) -> bool:
-        """Whether ``batch`` no longer fits the group (see BatchLimit)."""
-        records = sum(len(entry.batch.records) for entry in group) + len(batch.records)
-        payload = sum(entry.batch.payload for entry in group) + batch.payload
-        files = len({entry.batch.item.ordinal for entry in group} | {batch.item.ordinal})
-        return bool(group) and self.limit.exceeded_by(records, payload, files)
 
     def _run_group(self, group: list[Grouped]) -> None:
         try:
@@ -200,12 +214,12 @@ class Pipeline:
         submitted: list[Future[None]] = []
         writer: ItemWriter | None = None
         queued = 0  # records of the batches in `pending`
-        in_flight_limit = self.limit.records * (self.concurrency + 1)
 
         def submit_group(pool: ThreadPoolExecutor) -> None:
             if group:
                 submitted.append(pool.submit(self._run_group, list(group)))
                 group.clear()
+                self.packer.flush()
 
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="kbt-model") as pool:
             try:
@@ -216,17 +230,19 @@ class Pipeline:
                         raise message.error
                     placeholder: Future[BatchResult] | None = None
                     if isinstance(message, BatchRead):
-                        if self._overflows(group, message.batch):
+                        if self.packer.starts_call(message.batch):
                             submit_group(pool)
                         placeholder = Future()
-                        group.append(Grouped(message.batch, message.reader.header, placeholder))
+                        unit = self.packer.place(message.batch)
+                        group.append(Grouped(message.batch, message.reader.header, unit, placeholder))
                         queued += len(message.batch.records)
                     pending.append(Pending(message, placeholder))
+                    in_flight_limit = self.packer.call_limit().records * (self.concurrency + 1)
                     while pending:
                         head = pending[0].result
                         if head is not None and not head.done() and queued <= in_flight_limit:
                             break
-                        if head is not None and any(entry.result is head for entry in group):
+                        if head is not None and group and group[0].result is head:
                             submit_group(pool)
                         entry = pending.popleft()
                         if isinstance(entry.message, BatchRead):

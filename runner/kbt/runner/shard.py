@@ -1,13 +1,16 @@
 """Run one shard end to end: plan, skip finished work, load the model, stream, finalize.
 
 ``run_shard`` is what ``kbt shard`` and every ``kbt run`` worker execute. ``shard_main`` wraps
-it for a process: logging, SIGTERM -> stop, the termination message, and the exit code.
+it for a process: logging, SIGTERM -> stop, the termination message, and the exit code. A
+``PreloadedModel`` is a model ``kbt run`` loaded before forking its workers: the shard uses it
+instead of loading, and its log repeats what the load logged, where its own load would have.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import shutil
 import signal
@@ -15,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,13 +67,37 @@ def scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="shard-", dir=path))
 
 
-def load_model(job: ResolvedJob, layout: Layout, scratch: Path) -> Predictor:
-    """The job's predictor; a scoring script's custom outputs are uploaded after each mini-batch."""
+@dataclass(frozen=True)
+class PreloadedModel:
+    """A predictor loaded before the shard started, with the log records and warnings its load
+    emitted (``replay`` hands them to this process's log)."""
+
+    predictor: Predictor
+    log_records: tuple[logging.LogRecord, ...] = ()
+    warnings: tuple[warnings.WarningMessage, ...] = ()
+
+    def replay(self) -> Predictor:
+        for record in self.log_records:
+            logging.getLogger(record.name).handle(record)
+        for caught in self.warnings:
+            warnings.showwarning(caught.message, caught.category, caught.filename, caught.lineno)
+        return self.predictor
+
+
+def model_environment(job: ResolvedJob) -> dict[str, str]:
+    """The variables the model's and the job's ``environment`` set (exported before loading)."""
+    return {var.name: var.value for var in [*job.model.environment, *job.spec.environment]}
+
+
+def load_model(job: ResolvedJob, layout: Layout, scratch: Path, local: Path | None = None) -> Predictor:
+    """The job's predictor (from ``local`` when the model was fetched there already); a scoring
+    script's custom outputs are uploaded after each mini-batch."""
     from kbt.flavors import load_predictor  # noqa: PLC0415 (avoids import cycle)
     from kbt.runner.model_fetch import fetch_model  # noqa: PLC0415 (avoids import cycle)
 
-    environment = {var.name: var.value for var in [*job.model.environment, *job.spec.environment]}
-    local = fetch_model(job.model, scratch, s3_settings(job.spec))
+    environment = model_environment(job)
+    if local is None:
+        local = fetch_model(job.model, scratch, s3_settings(job.spec))
     outputs = custom_outputs(job, layout, scratch / "outputs")
     summary_only = job.spec.transformOutput.outputAction == OutputAction.SUMMARY_ONLY
     ctx = LoadContext(
@@ -108,12 +136,13 @@ def run_shard(
     *,
     shards: int | None = None,
     split_bytes: int | None = None,
-    predictor: Predictor | None = None,
+    predictor: Predictor | PreloadedModel | None = None,
     sinks: list[ProgressSink] | None = None,
     stop: threading.Event | None = None,
     progress_interval: float | None = None,
 ) -> ShardResult:
-    """Process shard ``index`` of ``shards`` (default: the job's shard count)."""
+    """Process shard ``index`` of ``shards`` (default: the job's shard count), with ``predictor``
+    instead of loading the job's model when given."""
     started = time.monotonic()
     total = shards or job.spec.shards
     if not 0 <= index < total:
@@ -167,7 +196,7 @@ def _run(
     *,
     stats: ShardStats,
     stop: threading.Event,
-    predictor: Predictor | None,
+    predictor: Predictor | PreloadedModel | None,
     split_bytes: int | None,
     started: float,
 ) -> ShardResult:
@@ -189,7 +218,10 @@ def _run(
     input_store, _ = open_location(plan.input_store or "/", s3_settings(job.spec))
     if todo:
         stats.state = "loading"
-        model = predictor or load_model(job, layout, scratch)
+        if isinstance(predictor, PreloadedModel):
+            model = predictor.replay()
+        else:
+            model = predictor or load_model(job, layout, scratch)
         stats.device = str(getattr(model, "device", "cpu"))
         stats.state, stats.run_started = "running", time.monotonic()
 
@@ -268,6 +300,8 @@ def shard_main(
     extra_sinks: list[ProgressSink] | None = None,
     shards: int | None = None,
     split_bytes: int | None = None,
+    *,
+    preloaded: PreloadedModel | None = None,
 ) -> int:
     """Process entry point of a shard; returns the exit code (see kbt.api.exitcodes)."""
     kbt_log.configure()
@@ -282,7 +316,15 @@ def shard_main(
     try:
         job = ResolvedJob.load(job_path)
         shard = index if index is not None else _shard_from_env()
-        result = run_shard(job, shard, shards=shards, split_bytes=split_bytes, sinks=extra_sinks, stop=stop)
+        result = run_shard(
+            job,
+            shard,
+            shards=shards,
+            split_bytes=split_bytes,
+            predictor=preloaded,
+            sinks=extra_sinks,
+            stop=stop,
+        )
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             exc = RuntimeError("interrupted")

@@ -1,0 +1,152 @@
+"""``kbt run``'s fork-after-load: load the model once, then fork each worker from that process.
+
+A forked worker shares the loaded model and the imported frameworks copy-on-write instead of
+importing and loading them again. It is otherwise the worker ``kbt run`` spawns: the same
+``python -m kbt.runner`` arguments and environment (``kbt.runner.__main__.main``), progress lines
+on stdout, its log on stderr (the shard's log file, which repeats the load's log records and
+warnings), the shard's exit code. Only models ``kbt.flavors.fork_safe`` accepts are preloaded;
+when preloading is not allowed or fails, workers are spawned and load (or fail) on their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, NoReturn
+
+import structlog
+
+from kbt import log as kbt_log
+from kbt.api.exitcodes import ExitCode
+from kbt.api.models import Flavor
+from kbt.api.resolved import ResolvedJob
+from kbt.flavors import fork_safe
+from kbt.runner.__main__ import main
+from kbt.runner.inputs import s3_settings
+from kbt.runner.model_fetch import fetch_model
+from kbt.runner.shard import PreloadedModel, load_model
+from kbt.runner.state import Layout
+
+# Flavors that may be fork-safe: only their models are fetched to ask ``fork_safe``.
+CANDIDATE_FLAVORS = (Flavor.SKLEARN, Flavor.XGBOOST, Flavor.MLFLOW)
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _captured_log() -> Iterator[list[logging.LogRecord]]:
+    """Log records of the block, routed as in a worker but kept instead of written; this
+    process's logging configuration is restored afterwards."""
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    kbt_log.configure()
+    capture = _Capture()
+    root.handlers = [capture]
+    try:
+        yield capture.records
+    finally:
+        root.handlers = handlers
+        root.setLevel(level)
+        structlog.configure(**config)
+
+
+def preload(
+    job: ResolvedJob, layout: Layout, scratch: Path, environment: Mapping[str, str]
+) -> PreloadedModel | None:
+    """The job's model loaded here, for forked workers; None when workers must load it themselves.
+
+    ``environment`` is the workers' environment: the load runs under it, as in a worker.
+    """
+    if job.model.flavor not in CANDIDATE_FLAVORS:
+        return None
+    saved = dict(os.environ)
+    os.environ.update(environment)
+    try:
+        local = fetch_model(job.model, scratch, s3_settings(job.spec))
+        if not fork_safe(job.model, local):
+            return None
+        with _captured_log() as records, warnings.catch_warnings(record=True) as caught:
+            predictor = load_model(job, layout, scratch, local)
+    except Exception:  # the workers load the model themselves and report the error as usual
+        return None
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return PreloadedModel(predictor, tuple(records), tuple(caught))
+
+
+class ForkedProcess:
+    """A forked worker, polled like ``subprocess.Popen``: ``returncode`` is negative for a signal."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
+def fork_worker(
+    argv: Sequence[str], environment: Mapping[str, str], log_path: Path, preloaded: PreloadedModel
+) -> tuple[ForkedProcess, IO[str]]:
+    """Fork a worker running ``python -m kbt.runner argv`` with ``preloaded``; returns it and its
+    stdout (stderr goes to ``log_path``)."""
+    read_end, write_end = os.pipe()
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        _worker(argv, environment, write_end, log_fd, preloaded)
+    os.close(write_end)
+    os.close(log_fd)
+    return ForkedProcess(pid), os.fdopen(read_end, "r")
+
+
+def _worker(
+    argv: Sequence[str], environment: Mapping[str, str], stdout: int, stderr: int, preloaded: PreloadedModel
+) -> NoReturn:
+    code = int(ExitCode.UNEXPECTED)
+    try:
+        os.dup2(stdout, 1)
+        os.dup2(stderr, 2)
+        os.close(stdout)
+        os.close(stderr)
+        # New stream objects: another thread of the parent may have held the old ones' locks.
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 (lives until _exit)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 (lives until _exit)
+        os.environ.clear()
+        os.environ.update(environment)
+        code = main(list(argv), preloaded=preloaded)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)

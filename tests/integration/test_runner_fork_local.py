@@ -1,0 +1,106 @@
+"""`kbt run` workers forked after one model load write what spawned workers write: the same
+output bytes, per-shard logs (with the load's lines), termination messages and exit codes."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.models import infer_signature
+from rich.console import Console
+from sklearn.linear_model import LogisticRegression
+
+import kbt.runner.local
+from chaos.jobs import job_document, make_job
+from kbt.runner.local import RunSummary, run_local
+
+LOADED = "loaded MLflow model"
+
+
+def _model(root: Path) -> Path:
+    frame = pd.DataFrame({"a": np.arange(20, dtype=np.int64), "b": np.linspace(0.0, 1.0, 20)})
+    model = LogisticRegression().fit(frame, (frame["a"] > 9).astype(int))
+    path = root / "model"
+    mlflow.sklearn.save_model(
+        model, path, signature=infer_signature(frame, model.predict(frame)), pip_requirements=["scikit-learn"]
+    )
+    return path
+
+
+def _inputs(root: Path) -> Path:
+    inputs = root / "in"
+    inputs.mkdir()
+    for index in range(4):
+        rows = "".join(f"{index * 7 + row},{row / 10}\n" for row in range(30))
+        bad = "x,0.5\n" if index == 2 else ""  # rejected by the signature: `a` is a long
+        (inputs / f"part-{index}.csv").write_text("a,b\n" + rows + bad)
+    return inputs
+
+
+def _run(
+    root: Path, name: str, *, fork: bool, monkeypatch: pytest.MonkeyPatch, **spec: object
+) -> tuple[RunSummary, dict[str, bytes], dict[str, str]]:
+    """run_local with 2 workers; its summary, output files and the work folder's files."""
+    work = root / f"{name}-work"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    if not fork:
+        monkeypatch.setattr(kbt.runner.local, "preload", lambda *_: None)
+    out = root / f"{name}-out"
+    doc = job_document(name, f"{root / 'in'}/", f"{out}/", root / "model", **spec)
+    doc["metadata"]["uid"] = "uid-same"
+    doc["metadata"]["name"] = "same"
+    doc["spec"]["model"] = {"uri": str(root / "model"), "flavor": "mlflow"}
+    job = make_job(root / f"{name}.json", doc)
+    summary = run_local(job, 2, 2, 64 << 20, Console(record=True, width=200))
+    monkeypatch.undo()
+    outputs = {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and "_kbt" not in p.parts and p.name != "_manifest.json"
+    }
+    (folder,) = work.glob("kbt-run-*")
+    files = {p.name: p.read_text() for p in folder.iterdir() if p.name.startswith("shard-")}
+    return summary, outputs, files
+
+
+def _events(log: str) -> list[str]:
+    """The log's events in order, without timestamps and timings, nor "finalized" (logged by
+    whichever shard ends last)."""
+    events = [line.split("]", 1)[1].split("[", 1)[0].strip() for line in log.splitlines() if "] " in line]
+    return [event for event in events if event != "finalized"]
+
+
+@pytest.mark.timeout(300)
+def test_forked_workers_match_spawned_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _model(tmp_path), _inputs(tmp_path)
+    forked, forked_out, forked_files = _run(tmp_path, "forked", fork=True, monkeypatch=monkeypatch)
+    spawned, spawned_out, spawned_files = _run(tmp_path, "spawned", fork=False, monkeypatch=monkeypatch)
+    assert forked.exit_code == spawned.exit_code == 0
+    assert (forked.records, forked.failed) == (spawned.records, spawned.failed) == (121, 1)
+    assert forked_out == spawned_out and "part-2.csv.out" in forked_out
+    assert sorted(forked_files) == sorted(spawned_files)
+    for name in forked_files:
+        if name.endswith(".termination"):
+            assert forked_files[name] == spawned_files[name]
+        else:
+            assert _events(forked_files[name]) == _events(spawned_files[name])
+    assert sum("] finalized" in text for text in forked_files.values()) == 1
+    loads = {line for text in forked_files.values() for line in text.splitlines() if LOADED in line}
+    assert len(loads) == 1 and "loader=kbt" in next(iter(loads))  # loaded once, logged by each shard
+
+
+@pytest.mark.timeout(300)
+def test_forked_workers_fail_like_spawned_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _model(tmp_path), _inputs(tmp_path)
+    forked, _, forked_files = _run(tmp_path, "forked", fork=True, monkeypatch=monkeypatch, errorThreshold=0)
+    spawned, _, spawned_files = _run(
+        tmp_path, "spawned", fork=False, monkeypatch=monkeypatch, errorThreshold=0
+    )
+    assert forked.exit_code == spawned.exit_code != 0
+    terminations = sorted(name for name in forked_files if name.endswith(".termination"))
+    assert [forked_files[n] for n in terminations] == [spawned_files[n] for n in terminations]
