@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +23,8 @@ app = typer.Typer(
 
 def _print_version(requested: bool) -> None:
     if requested:
+        from importlib.metadata import version  # noqa: PLC0415 (~30 ms: only --version needs it)
+
         typer.echo(f"kbt {version('kbt')}")
         raise typer.Exit()
 
@@ -114,3 +116,9 @@ def crds(
 
 # `run` and `shard` live with the runner; registered here so `kbt --help` lists them.
 kbt.cli_run.register(app)
+
+# The imports above leave ~40k long-lived objects (typer, pydantic's schemas) and a job imports
+# pandas and its model's framework next: the cyclic GC would scan them again in every full
+# collection of that start-up (frozen here, a one-record `kbt run` spends ~100 ms less in the GC).
+# Frozen objects are never collected: only what is alive now, this start-up's module state.
+gc.freeze()

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from kbt.api.manifest import ManifestError, load_manifest
 from kbt.api.models import BatchTransformJob, Model
+
+if TYPE_CHECKING:
+    from kbt.api.resolved import ResolvedJob
 
 
 def _load_jobs(manifest: Path, model_files: list[Path]) -> tuple[list[BatchTransformJob], dict[str, Model]]:
@@ -21,6 +24,24 @@ def _load_jobs(manifest: Path, model_files: list[Path]) -> tuple[list[BatchTrans
         models.update(extra_models)
         jobs.extend(extra_jobs if not jobs else [])
     return jobs, models
+
+
+def _shard_count(
+    job: ResolvedJob, shards: int | None, workers: int | None, *, cpus: int, split: int
+) -> tuple[int, str]:
+    """The shards to plan and why: ``--shards``; else max(job's shards, ``--workers``); else as
+    many as the input has work for on the CPUs (``useful_shards``), at least the job's."""
+    from kbt.runner.plan import useful_shards  # noqa: PLC0415 (keeps kbt --help fast)
+
+    if shards:
+        return shards, "--shards"
+    if workers:
+        return max(job.spec.shards, workers), "max(job's shards, --workers)"
+    fitting = useful_shards(job, cpus, split)
+    work = f"the input has work for {fitting} of {cpus} CPU(s)"
+    if fitting <= job.spec.shards:
+        return job.spec.shards, f"the job's; {work}"
+    return fitting, work
 
 
 def run(
@@ -38,7 +59,12 @@ def run(
         str | None, typer.Option("--output", "-o", help="Write here instead of transformOutput.s3OutputPath.")
     ] = None,
     shards: Annotated[
-        int | None, typer.Option("--shards", help="Shards to plan (default: max(job's shards, workers)).")
+        int | None,
+        typer.Option(
+            "--shards",
+            help="Shards to plan (default: max(job's shards, workers); without --workers, as many as "
+            "CPUs while each shard gets 4 MiB of input and a work item).",
+        ),
     ] = None,
     split_size_mb: Annotated[
         float | None, typer.Option("--split-size-mb", help="Split objects larger than this (default 64).")
@@ -73,11 +99,19 @@ def run(
         except ModelNotFoundError as exc:
             console.print(f"[red]✗ {exc}[/red]")
             raise typer.Exit(int(ExitCode.CONFIG_ERROR)) from None
-        shard_count = shards or max(job.spec.shards, workers or 1)
-        worker_count = workers or min(shard_count, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
         split = int(split_size_mb * MIB) if split_size_mb else split_bytes_setting()
+        try:
+            shard_count, why = _shard_count(resolved, shards, workers, cpus=cpus, split=split)
+        except Exception as exc:
+            from kbt.runner.errors import exit_code_for, one_line  # noqa: PLC0415 (keeps kbt --help fast)
+
+            console.print(f"[red]✗ {resolved.name}: {one_line(exc)}[/red]")
+            raise typer.Exit(int(exit_code_for(exc))) from None
+        worker_count = workers or min(shard_count, cpus)
         console.print(
-            f"kbt run: job [bold]{resolved.name}[/bold], {shard_count} shard(s), {worker_count} worker(s)"
+            f"kbt run: job [bold]{resolved.name}[/bold], {shard_count} shard(s) ({why}), "
+            f"{worker_count} worker(s)"
         )
         try:
             summary = run_local(resolved, worker_count, shard_count, split, console)

@@ -29,6 +29,16 @@ and data type float64")
 """
 
 
+WIDE_SCORE_PY = """\
+def init():
+    pass
+
+
+def run(mini_batch):
+    return [f"{value}:" + "p" * 1200 for value in mini_batch["f0"]]
+"""
+
+
 @pytest.fixture
 def tiny_scratch(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs: the shard's scratch volume, nearly no room."""
@@ -60,7 +70,8 @@ def _job(tmp_path: Path, rows: int, script: str | None = None) -> Path:
 
 @pytest.mark.timeout(120)
 def test_full_scratch_disk_fails_the_shard_retriably_saying_so(tmp_path: Path, tiny_scratch: Path) -> None:
-    job = _job(tmp_path, rows=60_000)  # ~300 KiB of predictions spooled to scratch
+    # ~2.4 MB of predictions: past what an item keeps in memory, so they spool to scratch
+    job = _job(tmp_path, rows=2_000, script=WIDE_SCORE_PY)
     run = run_shard_process(job, 0, 1, 64 << 20, env={"KBT_SCRATCH_DIR": str(tiny_scratch)})
     ok = run.returncode not in (0, *NON_RETRIABLE) and "No space left on device" in run.termination
     record(Trial("disk-full", 0, ok, detail=f"exit {run.returncode}: {run.termination}"[:500]))

@@ -1,10 +1,12 @@
-"""`kbt run` workers forked after one model load write what spawned workers write: the same
-output bytes, per-shard logs (with the load's lines), termination messages and exit codes."""
+"""`kbt run` workers forked after one model load, or forked before loading it themselves, write
+what spawned workers write: the same output bytes, per-shard logs (with the load's lines),
+termination messages and exit codes."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import mlflow.sklearn
 import numpy as np
@@ -14,11 +16,13 @@ from mlflow.models import infer_signature
 from rich.console import Console
 from sklearn.linear_model import LogisticRegression
 
+import kbt.runner.forking
 import kbt.runner.local
 from chaos.jobs import job_document, make_job
 from kbt.runner.local import RunSummary, run_local
 
 LOADED = "loaded MLflow model"
+Mode = Literal["preloaded", "unloaded", "spawned"]
 
 
 def _model(root: Path) -> Path:
@@ -42,14 +46,18 @@ def _inputs(root: Path) -> Path:
 
 
 def _run(
-    root: Path, name: str, *, fork: bool, monkeypatch: pytest.MonkeyPatch, **spec: object
+    root: Path, name: Mode, *, monkeypatch: pytest.MonkeyPatch, **spec: object
 ) -> tuple[RunSummary, dict[str, bytes], dict[str, str]]:
-    """run_local with 2 workers; its summary, output files and the work folder's files."""
+    """run_local with 2 workers started as ``name`` says; its summary, output files and the work
+    folder's files. (This test process imported mlflow: ``unloaded`` forks as ``kbt run`` does,
+    whose process imports no framework.)"""
     work = root / f"{name}-work"
     work.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(work))
-    if not fork:
+    if name != "preloaded":
         monkeypatch.setattr(kbt.runner.local, "preload", lambda *_: None)
+        for module in (kbt.runner.local, kbt.runner.forking):
+            monkeypatch.setattr(module, "may_fork_unloaded", lambda: name == "unloaded")
     out = root / f"{name}-out"
     doc = job_document(name, f"{root / 'in'}/", f"{out}/", root / "model", **spec)
     doc["metadata"]["uid"] = "uid-same"
@@ -78,8 +86,8 @@ def _events(log: str) -> list[str]:
 @pytest.mark.timeout(300)
 def test_forked_workers_match_spawned_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _model(tmp_path), _inputs(tmp_path)
-    forked, forked_out, forked_files = _run(tmp_path, "forked", fork=True, monkeypatch=monkeypatch)
-    spawned, spawned_out, spawned_files = _run(tmp_path, "spawned", fork=False, monkeypatch=monkeypatch)
+    forked, forked_out, forked_files = _run(tmp_path, "preloaded", monkeypatch=monkeypatch)
+    spawned, spawned_out, spawned_files = _run(tmp_path, "spawned", monkeypatch=monkeypatch)
     assert forked.exit_code == spawned.exit_code == 0
     assert (forked.records, forked.failed) == (spawned.records, spawned.failed) == (121, 1)
     assert forked_out == spawned_out and "part-2.csv.out" in forked_out
@@ -97,10 +105,41 @@ def test_forked_workers_match_spawned_ones(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.timeout(300)
 def test_forked_workers_fail_like_spawned_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _model(tmp_path), _inputs(tmp_path)
-    forked, _, forked_files = _run(tmp_path, "forked", fork=True, monkeypatch=monkeypatch, errorThreshold=0)
-    spawned, _, spawned_files = _run(
-        tmp_path, "spawned", fork=False, monkeypatch=monkeypatch, errorThreshold=0
-    )
+    forked, _, forked_files = _run(tmp_path, "preloaded", monkeypatch=monkeypatch, errorThreshold=0)
+    spawned, _, spawned_files = _run(tmp_path, "spawned", monkeypatch=monkeypatch, errorThreshold=0)
     assert forked.exit_code == spawned.exit_code != 0
     terminations = sorted(name for name in forked_files if name.endswith(".termination"))
+    assert [forked_files[n] for n in terminations] == [spawned_files[n] for n in terminations]
+
+
+@pytest.mark.timeout(300)
+def test_workers_forked_before_loading_match_spawned_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _model(tmp_path), _inputs(tmp_path)
+    forked, forked_out, forked_files = _run(tmp_path, "unloaded", monkeypatch=monkeypatch)
+    spawned, spawned_out, spawned_files = _run(tmp_path, "spawned", monkeypatch=monkeypatch)
+    assert forked.exit_code == spawned.exit_code == 0
+    assert (forked.records, forked.failed) == (spawned.records, spawned.failed) == (121, 1)
+    assert forked_out == spawned_out
+    assert sorted(forked_files) == sorted(spawned_files)
+    for name in forked_files:
+        if name.endswith(".termination"):
+            assert forked_files[name] == spawned_files[name]
+        else:
+            assert _events(forked_files[name]) == _events(spawned_files[name])
+    # each shard loaded the model itself
+    assert all(LOADED in text for name, text in forked_files.items() if name.endswith(".log"))
+
+
+@pytest.mark.timeout(300)
+def test_workers_forked_before_loading_fail_like_spawned_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _model(tmp_path), _inputs(tmp_path)
+    forked, _, forked_files = _run(tmp_path, "unloaded", monkeypatch=monkeypatch, errorThreshold=0)
+    spawned, _, spawned_files = _run(tmp_path, "spawned", monkeypatch=monkeypatch, errorThreshold=0)
+    assert forked.exit_code == spawned.exit_code != 0
+    terminations = sorted(name for name in forked_files if name.endswith(".termination"))
+    assert terminations
     assert [forked_files[n] for n in terminations] == [spawned_files[n] for n in terminations]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from kbt.flavors.tensorflow_flavor import TensorFlowPredictor
 from kbt.flavors.transformers_flavor import EncoderPredictor, PipelinePredictor
 from kbt.flavors.xgboost_flavor import BoosterPredictor
 from kbt.runner.batching import MIB, BatchLimit
-from kbt.runner.callsize import GAIN, PAYLOAD_CAP, RECORD_CAP, CallSizer, call_sizer
+from kbt.runner.callsize import GAIN, PAYLOAD_CAP, PROBE_EVERY, RECORD_CAP, CallSizer, call_sizer
 from kbt.runner.coalesce import CallPacker, unit_sizes
 from kbt.runner.custom_outputs import SyncedPredictor
 from kbt.runner.plan import WorkItem
@@ -351,3 +352,38 @@ def test_without_a_sizer_a_call_is_one_unit_of_whole_files() -> None:
             packer.flush()
         packer.place(batch)
     assert starts == [False, False, False, True]  # two files per call, each file whole
+
+
+def _settle(sizer: CallSizer, seconds_for: Callable[[int], float], calls: int) -> list[int]:
+    """The call sizes of ``calls`` clean calls timed by ``seconds_for(records)``."""
+    sizes = []
+    for _ in range(calls):
+        sizes.append(sizer.records)
+        sizer.clean_call(sizer.records, seconds_for(sizer.records))
+    return sizes
+
+
+def test_sizer_re_probes_a_size_locked_in_under_contention_and_keeps_it_when_it_pays() -> None:
+    sizer = CallSizer(floor=50, payload_bytes=PAYLOAD_CAP)
+    overhead, per_record = 0.008, 5e-6
+    # the other shard busied the CPUs: calls of 200 were as slow per record as calls of 100
+    contended = _settle(sizer, lambda n: (overhead + per_record * n) * (1 if n < 200 else n / 100), 4)
+    assert contended == [50, 100, 200, 200] and sizer.top == 2
+    quiet = _settle(sizer, lambda n: overhead + per_record * n, PROBE_EVERY + 40)
+    assert quiet[:PROBE_EVERY] == [200] * PROBE_EVERY  # kept until the probe
+    assert quiet[PROBE_EVERY] == 400  # the probe, which paid: doubling resumed
+    fresh = CallSizer(floor=50, payload_bytes=PAYLOAD_CAP)
+    settled = _settle(fresh, lambda n: overhead + per_record * n, 40)[-1]
+    assert quiet[-1] >= settled  # where a quiet machine settles (later probes may go further)
+
+
+def test_sizer_goes_back_to_the_kept_size_when_the_probe_does_not_pay() -> None:
+    sizer = CallSizer(floor=50, payload_bytes=PAYLOAD_CAP)
+    overhead, per_record = 0.008, 5e-6
+    final = _settle(sizer, lambda n: overhead + per_record * n, 40)[-1]
+    kept = sizer.top
+    sizes = _settle(sizer, lambda n: overhead + per_record * n, 3 * (PROBE_EVERY + 1))
+    probes = [size for size in sizes if size != final]
+    assert len(probes) == 3 and min(probes) > final  # one probe every PROBE_EVERY calls at the kept size
+    assert sizer.top == kept
+    assert sizes[-1] == final and not sizer.probing

@@ -109,12 +109,15 @@ def load_documents(path: Path) -> list[Document]:
     ]
 
 
+_CRDS = {"BatchTransformJob": batch_transform_job_crd, "Model": model_crd}
+
+
 @cache
-def _crd_schemas() -> dict[str, dict[str, Any]]:
-    return {
-        crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-        for crd in (batch_transform_job_crd(), model_crd())
-    }
+def _crd_schema(kind: str) -> dict[str, Any]:
+    """The CRD schema of one kind, generated the first time a document of that kind needs it."""
+    crd = _CRDS[kind]()
+    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
 
 
 def validate_document(doc: Document, instance_types: Collection[str] | None = None) -> list[Issue]:
@@ -159,7 +162,7 @@ def _instance_type_issues(doc: Document, known: Collection[str]) -> list[Issue]:
 
 
 def _schema_issues(doc: Document) -> list[Issue]:
-    validator = jsonschema.Draft202012Validator(_crd_schemas()[doc.kind])
+    validator = jsonschema.Draft202012Validator(_crd_schema(doc.kind))
     issues = []
     for error in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
         path = tuple(error.absolute_path)

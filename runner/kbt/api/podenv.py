@@ -26,6 +26,9 @@ DEFAULT_REGION = "AWS_DEFAULT_REGION"
 PROGRESS_STREAM = "KBT_PROGRESS_STREAM"  # "1": print progress as `KBT-PROGRESS {json}` lines on stdout
 PROGRESS_INTERVAL = "KBT_PROGRESS_INTERVAL"  # seconds between progress reports (default 5)
 TERMINATION_LOG = "KBT_TERMINATION_LOG"  # where the one-line exit reason goes (default /dev/termination-log)
+# Intra-/inter-op thread counts of torch (OpenMP, MKL) and TensorFlow: with several workers `kbt run`
+# gives each its share of the cores, unless the user's environment sets them.
+THREAD_LIMITS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 # Tuning knobs a user may set on the runner (pod environment or shell).
 LOG_LEVEL = "KBT_LOG_LEVEL"  # default INFO

@@ -10,6 +10,10 @@ consecutive mini-batches into calls it sizes itself, per shard:
 - A call starts at one mini-batch and doubles after each clean call while the model's time per
   record (the best seen at each size) still drops by at least ``GAIN``: the per-call overhead is
   not yet amortised. A size whose doubling gained less in two calls in a row is kept.
+- Timings taken while other work shares the CPUs can stop the doubling too early, so after every
+  ``PROBE_EVERY`` clean calls at the kept size one call is made twice as big: if its time per
+  record beats the kept size's best since the last probe by ``GAIN``, doubling resumes from
+  there; otherwise the calls go back to the kept size.
 - A call in which the model rejected records halves the size (never below one mini-batch): the
   bad records of a rejected call are searched for (kbt.runner.predict), which costs a call per
   halving, so where records are often bad the size settles where about half the calls are clean.
@@ -30,6 +34,7 @@ from kbt.runner.batching import MIB, BatchLimit
 RECORD_CAP = 100_000
 PAYLOAD_CAP = 64 * MIB
 GAIN = 0.05
+PROBE_EVERY = 32
 
 
 @dataclass
@@ -43,6 +48,9 @@ class CallSizer:
     top: int | None = None  # the level past which doubling stopped paying, once known
     strikes: int = 0  # clean calls in a row at this level that were not GAIN cheaper than the one below
     costs: dict[int, float] = field(default_factory=dict)  # best seconds per record at each level
+    kept_calls: int = 0  # clean calls at the kept level ``top`` since the last probe
+    kept_cost: float = float("inf")  # their best seconds per record
+    probing: bool = False  # the next clean call is the probe one level above ``top``
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -58,8 +66,14 @@ class CallSizer:
             if records * 2 <= self.records:
                 return  # a short call (end of input, a flush): it says little about this size
             level = self.level
+            if self.probing:
+                self._probed(seconds / records)
+                return
             cost = min(self.costs.get(level, float("inf")), seconds / records)
             self.costs[level] = cost
+            if level == self.top:
+                self._kept(seconds / records)
+                return
             below = self.costs.get(level - 1)
             if self.top is None and below is not None and cost > below * (1 - GAIN):
                 self.strikes += 1  # once may be noise (other work on the machine): measure again
@@ -70,14 +84,42 @@ class CallSizer:
             if (self.top is None or level < self.top) and self.floor << level < self.cap:
                 self.level = level + 1
 
+    def _kept(self, cost: float) -> None:
+        """A clean call at the kept level: every ``PROBE_EVERY`` of them, probe the next level."""
+        self.kept_calls += 1
+        self.kept_cost = min(self.kept_cost, cost)
+        if self.kept_calls >= PROBE_EVERY and self.floor << self.level < self.cap:
+            self.probing, self.level = True, self.level + 1
+
+    def _probed(self, cost: float) -> None:
+        """The probe's time per record: resume doubling from it if it paid, else go back."""
+        assert self.top is not None
+        if cost < self.kept_cost * (1 - GAIN):
+            self.costs = {self.top: self.kept_cost, self.level: cost}
+            self.top = None
+            if self.floor << self.level < self.cap:
+                self.level += 1
+        else:
+            self.level = self.top
+        self._end_probe()
+
+    def _end_probe(self) -> None:
+        self.probing, self.kept_calls, self.kept_cost, self.strikes = False, 0, float("inf"), 0
+
     def rejected_call(self) -> None:
         """The model rejected records of the last call: the next calls are half as big."""
         with self._lock:
-            self.level, self.strikes = max(0, self.level - 1), 0
+            if self.probing and self.top is not None:
+                self.level = self.top
+            self.level = max(0, self.level - 1)
+            self._end_probe()
 
     def out_of_memory(self, records: int) -> None:
         """A call of ``records`` records ran out of memory: calls stay below half of that."""
         with self._lock:
+            if self.probing and self.top is not None:
+                self.level = self.top
+            self._end_probe()
             self.cap = max(self.floor, min(self.cap, records // 2))
             while self.level and self.floor << self.level > self.cap:
                 self.level -= 1

@@ -1,11 +1,14 @@
-"""``kbt run``'s fork-after-load: load the model once, then fork each worker from that process.
+"""``kbt run``'s forked workers: fork each worker from this process instead of spawning it.
 
-A forked worker shares the loaded model and the imported frameworks copy-on-write instead of
-importing and loading them again. It is otherwise the worker ``kbt run`` spawns: the same
-``python -m kbt.runner`` arguments and environment (``kbt.runner.__main__.main``), progress lines
-on stdout, its log on stderr (the shard's log file, which repeats the load's log records and
-warnings), the shard's exit code. Only models ``kbt.flavors.fork_safe`` accepts are preloaded;
-when preloading is not allowed or fails, workers are spawned and load (or fail) on their own.
+A worker forked after the model's load (``preload``) shares the loaded model and the imported
+frameworks copy-on-write instead of importing and loading them again. Only models
+``kbt.flavors.fork_safe`` accepts are preloaded. Any other worker is forked before its load
+while this process has imported none of ``FRAMEWORKS`` (``may_fork_unloaded``): the child then
+imports the framework and loads the model itself, as a spawned worker does, without a new
+interpreter re-importing kbt; otherwise workers are spawned. A forked worker is otherwise the
+worker ``kbt run`` spawns: the same ``python -m kbt.runner`` arguments (``sys.argv``) and
+environment (``kbt.runner.__main__.main``), progress lines on stdout, its log on stderr (the
+shard's log file, which repeats a preload's log records and warnings), the shard's exit code.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from kbt.api.exitcodes import ExitCode
 from kbt.api.models import Flavor
 from kbt.api.resolved import ResolvedJob
 from kbt.flavors import fork_safe
-from kbt.runner.__main__ import main
+from kbt.runner import __main__ as runner_entry
 from kbt.runner.inputs import s3_settings
 from kbt.runner.model_fetch import fetch_model
 from kbt.runner.shard import PreloadedModel, load_model
@@ -35,6 +38,10 @@ from kbt.runner.state import Layout
 
 # Flavors that may be fork-safe: only their models are fetched to ask ``fork_safe``.
 CANDIDATE_FLAVORS = (Flavor.SKLEARN, Flavor.XGBOOST, Flavor.MLFLOW)
+
+# Frameworks that start threads or a device context at import or load (or import such ones):
+# once one is imported here, a child forked from this process could hang, so workers are spawned.
+FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "transformers", "xgboost", "mlflow", "onnxruntime")
 
 
 class _Capture(logging.Handler):
@@ -88,6 +95,12 @@ def preload(
     return PreloadedModel(predictor, tuple(records), tuple(caught))
 
 
+def may_fork_unloaded() -> bool:
+    """Whether a worker forked from this process, to load its model itself, is as safe as a
+    spawned one: this process has not imported any of ``FRAMEWORKS``."""
+    return not any(name in sys.modules for name in FRAMEWORKS)
+
+
 class ForkedProcess:
     """A forked worker, polled like ``subprocess.Popen``: ``returncode`` is negative for a signal."""
 
@@ -110,10 +123,13 @@ class ForkedProcess:
 
 
 def fork_worker(
-    argv: Sequence[str], environment: Mapping[str, str], log_path: Path, preloaded: PreloadedModel
+    argv: Sequence[str], environment: Mapping[str, str], log_path: Path, preloaded: PreloadedModel | None
 ) -> tuple[ForkedProcess, IO[str]]:
-    """Fork a worker running ``python -m kbt.runner argv`` with ``preloaded``; returns it and its
-    stdout (stderr goes to ``log_path``)."""
+    """Fork a worker running ``python -m kbt.runner argv`` with ``preloaded`` (None: the worker
+    loads the model; only when ``may_fork_unloaded``); returns it and its stdout (stderr goes to
+    ``log_path``)."""
+    if preloaded is None and not may_fork_unloaded():
+        raise RuntimeError(f"cannot fork a worker: this process imported one of {', '.join(FRAMEWORKS)}")
     read_end, write_end = os.pipe()
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     sys.stdout.flush()
@@ -128,7 +144,11 @@ def fork_worker(
 
 
 def _worker(
-    argv: Sequence[str], environment: Mapping[str, str], stdout: int, stderr: int, preloaded: PreloadedModel
+    argv: Sequence[str],
+    environment: Mapping[str, str],
+    stdout: int,
+    stderr: int,
+    preloaded: PreloadedModel | None,
 ) -> NoReturn:
     code = int(ExitCode.UNEXPECTED)
     try:
@@ -141,7 +161,12 @@ def _worker(
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 (lives until _exit)
         os.environ.clear()
         os.environ.update(environment)
-        code = main(list(argv), preloaded=preloaded)
+        # As ``python -m kbt.runner argv`` sees them (libraries may read sys.argv; -m puts the
+        # working directory first on sys.path, where model code may be).
+        sys.argv = [str(runner_entry.__file__), *argv]
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        code = runner_entry.main(list(argv), preloaded=preloaded)
     except BaseException:
         traceback.print_exc()
     finally:

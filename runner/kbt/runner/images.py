@@ -22,8 +22,9 @@ def _pixels(data: bytes, prep: ImagePreprocessing) -> np.ndarray:
 
     try:
         with Image.open(io.BytesIO(data)) as image:
-            converted = image.convert(prep.colorMode)
-            if prep.width and prep.height:
+            # convert and resize only when they change something (otherwise they copy the image)
+            converted = image if image.mode == prep.colorMode else image.convert(prep.colorMode)
+            if prep.width and prep.height and converted.size != (prep.width, prep.height):
                 converted = converted.resize((prep.width, prep.height), Image.Resampling.BILINEAR)
             array = np.asarray(converted, dtype=np.float32)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:

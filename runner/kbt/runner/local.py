@@ -4,7 +4,8 @@ Each worker is ``python -m kbt.runner`` - the same ``shard_main`` that ``kbt sha
 pod - so local output is byte-identical to a cluster run. Workers stream progress as JSON lines
 on stdout; their logs go to ``<tmp>/shard-NNNNN.log`` (and the usual archive under ``_kbt/logs``).
 When the model is fork-safe (``kbt.runner.forking``) it is loaded once here and the workers are
-forked from this process; otherwise each is a fresh process that imports and loads on its own.
+forked from this process; otherwise each worker is forked before its load (while this process
+has imported no framework) or spawned, and imports and loads the model on its own.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from kbt.api.exitcodes import ExitCode
 from kbt.api.progress import ShardProgress
 from kbt.api.resolved import ResolvedJob
 from kbt.runner.finalize import finalize
-from kbt.runner.forking import fork_worker, preload
+from kbt.runner.forking import fork_worker, may_fork_unloaded, preload
 from kbt.runner.progress import StreamSink
 from kbt.runner.shard import PreloadedModel, model_environment, scratch_dir
 from kbt.runner.state import current_plan, layout_for, read_json
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.05
+FINAL_REPORT_SECONDS = 0.5  # the longest wait for an ended worker's last progress line
 
 
 class WorkerProcess(Protocol):
@@ -54,6 +56,7 @@ class Worker:
     log_path: Path
     termination_path: Path
     report: ShardProgress | None = None
+    follower: threading.Thread | None = None  # reads its progress lines; ends at its stdout's end
 
 
 @dataclass
@@ -76,10 +79,20 @@ def _follow(worker: Worker, stream: IO[str]) -> None:
                 continue
 
 
-def _worker_environment(termination: Path) -> dict[str, str]:
+def _thread_limits(workers: int) -> dict[str, str]:
+    """Each of ``workers`` concurrent workers' share of this machine's cores, as the framework
+    thread counts (none for one worker: it uses every core, as a pod does)."""
+    if workers <= 1:
+        return {}
+    share = str(max(1, len(os.sched_getaffinity(0)) // workers))
+    return dict.fromkeys(podenv.THREAD_LIMITS, share)
+
+
+def _worker_environment(termination: Path, workers: int) -> dict[str, str]:
     env = {
         podenv.LOG_FORMAT: "console",  # defaults for workers, unless this process's env says otherwise
         podenv.PROGRESS_INTERVAL: "1",
+        **_thread_limits(workers),
         **os.environ,
         podenv.PROGRESS_STREAM: "1",
         podenv.TERMINATION_LOG: str(termination),
@@ -95,11 +108,12 @@ def _start(
     shards: int,
     split: int,
     *,
+    workers: int,
     work: Path,
     preloaded: PreloadedModel | None,
 ) -> Worker:
     log_path, termination = work / f"shard-{index:05d}.log", work / f"shard-{index:05d}.termination"
-    env = _worker_environment(termination)
+    env = _worker_environment(termination, min(workers, shards))
     arguments = [
         "--job",
         str(job_path),
@@ -114,6 +128,8 @@ def _start(
     if preloaded is not None:
         # As a spawned worker's environment is once its load exported the model's variables.
         process, stdout = fork_worker(arguments, {**env, **model_environment(job)}, log_path, preloaded)
+    elif may_fork_unloaded():
+        process, stdout = fork_worker(arguments, env, log_path, None)
     else:
         with log_path.open("w") as log_file:
             spawned = subprocess.Popen(
@@ -126,7 +142,8 @@ def _start(
         assert spawned.stdout is not None
         process, stdout = spawned, spawned.stdout
     worker = Worker(index, process, log_path, termination)
-    threading.Thread(target=_follow, args=(worker, stdout), daemon=True).start()
+    worker.follower = threading.Thread(target=_follow, args=(worker, stdout), daemon=True)
+    worker.follower.start()
     return worker
 
 
@@ -157,7 +174,9 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
     job_path = work / "job.json"
     job.dump(job_path)
     scratch = scratch_dir()
-    preloaded = preload(job, layout, scratch, _worker_environment(work / "preload.termination"))
+    preloaded = preload(
+        job, layout, scratch, _worker_environment(work / "preload.termination", min(workers, shards))
+    )
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -185,6 +204,7 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
                         waiting.pop(0),
                         shards,
                         plan.split_bytes,
+                        workers=workers,
                         work=work,
                         preloaded=preloaded,
                     )
@@ -194,7 +214,8 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
                 _update(progress, tasks, worker)
                 if worker.process.poll() is not None:
                     worker.process.wait()
-                    time.sleep(0.05)
+                    if worker.follower is not None:
+                        worker.follower.join(FINAL_REPORT_SECONDS)  # the last report read
                     _update(progress, tasks, worker)
                     running.remove(worker)
                     finished.append(worker)

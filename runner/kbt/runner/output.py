@@ -1,8 +1,9 @@
 """Write one work item's output and errors, then its done-marker (in that order, atomically).
 
-Output is spooled to a local scratch file as batches arrive (memory stays flat), then uploaded
-in one atomic put. Parquet output uses one writer per item; every batch is cast to the first
-batch's schema (a batch that cannot be cast fails its records).
+Output is kept in memory while it is small (most objects of image and document jobs: one put,
+no scratch file), spooled to a local scratch file once it passes ``MEMORY_LIMIT`` (memory stays
+flat), then uploaded in one atomic put. Parquet output uses one writer per item; every batch is
+cast to the first batch's schema (a batch that cannot be cast fails its records).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from kbt.runner.encode import Encoded
 from kbt.runner.plan import WorkItem
 from kbt.runner.state import Layout, is_parquet_output, item_output_key
 
+# Output bytes an item keeps in memory before spooling to scratch: under S3's single-request
+# upload size (boto3 uploads a smaller file with one PutObject too), so the object is the same.
+MEMORY_LIMIT = 1 << 20
+
 
 class ItemWriter:
     def __init__(
@@ -29,6 +34,8 @@ class ItemWriter:
         self.key = item_output_key(job, layout, item)
         self.parquet = is_parquet_output(job)
         self.path = scratch / f"item-{item.ordinal:08d}.out"
+        self._memory: list[bytes] = []
+        self._memory_bytes = 0
         self._file: BinaryIO | None = None
         self._parquet: pq.ParquetWriter | None = None
         self.errors: list[str] = []
@@ -43,8 +50,14 @@ class ItemWriter:
             return None
         if encoded.table is not None:
             return self._write_table(encoded.table)
+        if self._file is None and self._memory_bytes + len(encoded.data) <= MEMORY_LIMIT:
+            self._memory.append(encoded.data)
+            self._memory_bytes += len(encoded.data)
+            return None
         if self._file is None:
             self._file = self.path.open("wb")
+            self._file.writelines(self._memory)
+            self._memory.clear()
         self._file.write(encoded.data)
         return None
 
@@ -77,11 +90,11 @@ class ItemWriter:
         if self._parquet is not None:
             self._parquet.close()
         if self.key is not None:
-            if self.path.exists():
+            if self._file is not None or self._parquet is not None:
                 store.put_file(self.key, self.path)
                 self.path.unlink()
             else:
-                store.put(self.key, b"")
+                store.put(self.key, b"".join(self._memory))
         errors_key = self.save_errors()
         marker = {
             "ordinal": self.item.ordinal,
@@ -106,6 +119,7 @@ class ItemWriter:
         return None
 
     def discard(self) -> None:
+        self._memory.clear()
         if self._file is not None:
             self._file.close()
         if self._parquet is not None:

@@ -10,10 +10,15 @@ never split.
 
 Work items are assigned to shards in order, balanced by bytes: item ``i`` goes to shard
 ``floor(N * (bytes before i + half of i) / total bytes)``, so each shard gets a contiguous run
-of roughly ``1/N`` of the bytes. So that a few large objects still spread evenly, splittable
-objects are cut into items of at most ``total bytes / (ITEMS_PER_SHARD * N)`` (never below
-``MIN_BALANCED_SPLIT_BYTES``, never above the split size): a 200 MB CSV on two shards becomes
-eight 25 MB items, four per shard, instead of three 64 MB items split [0, 0, 1].
+of roughly ``1/N`` of the bytes. So that a few large objects still spread evenly, a splittable
+object larger than the item size is cut at every shard boundary (``k * total bytes / N``) that
+falls inside it, and each piece between those cuts into equal items of at most
+``total bytes / (ITEMS_PER_SHARD * N)`` (never below ``MIN_BALANCED_SPLIT_BYTES``, never above
+the split size): a 40 MB CSV on two shards becomes two 20 MB halves of three items each, one
+half per shard, instead of five 8 MiB items split [0, 0, 1, 1, 1].
+
+``useful_shards`` is how many shards ``kbt run`` plans by default: as many as asked (the CPUs)
+while each shard still gets at least ``MIN_SHARD_BYTES`` and at least one work item.
 
 The plan's content digest covers everything that decides the outputs: the job, its spec (less
 ``RUNTIME_FIELDS``; ``environment`` reaches the model, so it counts), the model spec and the
@@ -46,7 +51,8 @@ MIB = 1024 * 1024
 DEFAULT_SPLIT_BYTES = 64 * MIB
 ITEMS_PER_SHARD = 4
 MIN_BALANCED_SPLIT_BYTES = 8 * MIB
-PLAN_VERSION = 2
+MIN_SHARD_BYTES = 4 * MIB  # less input than this per shard does not pay for another worker
+PLAN_VERSION = 3  # 3: cuts at shard boundaries (items of version 2 plans cover other ranges)
 # Spec fields that cannot change what is written; everything else is part of the fingerprint.
 RUNTIME_FIELDS = {
     "stop",
@@ -164,7 +170,32 @@ def successor(content: str, previous: str) -> str:
     return _digest([content, previous])
 
 
-def _items_for(store: Store, job: ResolvedJob, obj: InputObject, split: int, first: int) -> list[WorkItem]:
+def cut_targets(size: int, split: int, boundaries: list[int]) -> list[int]:
+    """Offsets (ascending, inside (0, size)) to cut an object of ``size`` bytes at: every shard
+    boundary inside it, and each piece between those into equal parts of at most ``split``."""
+    edges = [0, *(b for b in boundaries if 0 < b < size), size]
+    targets: list[int] = []
+    for a, b in itertools.pairwise(edges):
+        parts = -(-(b - a) // split)
+        targets.extend(a + (b - a) * k // parts for k in range(1, parts))
+        targets.append(b)
+    return sorted(set(targets) - {size})
+
+
+def _shard_boundaries(offset: int, total: int, shards: int) -> list[int]:
+    """The shard boundaries ``k * total / shards`` relative to an object starting at ``offset``."""
+    return [-(-total * k // shards) - offset for k in range(1, shards)]
+
+
+def _line_splittable(job: ResolvedJob) -> bool:
+    transform = job.spec.transformInput
+    fmt = content_format(transform.contentType, "transformInput.contentType")
+    return not is_gzip(job) and fmt.splits_by_line(transform.splitType)
+
+
+def _items_for(
+    store: Store, job: ResolvedJob, obj: InputObject, split: int, first: int, *, boundaries: list[int]
+) -> list[WorkItem]:
     transform = job.spec.transformInput
     fmt = content_format(transform.contentType, "transformInput.contentType")
     whole = [WorkItem(first, obj.key, obj.name, obj.size, weight=obj.size, version=obj.version)]
@@ -188,10 +219,12 @@ def _items_for(store: Store, job: ResolvedJob, obj: InputObject, split: int, fir
         ]
     if not fmt.splits_by_line(transform.splitType):
         return whole
-    if fmt.splitting == Splitting.CSV_RECORDS:
-        cuts = csv_split_points(store, obj.key, obj.size, split)
-    else:
-        cuts = list(range(split, obj.size, split))
+    targets = cut_targets(obj.size, split, boundaries)
+    cuts = (
+        csv_split_points(store, obj.key, obj.size, targets)
+        if fmt.splitting == Splitting.CSV_RECORDS
+        else targets
+    )
     bounds = [0, *cuts, obj.size]
     ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     return [
@@ -232,14 +265,39 @@ def assign(weights: list[int], shards: int) -> list[int]:
     return owners
 
 
+def useful_shards(job: ResolvedJob, wanted: int, split_bytes: int) -> int:
+    """The most shards, up to ``wanted``, that each get ``MIN_SHARD_BYTES`` and a work item
+    (estimated from the listing: Parquet objects count whole, CSV cuts at their targets)."""
+    _, objects = list_inputs(job.spec)
+    sizes = [obj.size for obj in objects]
+    total = sum(sizes)
+    splittable = _line_splittable(job)
+    for shards in range(max(1, min(wanted, total // MIN_SHARD_BYTES)), 1, -1):
+        cut = balanced_split(split_bytes, sizes, shards)
+        weights: list[int] = []
+        for size in sizes:
+            if splittable and size > cut:
+                bounds = [0, *cut_targets(size, cut, _shard_boundaries(sum(weights), total, shards)), size]
+                weights.extend(b - a for a, b in itertools.pairwise(bounds))
+            else:
+                weights.append(size)
+        if len(set(assign(weights, shards))) == shards:
+            return shards
+    return 1
+
+
 def make_plan(job: ResolvedJob, shards: int, split_bytes: int | None = None) -> Plan:
     """List the inputs, identify the model and plan ``shards`` shards (no storage writes)."""
     split = split_bytes or split_bytes_setting()
     store, objects = list_inputs(job.spec)
     items: list[WorkItem] = []
+    total = sum(obj.size for obj in objects)
     cut = balanced_split(split, [obj.size for obj in objects], shards)
+    offset = 0
     for obj in objects:
-        items.extend(_items_for(store, job, obj, cut, len(items)))
+        boundaries = _shard_boundaries(offset, total, shards)
+        items.extend(_items_for(store, job, obj, cut, len(items), boundaries=boundaries))
+        offset += obj.size
     model = {
         "spec": job.model.model_dump(mode="json"),
         "content": model_identity(job.model, s3_settings(job.spec)),

@@ -3,7 +3,7 @@
 RFC 4180 CSV quotes fields with ``"`` and escapes a quote inside a field as ``""``, so quotes
 are balanced outside fields: a newline ends a record exactly when an even number of quotes
 precedes it. One sequential pass counting quotes (``bytes.count`` speed) finds, for each target
-offset ``k * split``, the first record boundary at or after it. The pass is paid once per large
+offset the plan chose, the first record boundary at or after it. The pass is paid once per large
 object when the plan is made; the plan stores the cut offsets, so readers need no alignment.
 """
 
@@ -15,9 +15,9 @@ SCAN_CHUNK = 8 * 1024 * 1024
 QUOTE = ord('"')
 
 
-def csv_split_points(store: Store, key: str, size: int, split: int) -> list[int]:
-    """Offsets (record starts, ascending, distinct, inside (0, size)) near every ``split`` bytes."""
-    targets = list(range(split, size, split))
+def csv_split_points(store: Store, key: str, size: int, targets: list[int]) -> list[int]:
+    """Offsets (record starts, ascending, distinct, inside (0, size)) at or after each of the
+    ascending ``targets``."""
     cuts: list[int] = []
     if not targets:
         return cuts
