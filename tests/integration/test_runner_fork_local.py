@@ -83,10 +83,10 @@ def _events(log: str) -> list[str]:
     return [event for event in events if event != "finalized"]
 
 
-@pytest.mark.timeout(300)
-def test_forked_workers_match_spawned_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _model(tmp_path), _inputs(tmp_path)
-    forked, forked_out, forked_files = _run(tmp_path, "preloaded", monkeypatch=monkeypatch)
+def _run_matching_spawned(tmp_path: Path, mode: Mode, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Run the job with workers in ``mode``, then spawned; assert both wrote the same output, log
+    events and terminations; return the ``mode`` run's log and termination files."""
+    forked, forked_out, forked_files = _run(tmp_path, mode, monkeypatch=monkeypatch)
     spawned, spawned_out, spawned_files = _run(tmp_path, "spawned", monkeypatch=monkeypatch)
     assert forked.exit_code == spawned.exit_code == 0
     assert (forked.records, forked.failed) == (spawned.records, spawned.failed) == (121, 1)
@@ -97,18 +97,29 @@ def test_forked_workers_match_spawned_ones(tmp_path: Path, monkeypatch: pytest.M
             assert forked_files[name] == spawned_files[name]
         else:
             assert _events(forked_files[name]) == _events(spawned_files[name])
+    return forked_files
+
+
+@pytest.mark.timeout(300)
+def test_forked_workers_match_spawned_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _model(tmp_path), _inputs(tmp_path)
+    forked_files = _run_matching_spawned(tmp_path, "preloaded", monkeypatch)
     assert sum("] finalized" in text for text in forked_files.values()) == 1
     loads = {line for text in forked_files.values() for line in text.splitlines() if LOADED in line}
     assert len(loads) == 1 and "loader=kbt" in next(iter(loads))  # loaded once, logged by each shard
 
 
 @pytest.mark.timeout(300)
-def test_forked_workers_fail_like_spawned_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mode", ["preloaded", "unloaded"])
+def test_forked_workers_fail_like_spawned_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: Mode
+) -> None:
     _model(tmp_path), _inputs(tmp_path)
-    forked, _, forked_files = _run(tmp_path, "preloaded", monkeypatch=monkeypatch, errorThreshold=0)
+    forked, _, forked_files = _run(tmp_path, mode, monkeypatch=monkeypatch, errorThreshold=0)
     spawned, _, spawned_files = _run(tmp_path, "spawned", monkeypatch=monkeypatch, errorThreshold=0)
     assert forked.exit_code == spawned.exit_code != 0
     terminations = sorted(name for name in forked_files if name.endswith(".termination"))
+    assert terminations
     assert [forked_files[n] for n in terminations] == [spawned_files[n] for n in terminations]
 
 
@@ -117,29 +128,6 @@ def test_workers_forked_before_loading_match_spawned_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _model(tmp_path), _inputs(tmp_path)
-    forked, forked_out, forked_files = _run(tmp_path, "unloaded", monkeypatch=monkeypatch)
-    spawned, spawned_out, spawned_files = _run(tmp_path, "spawned", monkeypatch=monkeypatch)
-    assert forked.exit_code == spawned.exit_code == 0
-    assert (forked.records, forked.failed) == (spawned.records, spawned.failed) == (121, 1)
-    assert forked_out == spawned_out
-    assert sorted(forked_files) == sorted(spawned_files)
-    for name in forked_files:
-        if name.endswith(".termination"):
-            assert forked_files[name] == spawned_files[name]
-        else:
-            assert _events(forked_files[name]) == _events(spawned_files[name])
+    forked_files = _run_matching_spawned(tmp_path, "unloaded", monkeypatch)
     # each shard loaded the model itself
     assert all(LOADED in text for name, text in forked_files.items() if name.endswith(".log"))
-
-
-@pytest.mark.timeout(300)
-def test_workers_forked_before_loading_fail_like_spawned_ones(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _model(tmp_path), _inputs(tmp_path)
-    forked, _, forked_files = _run(tmp_path, "unloaded", monkeypatch=monkeypatch, errorThreshold=0)
-    spawned, _, spawned_files = _run(tmp_path, "spawned", monkeypatch=monkeypatch, errorThreshold=0)
-    assert forked.exit_code == spawned.exit_code != 0
-    terminations = sorted(name for name in forked_files if name.endswith(".termination"))
-    assert terminations
-    assert [forked_files[n] for n in terminations] == [spawned_files[n] for n in terminations]

@@ -4,34 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kbt.api.models import BatchTransformJobSpec
-from kbt.api.resolved import ResolvedJob
+from test_runner_batching import item_of, job
+
 from kbt.runner.encode import Encoded
 from kbt.runner.output import MEMORY_LIMIT, ItemWriter
-from kbt.runner.plan import WorkItem
 from kbt.runner.state import Layout
 from kbt.storage import LocalStore
-
-
-def job(inputs: Path, output: Path) -> ResolvedJob:
-    spec = BatchTransformJobSpec.model_validate(
-        {
-            "transformInput": {
-                "contentType": "application/jsonlines",
-                "dataSource": {"s3DataSource": {"s3Uri": f"{inputs}/"}},
-            },
-            "transformOutput": {"s3OutputPath": str(output)},
-            "transformResources": {"instanceType": "ml.m5.large"},
-            "model": {"uri": "unused", "flavor": "sklearn"},
-        }
-    )
-    assert spec.model is not None
-    return ResolvedJob(name="test", spec=spec, model=spec.model, model_ref="unused")
-
-
-def item_of(path: Path) -> WorkItem:
-    size = path.stat().st_size
-    return WorkItem(ordinal=0, key=path.as_posix(), name=path.name, size=size, weight=size)
 
 
 def _write(tmp_path: Path, chunks: list[bytes]) -> tuple[bytes, list[str]]:

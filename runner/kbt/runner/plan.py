@@ -275,12 +275,14 @@ def useful_shards(job: ResolvedJob, wanted: int, split_bytes: int) -> int:
     for shards in range(max(1, min(wanted, total // MIN_SHARD_BYTES)), 1, -1):
         cut = balanced_split(split_bytes, sizes, shards)
         weights: list[int] = []
+        offset = 0
         for size in sizes:
             if splittable and size > cut:
-                bounds = [0, *cut_targets(size, cut, _shard_boundaries(sum(weights), total, shards)), size]
+                bounds = [0, *cut_targets(size, cut, _shard_boundaries(offset, total, shards)), size]
                 weights.extend(b - a for a, b in itertools.pairwise(bounds))
             else:
                 weights.append(size)
+            offset += size
         if len(set(assign(weights, shards))) == shards:
             return shards
     return 1
