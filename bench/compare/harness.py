@@ -32,7 +32,7 @@ from bench.compare.kbt_jobs import (
 )
 from bench.compare.plan import FIRST_PREDICTION_GOAL, SPEEDUP_GOALS, Plan
 from bench.compare.procmon import ContenderFailed, run_measured
-from bench.compare.storage import S3_ENV, Store, moto_server, upload_dir
+from bench.compare.storage import S3_ENV, Store, empty_trash, moto_server, upload_dir
 from bench.compare.task import Task
 
 from kbt.datasets import DatasetNotFoundError
@@ -422,8 +422,11 @@ class Harness:
             chosen = self.variants(endpoint)
             self.runs_total = sum(len(v.contenders) * v.repeats for v in chosen)
             log(f"{len(chosen)} inputs, {self.runs_total} contender runs")
-            for variant in chosen:
-                self.run_variant(variant)
+            try:
+                for variant in chosen:
+                    self.run_variant(variant)
+            finally:
+                empty_trash(self.work / "out")
 
     def save(self, path: Path) -> None:
         path.write_text(

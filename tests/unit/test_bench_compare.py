@@ -20,6 +20,7 @@ from bench.compare.child import _csv_payloads  # noqa: E402
 from bench.compare.environment import describe_environment  # noqa: E402
 from bench.compare.plan import QUICK, choose_plan  # noqa: E402
 from bench.compare.report import write_report  # noqa: E402
+from bench.compare.storage import TRASH_DIR, Store, empty_trash  # noqa: E402
 
 FIRST_SCRIPT = REPO / "bench" / "compare" / "first_prediction.py"
 ENVIRONMENT = {
@@ -206,3 +207,17 @@ def test_quick_run_times_kbt_against_each_baseline(tmp_path: Path) -> None:
     assert len(rows) == 3, report  # kbt run, pandas, HTTP (server start included)
     assert all(row.endswith("| yes |") for row in rows), report
     assert (results_dir / "tabular.png").is_file() and (results_dir / "first-prediction.png").is_file()
+
+
+def test_clearing_a_local_output_moves_it_aside_until_the_trash_is_emptied(tmp_path: Path) -> None:
+    out = tmp_path / "out" / "mnist"
+    (out / "000").mkdir(parents=True)
+    (out / "000" / "1.png.out").write_text("7\n")
+    store = Store(str(out), None)
+    store.clear()
+    assert store.list() == []
+    (trash,) = (tmp_path / "out" / TRASH_DIR).iterdir()
+    assert (trash / "000" / "1.png.out").read_text() == "7\n"
+    store.clear()  # again, over an empty output
+    empty_trash(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mnist"]

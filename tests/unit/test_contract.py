@@ -118,7 +118,7 @@ def test_key_layout_under_the_output_prefix() -> None:
     assert layout.output_key("a/../b.csv") == "a/%2E%2E/b.csv.out"
     assert layout.errors_key("in.csv", 3) == "_errors/in.csv.part-00003.errors.jsonl"
     assert layout.errors_key("in.csv", None) == "_errors/in.csv.errors.jsonl"
-    assert layout.done_key("fp", 7) == "_kbt/state/fp/done/00000007.json"
+    assert layout.done_key("fp", 7, 12, "ab12cd34") == "_kbt/state/fp/done/00000007-00000012-ab12cd34.json"
     assert layout.part_key("fp", 7).startswith(layout.parts_dir("fp"))
     assert layout.shard_done_key("fp", 1) == "_kbt/state/fp/shards/shard-00001.json"
     assert layout.plan_key("fp") == "_kbt/state/fp/plan.json"

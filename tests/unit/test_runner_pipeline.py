@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from harness.lost_markers import forget_items
 from kbt.api.models import BatchTransformJobSpec, ClassifyOptions, CsvOptions
 from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import ModelInput, ModelOutput, Record
@@ -358,8 +359,7 @@ def test_rerun_skips_completed_items(tmp_path: Path) -> None:
     job = make_job(data, out)
     run_all(job, SumPredictor())
     before = {p.name: p.read_bytes() for p in out.glob("*.out")}
-    (done,) = [p for p in out.rglob("done/00000002.json")]
-    done.unlink()
+    assert forget_items(job, {2}) == 1
     (out / "f2.csv.out").unlink()
     for marker in out.rglob("finalized.json"):
         marker.unlink()
@@ -496,3 +496,34 @@ def test_stacking_rules() -> None:
     assert stack_runs(inputs) == [[0, 1], [2], [3]]
     stacked = concat_inputs(inputs[:2])
     assert stacked.tensor is not None and stacked.tensor.shape == (5, 4) and len(stacked.records) == 5
+
+
+class Returns:
+    """Returns the given values, one per record, in order."""
+
+    device = "cpu"
+    rows_independent = False
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+
+    def predict(self, batch: ModelInput) -> ModelOutput:
+        assert batch.frame is not None
+        return self.values[: len(batch.frame)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, 0, -7, 123456789012345678901234567890, 2.5, 1 / 3, -0.0, float("nan"), float("inf"), 1e300],
+        [1, "a,b", 'say "hi"', None, True, 2.5, "", "x"],  # not only numbers: csv.writer's quoting
+    ],
+    ids=["numbers", "mixed"],
+)
+def test_csv_predictions_are_written_as_csv_writer_writes_them(tmp_path: Path, values: list[Any]) -> None:
+    data, out = tmp_path / "in", tmp_path / "out"
+    write_csv(data / "x.csv", [[i] for i in range(len(values))], header=["a"])
+    run_all(make_job(data, out, miniBatchSize=len(values)), Returns(values))
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\n").writerows([value] for value in values)
+    assert (out / "x.csv.out").read_text() == expected.getvalue()

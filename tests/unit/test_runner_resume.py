@@ -143,3 +143,16 @@ def test_gzip_compression_type_gunzips_and_refuses_plain_objects(tmp_path: Path)
     (inputs / "y.csv").write_text("1,2\n")
     with pytest.raises(InputError, match=r"y\.csv: transformInput.compressionType is Gzip but the object"):
         rerun(make_job(inputs, out, model, transformInput={"compressionType": "Gzip"}))
+
+
+def test_an_input_fixed_since_the_last_run_loses_its_errors_file(setup: tuple[Path, Path, Path]) -> None:
+    inputs, out, model = setup
+    rewrite(inputs / "a.csv", "1,2\nx,4\n")
+    job = make_job(inputs, out, model)
+    rerun(job)
+    errors = out / "_errors" / "a.csv.errors.jsonl"
+    assert '"record": 1' in errors.read_text()
+    rewrite(inputs / "a.csv", "1,2\n3,4\n")
+    changes, rows = rerun(job)
+    assert (changes, rows) == ([f"input {inputs}/a.csv changed"], 2)
+    assert not errors.exists()

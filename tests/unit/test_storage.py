@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,14 @@ def test_a_file_listed_as_a_folder_has_no_objects(tmp_path: Path) -> None:
     store = LocalStore()
     assert store.list_objects(model.as_posix() + "/") == []
     assert [info.key for info in store.list_objects(model.as_posix())] == [model.as_posix()]
+
+
+def test_local_puts_survive_their_folder_being_removed_in_between(tmp_path: Path) -> None:
+    store = LocalStore()
+    folder = tmp_path / "out" / "000"
+    store.put(f"{folder}/1.png.out", b"7\n")
+    shutil.rmtree(tmp_path / "out")  # e.g. a user clearing the output folder during a run
+    store.put(f"{folder}/2.png.out", b"2\n")
+    store.put_file(f"{folder}/3.png.out", folder / "2.png.out")
+    assert sorted(p.name for p in folder.iterdir()) == ["2.png.out", "3.png.out"]
+    assert (folder / "3.png.out").read_bytes() == b"2\n"

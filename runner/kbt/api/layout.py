@@ -9,7 +9,7 @@
     <out>/_kbt/progress/shard-NNNNN.json             progress reports (``kbt.api.progress``)
     <out>/_kbt/logs/shard-NNNNN.log                  archived shard logs (``kubectl btj logs``)
     <out>/_kbt/state/<fp>/plan.json                  the shard plan (fp = job fingerprint)
-    <out>/_kbt/state/<fp>/done/NNNNNNNN.json         done-marker of work item NNNNNNNN
+    <out>/_kbt/state/<fp>/done/FFFFFFFF-LLLLLLLL-T.json  done-markers of work items FFFFFFFF..LLLLLLLL
     <out>/_kbt/state/<fp>/parts/NNNNNNNN.out         output part of a split / appendRow item
     <out>/_kbt/state/<fp>/shards/shard-NNNNN.json    done-marker of a shard (its totals)
     <out>/_kbt/state/<fp>/finalized.json             written once finalization has completed
@@ -78,8 +78,11 @@ def done_dir(fingerprint: str) -> str:
     return state_dir(fingerprint) + "done/"
 
 
-def done_key(fingerprint: str, ordinal: int) -> str:
-    return f"{done_dir(fingerprint)}{ordinal:08d}.json"
+def done_key(fingerprint: str, first: int, last: int, token: str) -> str:
+    """One group of done-markers (work items ``first`` to ``last`` of one shard, some of them),
+    written by one writer: ``token`` keeps two writers of a shard (a pod and its replacement)
+    from replacing each other's groups."""
+    return f"{done_dir(fingerprint)}{first:08d}-{last:08d}-{token}.json"
 
 
 def parts_dir(fingerprint: str) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
 from kbt.flavors.base import ModelInput, ModelOutput
 from kbt.flavors.errors import DeviceOutOfMemoryError
+from kbt.frames import is_frame, is_series
 from kbt.log import get_logger
 
 log = get_logger(__name__)
@@ -45,7 +45,9 @@ def join_rows(first: ModelOutput, second: ModelOutput) -> ModelOutput:
     """The predictions of two consecutive halves of a batch as one."""
     if isinstance(first, np.ndarray):
         return np.concatenate([first, np.asarray(second)])
-    if isinstance(first, pd.DataFrame | pd.Series):
+    if is_frame(first) or is_series(first):
+        import pandas as pd
+
         return pd.concat([first, second], ignore_index=True)  # type: ignore[list-item]
     if isinstance(first, list) and isinstance(second, list):
         return first + second

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from kbt.flavors.base import BatchRejected, ModelOutput
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def expect_rows(output: ModelOutput, records: int, what: str) -> ModelOutput:
@@ -33,6 +35,8 @@ def array_rows(values: np.ndarray, records: int, what: str) -> np.ndarray | list
 def named_arrays_frame(outputs: Mapping[str, np.ndarray], records: int, what: str) -> pd.DataFrame:
     """Several named outputs as one frame: a 1-D output is a column, an (N, k) output gives
     columns ``name_0 .. name_{k-1}``, higher ranks one nested list per record."""
+    import pandas as pd
+
     columns: dict[str, Any] = {}
     for name, values in outputs.items():
         expect_rows(values, records, f"{what} output {name!r}")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from kbt.api.models import ModelSpec
@@ -39,6 +38,8 @@ def input_tensor(batch: ModelInput, dtype: torch.dtype, device: str) -> torch.Te
     if batch.tensor is not None:
         values = batch.tensor
     elif batch.frame is not None:
+        import pandas as pd
+
         text_columns = [
             str(c) for c, kind in batch.frame.dtypes.items() if not pd.api.types.is_numeric_dtype(kind)
         ]

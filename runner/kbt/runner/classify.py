@@ -9,16 +9,21 @@ that is not one row of numbers per record is a configuration error for the whole
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from kbt.api.models import ClassifyOptions
+from kbt.frames import is_frame
 from kbt.runner.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _scores(predictions: pd.DataFrame | list[object]) -> np.ndarray:
     try:
-        if isinstance(predictions, pd.DataFrame):
+        if is_frame(predictions):
             scores = predictions.to_numpy(dtype=np.float64)
         else:
             scores = np.asarray(predictions, dtype=np.float64)
@@ -34,6 +39,8 @@ def _scores(predictions: pd.DataFrame | list[object]) -> np.ndarray:
 
 def top_classes(predictions: pd.DataFrame | list[object], options: ClassifyOptions) -> pd.DataFrame:
     """Rows of class scores (a frame or a list of lists) as the top classes and their scores."""
+    import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
+
     scores = _scores(predictions)
     labels = options.labels
     if labels is not None and len(labels) != scores.shape[1]:

@@ -13,9 +13,9 @@ outcome is split back per batch.
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from kbt.flavors.base import ModelInput
 from kbt.runner.batching import BatchLimit
@@ -23,6 +23,9 @@ from kbt.runner.callsize import CallSizer
 from kbt.runner.encode import Rows
 from kbt.runner.predict import Outcome
 from kbt.runner.reader import Batch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class CallPacker:
@@ -114,11 +117,17 @@ def concat_inputs(inputs: list[ModelInput]) -> ModelInput:
     tensors = [i.tensor for i in inputs if i.tensor is not None]
     return ModelInput(
         records=[record for i in inputs for record in i.records],
-        frame=pd.concat(frames, ignore_index=True) if frames else None,
+        frame=_concat_frames(frames) if frames else None,
         tensor=np.concatenate(tensors) if tensors else None,
         texts=[text for i in inputs for text in i.texts or []] if first.texts is not None else None,
         content_type=first.content_type,
     )
+
+
+def _concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
+
+    return pd.concat(frames, ignore_index=True)
 
 
 def unit_sizes(units: list[int], inputs: list[ModelInput]) -> list[int]:

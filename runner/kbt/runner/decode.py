@@ -20,13 +20,9 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from kbt.api.models import Flavor
 from kbt.api.resolved import ResolvedJob
@@ -36,12 +32,17 @@ from kbt.runner.formats import Decoding, content_format, known_format, media_typ
 from kbt.runner.images import decode_images
 from kbt.runner.reader import Batch
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
 # A character that no null, number, boolean, date or timestamp literal of pyarrow's default
 # inference holds: a value with one is a string in any mini-batch.
 STRING_ONLY = r"[^0-9+\-.:/# adefilnqrstuyzADEFILNQRSTUYZ]"
 # pyarrow infers a column's type from the first block it parses: a mini-batch bigger than one
-# block is typed by its first block alone, which a call's parse cannot reproduce.
-INFERENCE_BLOCK = pacsv.ReadOptions().block_size
+# block is typed by its first block alone, which a call's parse cannot reproduce. (pyarrow's
+# default block size, set in ``_parse_table``.)
+INFERENCE_BLOCK = 1 << 20
 
 
 @dataclass
@@ -103,6 +104,8 @@ class Decoder:
             for b in batches
         ):
             return None
+        import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
+
         sizes = [len(b.records) for b in batches]
         rows = [r.data for b in batches for r in b.records]
         try:
@@ -125,12 +128,16 @@ class Decoder:
         return ModelInput(records=records, content_type=self.content_type, **decoded)
 
     def _parquet(self, batch: Batch) -> Decoded:
+        import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
+
         frame = batch.frame if batch.frame is not None else pd.DataFrame()
         if self.input_filter is not None:
             frame = frame.iloc[:, select_positions(self.input_filter, frame.shape[1], "inputFilter")]
         return Decoded(self._input(batch.records, frame=frame), list(range(len(batch.records))))
 
     def _csv(self, batch: Batch, columns: list[str] | None) -> Decoded:
+        import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
+
         positions = list(range(len(batch.records)))
         rejected: dict[int, str] = {}
         try:
@@ -178,6 +185,8 @@ class Decoder:
 
 
 def _parse_csv(rows: list[bytes], columns: list[str] | None, delimiter: str) -> pd.DataFrame:
+    import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
+
     if not rows:
         return pd.DataFrame(columns=columns)
     frame: pd.DataFrame = _parse_table(rows, columns, delimiter).to_pandas()
@@ -185,8 +194,14 @@ def _parse_csv(rows: list[bytes], columns: list[str] | None, delimiter: str) -> 
 
 
 def _parse_table(rows: list[bytes], columns: list[str] | None, delimiter: str) -> pa.Table:
+    import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
+    import pyarrow.csv as pacsv  # noqa: PLC0415 (lazy: see kbt.frames)
+
     read_options = pacsv.ReadOptions(
-        column_names=columns, autogenerate_column_names=columns is None, use_threads=False
+        column_names=columns,
+        autogenerate_column_names=columns is None,
+        use_threads=False,
+        block_size=INFERENCE_BLOCK,
     )
     parse_options = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     table = pacsv.read_csv(
@@ -202,6 +217,9 @@ def _forced(column: pa.ChunkedArray, starts: np.ndarray) -> bool:
     get the column's type and pandas dtype from its own parse: it holds a value only that type
     reads (a non-integral float, a string with a ``STRING_ONLY`` character), or every value is
     (int64 without nulls: so is each part) or none is (null)."""
+    import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
+    import pyarrow.compute as pc  # noqa: PLC0415 (lazy: see kbt.frames)
+
     kind = column.type
     if pa.types.is_null(kind):
         return True
@@ -242,6 +260,9 @@ def _check_rows(batch: Batch, columns: list[str] | None, delimiter: str) -> tupl
 def _parse_one_by_one(
     batch: Batch, columns: list[str] | None, delimiter: str
 ) -> tuple[pd.DataFrame, list[int], dict[int, str]]:
+    import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
+    import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
+
     frames, positions, rejected = [], [], {}
     for position, record in enumerate(batch.records):
         try:
@@ -254,6 +275,8 @@ def _parse_one_by_one(
 
 
 def _json_frame(values: list[Any]) -> pd.DataFrame:
+    import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
+
     if not values:
         return pd.DataFrame()
     if all(isinstance(v, dict) for v in values):

@@ -23,17 +23,16 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 
 from kbt.api.azureml import APPEND_ROW_DELIMITER, azure_append_row
 from kbt.api.models import AcceptType, AssembleWith, JoinSource
 from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import BatchRejected, ModelOutput
 from kbt.flavors.outputs import jsonable
+from kbt.frames import is_frame, is_series
 from kbt.runner.classify import top_classes
 from kbt.runner.dataproc import (
     FilterMismatch,
@@ -48,8 +47,13 @@ from kbt.runner.errors import ConfigError
 from kbt.runner.formats import Encoding, content_format, known_format, media_type
 from kbt.runner.reader import Batch
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
 PREDICTION_COLUMN = "prediction"
 SCALAR_TYPES = {int, float, str, bool, type(None)}
+NUMBERS = {int, float}  # written as str(value): nothing in them needs CSV quoting
 SOURCE_COLUMN = "file"
 
 
@@ -80,6 +84,8 @@ class Rows:
     def frame_view(self) -> pd.DataFrame:
         if self.frame is not None:
             return self.frame.rename(columns=str)
+        import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
+
         values = self.values or []
         if values and all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1:
             return pd.DataFrame(values).rename(columns=lambda c: f"{PREDICTION_COLUMN}_{c}")
@@ -97,13 +103,15 @@ def _as_fields(value: Any) -> list[Any]:
 def normalize(output: ModelOutput, records: int) -> Rows:
     """``output`` as Rows; BatchRejected when it does not hold one entry per record."""
     rows: Rows
-    if isinstance(output, pd.DataFrame):
+    if is_frame(output):
         rows = Rows(frame=output.reset_index(drop=True))
-    elif isinstance(output, pd.Series):
+    elif is_series(output):
         rows = Rows(values=jsonable(output.tolist()))
     elif isinstance(output, np.ndarray):
         rows = Rows(values=output.tolist() if output.ndim > 0 else [output.item()])
     elif isinstance(output, dict):
+        import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
+
         columns = {}
         for name, value in output.items():
             array: Any = np.asarray(value)
@@ -189,6 +197,10 @@ class Encoder:
         return list(csv.reader(lines, delimiter=self.delimiter)) if lines else []
 
     def _csv(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
+        values = rows.values
+        if not self.join and self.output_filter is None and values and set(map(type, values)) <= NUMBERS:
+            # one number per record (most models): the lines csv.writer would write, without it
+            return Encoded((self.separator.join(map(str, values)) + self.separator).encode())
         fields = rows.fields()
         if self.join and self.output_filter is None and batch.frame is None:
             lines = [batch.records[p].data.decode("utf-8") for p in decoded.positions]
@@ -231,6 +243,9 @@ class Encoder:
         return Encoded("".join(out).encode(), rejected=rejected)
 
     def _parquet(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
+        import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
+        import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
+
         frame = rows.frame_view()
         if self.join and batch.frame is not None:
             inputs = batch.frame.iloc[decoded.positions].reset_index(drop=True)

@@ -15,17 +15,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from kbt.api import layout as keys
 from kbt.api.models import OutputAction
 from kbt.api.resolved import ResolvedJob
 from kbt.log import get_logger
+from kbt.runner.done import done_markers
 from kbt.runner.errors import ErrorThresholdExceeded
 from kbt.runner.parquet_io import open_parquet
 from kbt.runner.plan import Plan, WorkItem
 from kbt.runner.progress import utc_now
-from kbt.runner.state import Layout, done_markers, is_parquet_output, read_json
+from kbt.runner.state import Layout, is_parquet_output, read_json
 from kbt.runner.thresholds import Threshold
 from kbt.storage import ObjectNotFound, StorageError
 
@@ -41,6 +40,8 @@ def _compose(job: ResolvedJob, layout: Layout, key: str, parts: list[str], scrat
     if not is_parquet_output(job):
         store.compose(key, parts, scratch)
         return
+    import pyarrow.parquet as pq  # noqa: PLC0415 (lazy: see kbt.frames)
+
     scratch.mkdir(parents=True, exist_ok=True)
     target = scratch / f"compose-{uuid.uuid4().hex}.parquet"
     writer: pq.ParquetWriter | None = None

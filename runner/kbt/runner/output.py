@@ -1,4 +1,4 @@
-"""Write one work item's output and errors, then its done-marker (in that order, atomically).
+"""Write one work item's output and errors (each atomically) and give back its done-marker.
 
 Output is kept in memory while it is small (most objects of image and document jobs: one put,
 no scratch file), spooled to a local scratch file once it passes ``MEMORY_LIMIT`` (memory stays
@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kbt.api.resolved import ResolvedJob
 from kbt.runner.batching import Failure
 from kbt.runner.encode import Encoded
 from kbt.runner.plan import WorkItem
 from kbt.runner.state import Layout, is_parquet_output, item_output_key
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 # Output bytes an item keeps in memory before spooling to scratch: under S3's single-request
 # upload size (boto3 uploads a smaller file with one PutObject too), so the object is the same.
@@ -28,9 +29,18 @@ MEMORY_LIMIT = 1 << 20
 
 class ItemWriter:
     def __init__(
-        self, job: ResolvedJob, layout: Layout, item: WorkItem, scratch: Path, input_uri: str
+        self,
+        job: ResolvedJob,
+        layout: Layout,
+        item: WorkItem,
+        scratch: Path,
+        input_uri: str,
+        *,
+        stale_errors: bool = True,
     ) -> None:
+        """``stale_errors``: an errors file of this item may be stored (from an earlier run)."""
         self.layout, self.item, self.input_uri = layout, item, input_uri
+        self.stale_errors = stale_errors
         self.key = item_output_key(job, layout, item)
         self.parquet = is_parquet_output(job)
         self.path = scratch / f"item-{item.ordinal:08d}.out"
@@ -62,6 +72,9 @@ class ItemWriter:
         return None
 
     def _write_table(self, table: pa.Table) -> str | None:
+        import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
+        import pyarrow.parquet as pq  # noqa: PLC0415 (lazy: see kbt.frames)
+
         if self._parquet is None:
             self._parquet = pq.ParquetWriter(self.path, table.schema)
         try:
@@ -83,7 +96,8 @@ class ItemWriter:
         self.errors.append(json.dumps(entry))
 
     def commit(self) -> dict[str, Any]:
-        """Upload output and errors, then write the done-marker; returns the marker."""
+        """Upload output and errors; returns the item's done-marker, for ``kbt.runner.done`` to
+        store once they are stored."""
         store = self.layout.store
         if self._file is not None:
             self._file.close()
@@ -106,7 +120,6 @@ class ItemWriter:
             "output": self.key,
             "errors": errors_key,
         }
-        store.put(self.layout.done_key(self.item), json.dumps(marker, sort_keys=True).encode())
         return marker
 
     def save_errors(self) -> str | None:
@@ -114,8 +127,11 @@ class ItemWriter:
         errors_key = self.layout.errors_key(self.item)
         if self.errors:
             self.layout.store.put(errors_key, ("\n".join(self.errors) + "\n").encode())
+            self.stale_errors = True
             return errors_key
-        self.layout.store.delete(errors_key)
+        if self.stale_errors:
+            self.layout.store.delete(errors_key)
+            self.stale_errors = False
         return None
 
     def discard(self) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from kbt.runner.errors import InputError
 from kbt.storage import LocalStore, Store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 
 class SeekableObject(io.RawIOBase):
@@ -54,6 +55,9 @@ class SeekableObject(io.RawIOBase):
 
 def open_parquet(store: Store, key: str) -> pq.ParquetFile:
     """The Parquet file at ``key``; InputError naming it when it is not Parquet."""
+    import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
+    import pyarrow.parquet as pq  # noqa: PLC0415 (lazy: see kbt.frames)
+
     try:
         source: Any = key if isinstance(store, LocalStore) else SeekableObject(store, key)
         return pq.ParquetFile(source)
@@ -80,6 +84,8 @@ def iter_row_batches(
     store: Store, key: str, row_groups: tuple[int, int] | None, rows: int
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of at most ``rows`` rows from the given row groups (all when None)."""
+    import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
+
     parquet = open_parquet(store, key)
     groups = list(range(*row_groups)) if row_groups else list(range(parquet.metadata.num_row_groups))
     if not groups:

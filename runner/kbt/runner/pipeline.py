@@ -94,6 +94,7 @@ class Pipeline:
         self.threshold = Threshold.from_job(job)
         self.fail_fast = FailFast(job)
         self._headers: dict[str, list[str] | None] = {}
+        self._stored_errors: set[str] = set()
         self._abort = threading.Event()
 
     # --- producer ------------------------------------------------------------------------
@@ -204,6 +205,10 @@ class Pipeline:
 
     # --- consumer ------------------------------------------------------------------------
     def run(self, items: list[WorkItem], on_commit: OnCommit) -> None:
+        # One listing instead of a delete per item (a request each on S3) for stale errors files.
+        self._stored_errors = {
+            info.key for info in self.layout.store.list_objects(self.layout.errors_prefix())
+        }
         source: queue.Queue[Message | None] = queue.Queue(maxsize=2 * self.concurrency + 2)
         producer = threading.Thread(
             target=self._produce, args=(items, source), name="kbt-reader", daemon=True
@@ -268,7 +273,8 @@ class Pipeline:
         message = entry.message
         if isinstance(message, ItemStarted):
             item = message.item
-            return ItemWriter(self.job, self.layout, item, self.scratch, self.input_store.uri(item.key))
+            uri, stale = self.input_store.uri(item.key), self.layout.errors_key(item) in self._stored_errors
+            return ItemWriter(self.job, self.layout, item, self.scratch, uri, stale_errors=stale)
         assert writer is not None
         if isinstance(message, ItemEnded):
             self.stats.bytes_current = 0

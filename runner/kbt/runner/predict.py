@@ -31,7 +31,6 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from kbt.api.models import RetrySettings
 from kbt.flavors.backoff import is_out_of_memory
@@ -67,7 +66,11 @@ class Outcome:
     def merged(self) -> Rows:
         frames = [r.frame for r in self.rows if r.frame is not None]
         if frames and len(frames) == len(self.rows):
-            return Rows(frame=pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
+            if len(frames) == 1:
+                return Rows(frame=frames[0])
+            import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
+
+            return Rows(frame=pd.concat(frames, ignore_index=True))
         values: list[Any] = []
         for rows in self.rows:
             values.extend(rows.values if rows.values is not None else rows.json_values())

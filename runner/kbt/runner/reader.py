@@ -17,10 +17,9 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
-import pandas as pd
 
 from kbt.api.models import CsvOptions
 from kbt.api.resolved import ResolvedJob
@@ -41,6 +40,9 @@ from kbt.runner.parquet_io import iter_row_batches, open_parquet
 from kbt.runner.plan import WorkItem
 from kbt.storage import Store
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 HEADER_PROBE = 1024 * 1024
 Chunk = tuple[list[Any], list[int]]
 
@@ -55,10 +57,14 @@ class Batch:
     offsets: list[int]
     frame: pd.DataFrame | None = None  # already decoded (Parquet)
     rejected: list[Failure] = field(default_factory=list)
+    size: int | None = None  # payload bytes, when the packer counted them
 
     @property
     def payload(self) -> int:
-        return sum(len(r.data) for r in self.records)
+        """Bytes of the records' data (counted once: the batcher asks several times)."""
+        if self.size is None:
+            self.size = sum(len(r.data) for r in self.records)
+        return self.size
 
 
 class CountingReader(io.RawIOBase):
@@ -216,7 +222,8 @@ class _Packer:
         self.payload = 0
 
     def _flush(self) -> Batch:
-        batch = Batch(self.seq, self.item, self.records, self.offsets, rejected=self.rejected)
+        size = self.payload if self.payload_limit else None
+        batch = Batch(self.seq, self.item, self.records, self.offsets, rejected=self.rejected, size=size)
         self.seq += 1
         self._reset()
         return batch

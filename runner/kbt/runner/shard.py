@@ -21,6 +21,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,15 @@ from kbt.api.resolved import ResolvedJob
 from kbt.api.shardmap import ShardMapError, shard_index
 from kbt.flavors.base import LoadContext, Predictor
 from kbt.runner.custom_outputs import SyncedPredictor, custom_outputs
+from kbt.runner.done import DoneBook, Marker, done_markers
 from kbt.runner.errors import ConfigError, exit_code_for, one_line
 from kbt.runner.finalize import all_shards_done, finalize
 from kbt.runner.inputs import s3_settings
 from kbt.runner.logarchive import LogArchive
 from kbt.runner.pipeline import Pipeline
+from kbt.runner.plan import WorkItem
 from kbt.runner.progress import FileSink, KubernetesSink, ProgressSink, Reporter, ShardStats, utc_now
-from kbt.runner.state import Layout, current_plan, done_markers, layout_for
+from kbt.runner.state import Layout, current_plan, layout_for
 from kbt.settings import RunnerSettings
 from kbt.storage import open_location
 
@@ -152,11 +155,12 @@ def run_shard(
     stats = ShardStats(index)
     archive = LogArchive(layout.store, layout.log_key(index))
     interval = progress_interval or RunnerSettings.from_env().progress_interval
+    book = DoneBook(partial(_items_done, stats))
     reporter = Reporter(
         stats,
         [*default_sinks(layout, index), *(sinks or [])],
         interval,
-        on_tick=_every(LOG_FLUSH_SECONDS, archive.flush),
+        on_tick=_all(_every(LOG_FLUSH_SECONDS, archive.flush), book.flush_due),
     )
     scratch = scratch_dir()
     with archive:
@@ -169,6 +173,7 @@ def run_shard(
                 layout,
                 scratch,
                 stats=stats,
+                book=book,
                 stop=stop,
                 predictor=predictor,
                 split_bytes=split_bytes,
@@ -184,7 +189,7 @@ def run_shard(
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             reporter.stop()
-            _quietly(archive.flush)
+            _quietly(archive.flush, "could not archive the shard log")
 
 
 def _run(
@@ -195,6 +200,7 @@ def _run(
     scratch: Path,
     *,
     stats: ShardStats,
+    book: DoneBook,
     stop: threading.Event,
     predictor: Predictor | PreloadedModel | None,
     split_bytes: int | None,
@@ -202,6 +208,7 @@ def _run(
 ) -> ShardResult:
     plan, _ = current_plan(job, layout, total, split_bytes)
     layout = layout.for_plan(plan)
+    book.bind(layout)
     items = plan.for_shard(index)
     markers = done_markers(layout)
     stats.items_total, stats.bytes_total = len(items), sum(item.weight for item in items)
@@ -224,15 +231,13 @@ def _run(
             model = predictor or load_model(job, layout, scratch)
         stats.device = str(getattr(model, "device", "cpu"))
         stats.state, stats.run_started = "running", time.monotonic()
-
-        def committed(item: Any, marker: dict[str, Any]) -> None:
-            stats.items_done += 1
-            stats.bytes_done += item.weight
-            log.info("work item done", item=item.label, records=marker["records"], failed=marker["failed"])
-
-        Pipeline(job, model, input_store, layout, stats=stats, scratch=scratch, stop=stop).run(
-            todo, committed
-        )
+        pipeline = Pipeline(job, model, input_store, layout, stats=stats, scratch=scratch, stop=stop)
+        try:
+            pipeline.run(todo, book.add)
+        except BaseException:
+            _quietly(book.flush, "could not store the last done-markers")  # their outputs are stored
+            raise
+        book.flush()
     seconds = time.monotonic() - started
     shard_marker = {
         "index": index,
@@ -258,6 +263,28 @@ def _run(
     return ShardResult(index, stats.records_processed, stats.records_failed, seconds, finalized)
 
 
+def _items_done(stats: ShardStats, done: list[tuple[WorkItem, Marker]]) -> None:
+    """Count items whose markers are stored; one log line per group of them."""
+    stats.items_done += len(done)
+    stats.bytes_done += sum(item.weight for item, _ in done)
+    log.info(
+        "work items done",
+        items=len(done),
+        first=done[0][0].label,
+        last=done[-1][0].label,
+        records=sum(marker["records"] for _, marker in done),
+        failed=sum(marker["failed"] for _, marker in done),
+    )
+
+
+def _all(*actions: Callable[[], None]) -> Callable[[], None]:
+    def run_all() -> None:
+        for action in actions:
+            action()
+
+    return run_all
+
+
 def _every(seconds: float, action: Callable[[], None]) -> Callable[[], None]:
     last = [time.monotonic()]
 
@@ -269,11 +296,11 @@ def _every(seconds: float, action: Callable[[], None]) -> Callable[[], None]:
     return tick
 
 
-def _quietly(action: Callable[[], None]) -> None:
+def _quietly(action: Callable[[], None], failure: str) -> None:
     try:
         action()
     except Exception as exc:
-        log.warning("could not archive the shard log", error=str(exc))
+        log.warning(failure, error=str(exc))
 
 
 def write_termination_message(message: str) -> None:

@@ -2,8 +2,8 @@
 
 ``Layout`` turns the key layout of ``kbt.api.layout`` (relative to ``<out>``) into keys of the
 output store. A work item's output (and its errors file) is written atomically before its
-done-marker, so a shard killed at any point redoes at most the items without markers, with
-identical bytes.
+done-marker (``kbt.runner.done``), so a shard killed at any point redoes at most the items
+without markers, with identical bytes.
 
 Each job object points at the state it runs under (``current-<job>.json``). A shard reuses it
 while its spec is unchanged; ``kbt run`` (and a shard whose spec changed) plans afresh: when the
@@ -23,6 +23,7 @@ from kbt.api import layout as keys
 from kbt.api.models import AcceptType, OutputAction
 from kbt.api.resolved import ResolvedJob
 from kbt.log import get_logger
+from kbt.runner.done import done_markers, store_group
 from kbt.runner.plan import (
     Plan,
     WorkItem,
@@ -53,8 +54,8 @@ class Layout:
     def done_prefix(self) -> str:
         return self.prefix + keys.done_dir(self.fingerprint)
 
-    def done_key(self, item: WorkItem) -> str:
-        return self.prefix + keys.done_key(self.fingerprint, item.ordinal)
+    def done_key(self, first: int, last: int, token: str) -> str:
+        return self.prefix + keys.done_key(self.fingerprint, first, last, token)
 
     def parts_prefix(self) -> str:
         return self.prefix + keys.parts_dir(self.fingerprint)
@@ -82,6 +83,9 @@ class Layout:
 
     def output_key(self, name: str) -> str:
         return self.prefix + keys.output_key(name)
+
+    def errors_prefix(self) -> str:
+        return self.prefix + keys.ERRORS_DIR
 
     def errors_key(self, item: WorkItem) -> str:
         return self.prefix + keys.errors_key(item.name, item.part if item.is_split else None)
@@ -208,6 +212,7 @@ def _carry_over(job: ResolvedJob, old: Layout, previous: Plan, new: Layout, plan
     """Copy the done-markers of unchanged whole objects whose ``<name>.out`` stays valid."""
     finished = {item.key: item for item in previous.items if not item.is_split}
     markers = done_markers(old)
+    carried = []
     for item in plan.items:
         before = finished.get(item.key)
         if before is None or before.ordinal not in markers or item.is_split:
@@ -215,18 +220,10 @@ def _carry_over(job: ResolvedJob, old: Layout, previous: Plan, new: Layout, plan
         unchanged = (before.size, before.version) == (item.size, item.version)
         if not unchanged or item_output_key(job, new, item) != item_output_key(job, old, before):
             continue
-        marker = {**markers[before.ordinal], "ordinal": item.ordinal}
-        new.store.put(new.done_key(item), json.dumps(marker, sort_keys=True).encode())
+        carried.append({**markers[before.ordinal], "ordinal": item.ordinal})
+    if carried:
+        store_group(new, carried, "carried")
 
 
 def read_json(store: Store, key: str) -> Any:
     return json.loads(store.read(key))
-
-
-def done_markers(layout: Layout) -> dict[int, dict[str, Any]]:
-    """Every work item's done-marker, by ordinal."""
-    markers = {}
-    for info in layout.store.list_objects(layout.done_prefix()):
-        marker = read_json(layout.store, info.key)
-        markers[int(marker["ordinal"])] = marker
-    return markers

@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,6 +46,9 @@ def _info(key: str, stat: os.stat_result) -> ObjectInfo:
 class LocalStore(Store):
     """The local file system; keys are absolute POSIX paths."""
 
+    def __init__(self) -> None:
+        self._folders: set[Path] = set()  # made (or found) by this store: no mkdir per put
+
     def uri(self, key: str) -> str:
         return key
 
@@ -82,25 +86,28 @@ class LocalStore(Store):
         except OSError as exc:
             raise StorageError(f"{key}: cannot read: {exc.strerror}") from exc
 
-    def _temp_for(self, key: str) -> Path:
+    def _replace(self, key: str, write: Callable[[Path], object]) -> None:
+        """``write`` a temporary file next to ``key`` (making the folder once), then rename it."""
         path = Path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path.with_name(f"{TEMP_MARK}{path.name}.{uuid.uuid4().hex[:8]}")
+        if path.parent not in self._folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(path.parent)
+        temp = path.with_name(f"{TEMP_MARK}{path.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            write(temp)
+        except FileNotFoundError:  # the folder was removed since this store made it
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(temp)
+        os.replace(temp, key)
 
     def put(self, key: str, data: bytes) -> None:
-        temp = self._temp_for(key)
-        temp.write_bytes(data)
-        os.replace(temp, key)
+        self._replace(key, lambda temp: temp.write_bytes(data))
 
     def put_file(self, key: str, path: Path) -> None:
-        temp = self._temp_for(key)
-        shutil.copyfile(path, temp)
-        os.replace(temp, key)
+        self._replace(key, lambda temp: shutil.copyfile(path, temp))
 
     def delete(self, key: str) -> None:
         Path(key).unlink(missing_ok=True)
 
     def compose(self, key: str, parts: list[str], scratch: Path) -> None:
-        temp = self._temp_for(key)
-        self.concatenate_locally(parts, temp)
-        os.replace(temp, key)
+        self._replace(key, lambda temp: self.concatenate_locally(parts, temp))
