@@ -37,6 +37,8 @@ def _shard_count(
         return shards, "--shards"
     if workers:
         return max(job.spec.shards, workers), "max(job's shards, --workers)"
+    if job.spec.shards >= cpus:  # no listing needed: the input cannot use more shards than CPUs
+        return job.spec.shards, f"the job's; {cpus} CPU(s)"
     fitting = useful_shards(job, cpus, split)
     work = f"the input has work for {fitting} of {cpus} CPU(s)"
     if fitting <= job.spec.shards:

@@ -11,7 +11,7 @@ from kbt.api.resolved import ResolvedJob
 from kbt.runner.batching import MIB, BatchLimit, Failure
 from kbt.runner.output import ItemWriter
 from kbt.runner.plan import WorkItem
-from kbt.runner.reader import ItemReader
+from kbt.runner.reader import ItemReader, _Packer
 from kbt.runner.state import Layout
 from kbt.storage import LocalStore
 
@@ -105,3 +105,17 @@ def test_failures_reach_the_error_file_with_and_without_offsets(tmp_path: Path) 
         {"object": data.as_posix(), "record": 4, "reason": "not valid JSON", "offset": 120},
         {"object": data.as_posix(), "record": 7, "reason": "no offset in Parquet"},
     ]
+
+
+def test_whole_objects_fill_batches_up_to_the_payload_limit_one_record_at_a_time() -> None:
+    item = WorkItem(0, "in/x", "x", 0)
+    packer = _Packer(item, 0, BatchLimit(records=3, payload_bytes=MIB))
+    sizes = [MIB // 2, MIB // 2, 1, MIB + 1, MIB // 2, 2, 3, 4]  # the fourth alone is too big
+    batches = [b for i, size in enumerate(sizes) for b in packer.add([b"x" * size], [i * 10])]
+    batches += list(packer.finish())
+    # record 3 does not fit after record 2: the batch goes, then record 3 is rejected on its own
+    assert [[r.index for r in b.records] for b in batches] == [[0, 1], [2], [4, 5, 6], [7]]
+    assert [b.payload for b in batches] == [MIB, 1, MIB // 2 + 5, 4]
+    assert [(f.record, f.offset) for b in batches for f in b.rejected] == [(3, 30)]
+    (failure,) = [f for b in batches for f in b.rejected]
+    assert f"{MIB + 1} bytes, more than maxPayloadInMB (1 MB)" in failure.reason

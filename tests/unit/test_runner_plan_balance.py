@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from test_runner_pipeline import make_job, write_csv
 
 from kbt.cli_run import _shard_count
 from kbt.runner import plan
-from kbt.runner.plan import MIB, assign, balanced_split, cut_targets, make_plan, useful_shards
+from kbt.runner.plan import MIB, Plan, WorkItem, assign, balanced_split, cut_targets, make_plan, useful_shards
 
 
 def test_cut_targets_cut_at_shard_boundaries_then_into_equal_items() -> None:
@@ -96,3 +97,15 @@ def test_kbt_run_plans_one_shard_per_cpu_the_input_has_work_for(
         1,
         "the job's; the input has work for 1 of 4 CPU(s)",
     )
+    wide = make_job(one, tmp_path / "out", transformResources={"instanceCount": 4})
+    assert _shard_count(wide, None, None, cpus=4, split=1000) == (4, "the job's; 4 CPU(s)")
+
+
+def test_a_stored_plan_reads_back_equal() -> None:
+    items = [
+        WorkItem(0, "in/a.parquet", "a.parquet", 900, row_groups=(0, 3), weight=500, version="etag-1"),
+        WorkItem(1, "in/b.csv", "b.csv", 300, start=100, end=200, part=1, parts=3, weight=100),
+    ]
+    stored = Plan("fp", 2, 1000, "s3://bucket/", items, [0, 1], {"miniBatchSize": 5}, {"spec": {}}, "c")
+    assert Plan.from_json(stored.to_json()) == stored
+    assert json.loads(stored.to_json())["items"][0]["row_groups"] == [0, 3]

@@ -13,6 +13,7 @@ names the spec field in its error when the type is unknown; ``content_format`` g
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -180,6 +181,7 @@ def media_type(value: str) -> str:
 RAW_BYTES = ContentFormat(ContentType.OCTET_STREAM)  # a type kbt cannot decode: its bytes as stored
 
 
+@functools.cache  # asked once per work item and batch
 def known_format(value: str, field: str) -> ContentFormat:
     """The format of media type ``value`` read from spec field ``field``; ConfigError if kbt
     cannot decode (or encode) it itself."""
@@ -193,6 +195,7 @@ def known_format(value: str, field: str) -> ContentFormat:
         ) from None
 
 
+@functools.cache
 def content_format(value: str, field: str) -> ContentFormat:
     """``known_format``, or ``RAW_BYTES`` for a type kbt cannot decode (a scoring script gets
     such records as the stored bytes; ``known_format`` refuses them for the built-in flavors)."""

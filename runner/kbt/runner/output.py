@@ -16,7 +16,7 @@ from kbt.api.resolved import ResolvedJob
 from kbt.runner.batching import Failure
 from kbt.runner.encode import Encoded
 from kbt.runner.plan import WorkItem
-from kbt.runner.state import Layout, is_parquet_output, item_output_key
+from kbt.runner.state import Layout, item_output_key
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,8 +42,7 @@ class ItemWriter:
         self.layout, self.item, self.input_uri = layout, item, input_uri
         self.stale_errors = stale_errors
         self.key = item_output_key(job, layout, item)
-        self.parquet = is_parquet_output(job)
-        self.path = scratch / f"item-{item.ordinal:08d}.out"
+        self._scratch = scratch
         self._memory: list[bytes] = []
         self._memory_bytes = 0
         self._file: BinaryIO | None = None
@@ -52,6 +51,11 @@ class ItemWriter:
         self.records = 0
         self.failed = 0
         self.failure_reasons: list[str] = []
+
+    @property
+    def path(self) -> Path:
+        """The scratch file of an output too big to keep in memory (or of Parquet output)."""
+        return self._scratch / f"item-{self.item.ordinal:08d}.out"
 
     def write(self, encoded: Encoded, predicted: int) -> str | None:
         """Append a batch's output; returns a reason when the whole batch had to be rejected."""

@@ -34,7 +34,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from kbt.api.resolved import ResolvedJob
@@ -114,7 +115,11 @@ class Plan:
         return [item for item, owner in zip(self.items, self.assignment, strict=True) if owner == shard]
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        # Field by field, not dataclasses.asdict: that deep-copies every value of every item,
+        # which costs a planner tenths of a second per 10,000 objects.
+        fields = {name: getattr(self, name) for name in PLAN_FIELDS}
+        fields["items"] = [{name: getattr(item, name) for name in ITEM_FIELDS} for item in self.items]
+        return json.dumps(fields, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Plan:
@@ -124,6 +129,10 @@ class Plan:
             for item in raw.pop("items")
         ]
         return cls(items=items, **raw)
+
+
+ITEM_FIELDS = tuple(f.name for f in dataclass_fields(WorkItem))
+PLAN_FIELDS = tuple(f.name for f in dataclass_fields(Plan))
 
 
 def split_bytes_setting() -> int:

@@ -238,15 +238,23 @@ class _Packer:
                 continue
             # only a chunk's first entry can stand in for a record (see line_chunks, _chunks)
             stop = min(count, position + self.count_limit - len(self.records))
-            if self.payload_limit:
+            if self.payload_limit and stop - position == 1:  # one record (an image, a document)
+                size = len(chunk[position])
+                if self.payload + size > self.payload_limit and self.records:
+                    yield self._flush()
+                    continue
+                if size > self.payload_limit:
+                    self._reject_oversized(self.index + position, offsets[position], size)
+                    position += 1
+                    continue
+                self.payload += size
+            elif self.payload_limit:
                 sizes = np.fromiter(map(len, chunk[position:stop]), dtype=np.int64, count=stop - position)
                 fitting = int(
                     np.searchsorted(np.cumsum(sizes) + self.payload, self.payload_limit, side="right")
                 )
                 if fitting == 0 and not self.records:
-                    size = int(sizes[0])
-                    reason = f"record is {size} bytes, more than maxPayloadInMB ({self.payload_mb} MB)"
-                    self.rejected.append(Failure(self.index + position, offsets[position], reason))
+                    self._reject_oversized(self.index + position, offsets[position], int(sizes[0]))
                     position += 1
                     continue
                 stop = position + fitting
@@ -258,6 +266,10 @@ class _Packer:
             if len(self.records) >= self.count_limit or (position < count and self.payload_limit):
                 yield self._flush()
         self.index += count
+
+    def _reject_oversized(self, record: int, offset: int, size: int) -> None:
+        reason = f"record is {size} bytes, more than maxPayloadInMB ({self.payload_mb} MB)"
+        self.rejected.append(Failure(record, offset, reason))
 
     def finish(self) -> Iterator[Batch]:
         if self.records or self.rejected:

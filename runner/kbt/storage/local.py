@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import shutil
-import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,9 +17,10 @@ from kbt.storage.base import COPY_CHUNK, TEMP_MARK, ObjectInfo, ObjectNotFound, 
 class _LocalRange(io.RawIOBase):
     """Bytes [start, end) of a local file."""
 
-    def __init__(self, path: Path, start: int, end: int | None) -> None:
-        self._file = path.open("rb")
-        self._file.seek(start)
+    def __init__(self, path: str, start: int, end: int | None) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
+        if start:
+            self._file.seek(start)
         self._left = None if end is None else max(0, end - start)
 
     def readable(self) -> bool:
@@ -39,6 +41,11 @@ class _LocalRange(io.RawIOBase):
         super().close()
 
 
+def _write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as file:
+        file.write(data)
+
+
 def _info(key: str, stat: os.stat_result) -> ObjectInfo:
     return ObjectInfo(key, stat.st_size, f"mtime:{stat.st_mtime_ns}")
 
@@ -47,7 +54,8 @@ class LocalStore(Store):
     """The local file system; keys are absolute POSIX paths."""
 
     def __init__(self) -> None:
-        self._folders: set[Path] = set()  # made (or found) by this store: no mkdir per put
+        self._folders: set[str] = set()  # made (or found) by this store: no mkdir per put
+        self._random = random.Random(os.urandom(16))  # temporary names; seeded per store (and process)
 
     def uri(self, key: str) -> str:
         return key
@@ -63,8 +71,8 @@ class LocalStore(Store):
             for name in files:
                 path = os.path.join(directory, name)
                 if path.startswith(prefix) and TEMP_MARK not in name:
-                    found.append(_info(Path(path).as_posix(), os.stat(path)))
-        return sorted(found)
+                    found.append(_info(path, os.stat(path)))
+        return sorted(found, key=lambda info: info.key)
 
     def size(self, key: str) -> int:
         try:
@@ -80,28 +88,29 @@ class LocalStore(Store):
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         try:
-            return io.BufferedReader(_LocalRange(Path(key), start, end), COPY_CHUNK)
+            return io.BufferedReader(_LocalRange(key, start, end), COPY_CHUNK)
         except FileNotFoundError:
             raise ObjectNotFound(f"{key}: no such file") from None
         except OSError as exc:
             raise StorageError(f"{key}: cannot read: {exc.strerror}") from exc
 
-    def _replace(self, key: str, write: Callable[[Path], object]) -> None:
-        """``write`` a temporary file next to ``key`` (making the folder once), then rename it."""
-        path = Path(key)
-        if path.parent not in self._folders:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._folders.add(path.parent)
-        temp = path.with_name(f"{TEMP_MARK}{path.name}.{uuid.uuid4().hex[:8]}")
+    def _replace(self, key: str, write: Callable[[str], object]) -> None:
+        """``write`` a temporary file next to ``key`` (making the folder once), then rename it.
+        Plain strings, not ``Path`` objects: an image job does this once per image."""
+        folder, name = os.path.split(key)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        temp = f"{folder}/{TEMP_MARK}{name}.{self._random.getrandbits(40):010x}"
         try:
             write(temp)
         except FileNotFoundError:  # the folder was removed since this store made it
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             write(temp)
         os.replace(temp, key)
 
     def put(self, key: str, data: bytes) -> None:
-        self._replace(key, lambda temp: temp.write_bytes(data))
+        self._replace(key, partial(_write_bytes, data=data))
 
     def put_file(self, key: str, path: Path) -> None:
         self._replace(key, lambda temp: shutil.copyfile(path, temp))
@@ -110,4 +119,4 @@ class LocalStore(Store):
         Path(key).unlink(missing_ok=True)
 
     def compose(self, key: str, parts: list[str], scratch: Path) -> None:
-        self._replace(key, lambda temp: self.concatenate_locally(parts, temp))
+        self._replace(key, lambda temp: self.concatenate_locally(parts, Path(temp)))
