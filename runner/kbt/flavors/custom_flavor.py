@@ -33,7 +33,7 @@ import os
 import shutil
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path, PurePosixPath
@@ -61,7 +61,7 @@ def _safe_relative(source: str) -> PurePosixPath:
     return PurePosixPath(*parts) if parts else PurePosixPath("record")
 
 
-def record_file_names(records: list[Record]) -> list[PurePosixPath]:
+def record_file_names(records: Sequence[Record]) -> list[PurePosixPath]:
     """Scratch-relative file names: the source's own when the batch holds that source whole-object
     record only, ``<stem>-<index><suffix>`` beside it otherwise."""
     per_source: dict[str, int] = {}
@@ -83,7 +83,7 @@ def _tabular_file(batch: ModelInput) -> TabularFile | None:
     return content_format(batch.content_type, "transformInput.contentType").tabular_file
 
 
-def _write_tabular(frame: pd.DataFrame, records: list[Record], kind: TabularFile, path: Path) -> None:
+def _write_tabular(frame: pd.DataFrame, records: Sequence[Record], kind: TabularFile, path: Path) -> None:
     if kind == TabularFile.CSV:
         frame.to_csv(path, index=False)
     elif kind == TabularFile.PARQUET:

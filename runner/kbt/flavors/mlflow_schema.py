@@ -13,7 +13,7 @@ importing mlflow: the same JSON ``mlflow.types.Schema.to_json`` writes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,7 +162,7 @@ CONVERTERS: dict[str, Converter] = {
 }
 
 
-def conform_frame(frame: pd.DataFrame, schema: Schema, records: list[Record]) -> pd.DataFrame:
+def conform_frame(frame: pd.DataFrame, schema: Schema, records: Sequence[Record]) -> pd.DataFrame:
     """The frame converted to a column schema, or an error naming the columns/records at fault."""
     specs = [spec for spec in schema.inputs if isinstance(spec, ColumnSpec)]
     if not schema.has_input_names():

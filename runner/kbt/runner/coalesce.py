@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kbt.flavors.base import ModelInput
+from kbt.flavors.base import ModelInput, Records
 from kbt.runner.batching import BatchLimit
 from kbt.runner.callsize import CallSizer
 from kbt.runner.encode import Rows
@@ -116,7 +116,7 @@ def concat_inputs(inputs: list[ModelInput]) -> ModelInput:
     frames = [i.frame for i in inputs if i.frame is not None]
     tensors = [i.tensor for i in inputs if i.tensor is not None]
     return ModelInput(
-        records=[record for i in inputs for record in i.records],
+        records=Records.concat(i.records for i in inputs),
         frame=_concat_frames(frames) if frames else None,
         tensor=np.concatenate(tensors) if tensors else None,
         texts=[text for i in inputs for text in i.texts or []] if first.texts is not None else None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from kbt.api.models import Flavor
 from kbt.api.resolved import ResolvedJob
-from kbt.flavors.base import ModelInput
+from kbt.flavors.base import ModelInput, Record, Records, record_datas, take
 from kbt.runner.dataproc import FilterMismatch, apply_json, compile_filter, select_positions
 from kbt.runner.formats import Decoding, content_format, known_format, media_type
 from kbt.runner.images import decode_images
@@ -93,7 +94,7 @@ class Decoder:
             return self._text(batch)
         if decoding == Decoding.IMAGE:
             tensor, kept, rejected = decode_images(batch.records, self.images)
-            return Decoded(self._input([batch.records[p] for p in kept], tensor=tensor), kept, rejected)
+            return Decoded(self._input(take(batch.records, kept), tensor=tensor), kept, rejected)
         return Decoded(self._input(batch.records), list(range(len(batch.records))))
 
     def decode_call(self, batches: list[Batch], header: list[str] | None) -> CallDecoded | None:
@@ -107,7 +108,8 @@ class Decoder:
         import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
 
         sizes = [len(b.records) for b in batches]
-        rows = [r.data for b in batches for r in b.records]
+        records = Records.concat(b.records for b in batches)
+        rows = records.datas()
         try:
             table = _parse_table(rows, header or self.columns, self.delimiter)
         except (pa.ArrowInvalid, UnicodeDecodeError):
@@ -121,10 +123,9 @@ class Decoder:
         parts = [
             Decoded(self._input(b.records), list(range(size))) for b, size in zip(batches, sizes, strict=True)
         ]
-        records = [record for b in batches for record in b.records]
         return CallDecoded(self._input(records, frame=frame), parts)
 
-    def _input(self, records: list[Any], **decoded: Any) -> ModelInput:
+    def _input(self, records: Sequence[Record], **decoded: Any) -> ModelInput:
         return ModelInput(records=records, content_type=self.content_type, **decoded)
 
     def _parquet(self, batch: Batch) -> Decoded:
@@ -141,7 +142,7 @@ class Decoder:
         positions = list(range(len(batch.records)))
         rejected: dict[int, str] = {}
         try:
-            frame = _parse_csv([r.data for r in batch.records], columns, self.delimiter)
+            frame = _parse_csv(record_datas(batch.records), columns, self.delimiter)
         except (pa.ArrowInvalid, UnicodeDecodeError):
             positions, rejected = _check_rows(batch, columns, self.delimiter)
             try:
@@ -150,7 +151,7 @@ class Decoder:
                 frame, positions, rejected = _parse_one_by_one(batch, columns, self.delimiter)
         if self.input_filter is not None and positions:
             frame = frame.iloc[:, select_positions(self.input_filter, frame.shape[1], "inputFilter")]
-        return Decoded(self._input([batch.records[p] for p in positions], frame=frame), positions, rejected)
+        return Decoded(self._input(take(batch.records, positions), frame=frame), positions, rejected)
 
     def _json(self, batch: Batch) -> Decoded:
         values, positions, rejected = [], [], {}
@@ -170,7 +171,7 @@ class Decoder:
             except FilterMismatch as exc:
                 rejected[position] = str(exc)
         frame = _json_frame(model_values)
-        model_input = self._input([batch.records[p] for p in kept], frame=frame)
+        model_input = self._input(take(batch.records, kept), frame=frame)
         return Decoded(model_input, kept, rejected, values=kept_values)
 
     def _text(self, batch: Batch) -> Decoded:
@@ -181,7 +182,7 @@ class Decoder:
                 positions.append(position)
             except UnicodeDecodeError as exc:
                 rejected[position] = f"not UTF-8 text: {exc}"
-        return Decoded(self._input([batch.records[p] for p in positions], texts=texts), positions, rejected)
+        return Decoded(self._input(take(batch.records, positions), texts=texts), positions, rejected)
 
 
 def _parse_csv(rows: list[bytes], columns: list[str] | None, delimiter: str) -> pd.DataFrame:

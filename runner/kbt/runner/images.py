@@ -10,6 +10,7 @@ resize is set, is rejected on its own with the reason.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def _layout(stack: np.ndarray, layout: str) -> np.ndarray:
 
 
 def decode_images(
-    records: list[Record], prep: ImagePreprocessing | None
+    records: Sequence[Record], prep: ImagePreprocessing | None
 ) -> tuple[np.ndarray | None, list[int], dict[int, str]]:
     """(tensor of the decodable records, their positions, reasons of the rejected positions)."""
     settings = prep or ImagePreprocessing()

@@ -34,7 +34,7 @@ import numpy as np
 
 from kbt.api.models import RetrySettings
 from kbt.flavors.backoff import is_out_of_memory
-from kbt.flavors.base import BatchRejected, ModelInput, Predictor
+from kbt.flavors.base import BatchRejected, ModelInput, Predictor, take
 from kbt.flavors.errors import DeviceOutOfMemoryError, InputSchemaError, RecordsRejected
 from kbt.runner.callsize import CallSizer
 from kbt.runner.encode import Rows, normalize
@@ -80,7 +80,7 @@ class Outcome:
 def subset(batch: ModelInput, positions: list[int]) -> ModelInput:
     """The records at ``positions`` with their decoded forms."""
     return ModelInput(
-        records=[batch.records[p] for p in positions],
+        records=take(batch.records, positions),
         frame=batch.frame.iloc[positions].reset_index(drop=True) if batch.frame is not None else None,
         tensor=batch.tensor[np.asarray(positions, dtype=np.intp)] if batch.tensor is not None else None,
         texts=[batch.texts[p] for p in positions] if batch.texts is not None else None,

@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from kbt.api.models import CsvOptions
 from kbt.api.resolved import ResolvedJob
-from kbt.flavors.base import Record, new_records
+from kbt.flavors.base import Record, Records, new_records, record_datas
 from kbt.runner.batching import BatchLimit, Failure
 from kbt.runner.compression import decompressed
 from kbt.runner.errors import InputError
@@ -53,7 +53,7 @@ class Batch:
 
     seq: int
     item: WorkItem
-    records: list[Record]
+    records: Sequence[Record]
     offsets: list[int]
     frame: pd.DataFrame | None = None  # already decoded (Parquet)
     rejected: list[Failure] = field(default_factory=list)
@@ -63,7 +63,7 @@ class Batch:
     def payload(self) -> int:
         """Bytes of the records' data (counted once: the batcher asks several times)."""
         if self.size is None:
-            self.size = sum(len(r.data) for r in self.records)
+            self.size = sum(map(len, record_datas(self.records)))
         return self.size
 
 
@@ -216,7 +216,7 @@ class _Packer:
         self._reset()
 
     def _reset(self) -> None:
-        self.records: list[Record] = []
+        self.records = Records()
         self.offsets: list[int] = []
         self.rejected: list[Failure] = []
         self.payload = 0
@@ -260,7 +260,7 @@ class _Packer:
                 stop = position + fitting
                 self.payload += int(sizes[:fitting].sum())
             first = self.index + position
-            self.records.extend(new_records(name, first, chunk[position:stop]))
+            self.records.append_run(name, first, chunk[position:stop])
             self.offsets.extend(offsets[position:stop])
             position = stop
             if len(self.records) >= self.count_limit or (position < count and self.payload_limit):
