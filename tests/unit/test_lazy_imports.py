@@ -12,6 +12,7 @@ import io
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ class Sum(nn.Module):
 """
 
 
-def _png(value: int) -> bytes:
+def png(value: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("L", (2, 2), color=value).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -79,9 +80,22 @@ def _model(folder: Path) -> Path:
     return folder
 
 
-def _kbt_run(tmp_path: Path, transform_input: dict[str, Any], **model: Any) -> tuple[Path, list[Any], int]:
-    """``kbt run`` of a job over ``tmp_path/in`` with the Sum model: its output folder, the events
-    its worker noted (see the module docstring) and the pid of ``kbt run``."""
+@dataclass
+class SumRun:
+    """A ``kbt run`` of the Sum model: its output folder, the events its workers noted (see the
+    module docstring), the pid of ``kbt run``, its exit code and what it printed."""
+
+    out: Path
+    events: list[Any]
+    pid: int
+    returncode: int
+    printed: str
+
+
+def kbt_run_sum(
+    tmp_path: Path, transform_input: dict[str, Any], *, instances: int = 1, **model: Any
+) -> SumRun:
+    """``kbt run`` of a job over ``tmp_path/in`` with the Sum model (``model`` adds to its spec)."""
     code = _model(tmp_path / "model")
     out = tmp_path / "out"
     job = {
@@ -101,7 +115,7 @@ def _kbt_run(tmp_path: Path, transform_input: dict[str, Any], **model: Any) -> t
                 "dataSource": {"s3DataSource": {"s3DataType": "S3Prefix", "s3Uri": f"{tmp_path / 'in'}/"}},
             },
             "transformOutput": {"s3OutputPath": str(out)},
-            "transformResources": {"instanceCount": 1, "instanceType": "ml.m5.large"},
+            "transformResources": {"instanceCount": instances, "instanceType": "ml.m5.large"},
         },
     }
     manifest = tmp_path / "job.yaml"
@@ -113,10 +127,17 @@ def _kbt_run(tmp_path: Path, transform_input: dict[str, Any], **model: Any) -> t
         text=True,
         cwd=tmp_path,
     )
-    output, _ = process.communicate(timeout=240)
-    assert process.returncode == 0, output
-    events = [json.loads(line) for line in (code / "imports.jsonl").read_text().splitlines()]
-    return out, events, process.pid
+    printed, _ = process.communicate(timeout=240)
+    log = code / "imports.jsonl"
+    events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return SumRun(out, events, process.pid, process.returncode, printed)
+
+
+def _kbt_run(tmp_path: Path, transform_input: dict[str, Any], **model: Any) -> tuple[Path, list[Any], int]:
+    """``kbt run`` that must succeed: its output folder, worker events and pid."""
+    run = kbt_run_sum(tmp_path, transform_input, **model)
+    assert run.returncode == 0, run.printed
+    return run.out, run.events, run.pid
 
 
 def _imported(events: list[Any]) -> list[str]:
@@ -126,7 +147,7 @@ def _imported(events: list[Any]) -> list[str]:
 def test_image_job_imports_neither_pandas_nor_pyarrow(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     for value in (1, 2):
-        (tmp_path / "in" / f"img-{value}.png").write_bytes(_png(value))
+        (tmp_path / "in" / f"img-{value}.png").write_bytes(png(value))
     out, events, parent = _kbt_run(
         tmp_path,
         {"contentType": "image/png", "splitType": "None"},

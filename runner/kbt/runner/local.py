@@ -5,7 +5,9 @@ pod - so local output is byte-identical to a cluster run. Workers stream progres
 on stdout; their logs go to ``<tmp>/shard-NNNNN.log`` (and the usual archive under ``_kbt/logs``).
 When the model is fork-safe (``kbt.runner.forking``) it is loaded once here and the workers are
 forked from this process; otherwise each worker is forked before its load (while this process
-has imported no framework) or spawned, and imports and loads the model on its own.
+has imported no framework) or spawned, and imports and loads the model on its own. Workers of a
+framework model (``forking.loads_early``) are forked before the job is planned, so that their
+imports and load overlap this process's listing and planning.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from kbt.api.exitcodes import ExitCode
 from kbt.api.progress import ShardProgress
 from kbt.api.resolved import ResolvedJob
 from kbt.runner.finalize import finalize
-from kbt.runner.forking import fork_worker, may_fork_unloaded, preload
+from kbt.runner.forking import Gate, fork_worker, loads_early, may_fork_unloaded, preload
 from kbt.runner.progress import StreamSink
 from kbt.runner.shard import PreloadedModel, model_environment, scratch_dir
 from kbt.runner.state import current_plan, layout_for, read_json
@@ -111,6 +113,7 @@ def _start(
     workers: int,
     work: Path,
     preloaded: PreloadedModel | None,
+    gate: Gate | None = None,
 ) -> Worker:
     log_path, termination = work / f"shard-{index:05d}.log", work / f"shard-{index:05d}.termination"
     env = _worker_environment(termination, min(workers, shards))
@@ -129,7 +132,7 @@ def _start(
         # As a spawned worker's environment is once its load exported the model's variables.
         process, stdout = fork_worker(arguments, {**env, **model_environment(job)}, log_path, preloaded)
     elif may_fork_unloaded():
-        process, stdout = fork_worker(arguments, env, log_path, None)
+        process, stdout = fork_worker(arguments, env, log_path, None, (gate, job_path) if gate else None)
     else:
         with log_path.open("w") as log_file:
             spawned = subprocess.Popen(
@@ -166,17 +169,43 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
     """Run every shard of ``job`` with at most ``workers`` processes at once, then finalize."""
     started = time.monotonic()
     output = layout_for(job)
-    plan, changes = current_plan(job, output, shards, split, refresh=True)
-    layout = output.for_plan(plan)
-    for change in changes:
-        console.print(f"changed since the last run: {change}")
     work = Path(tempfile.mkdtemp(prefix="kbt-run-"))
     job_path = work / "job.json"
     job.dump(job_path)
+    running, gates = [], []
+    if loads_early(job):  # they import the framework and load the model while this process plans
+        for index in range(min(workers, shards)):
+            gates.append(Gate())
+            running.append(
+                _start(
+                    job,
+                    job_path,
+                    index,
+                    shards,
+                    split,
+                    workers=workers,
+                    work=work,
+                    preloaded=None,
+                    gate=gates[-1],
+                )
+            )
+    try:
+        plan, changes = current_plan(job, output, shards, split, refresh=True)
+    except BaseException:
+        for gate, worker in zip(gates, running, strict=True):
+            gate.shut()
+            worker.process.wait()
+        raise
+    for gate in gates:
+        gate.open()
+    layout = output.for_plan(plan)
+    for change in changes:
+        console.print(f"changed since the last run: {change}")
     scratch = scratch_dir()
-    preloaded = preload(
-        job, layout, scratch, _worker_environment(work / "preload.termination", min(workers, shards))
-    )
+    preloaded = None
+    if not running:
+        environment = _worker_environment(work / "preload.termination", min(workers, shards))
+        preloaded = preload(job, layout, scratch, environment)
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -187,8 +216,7 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
         ),
         TimeElapsedColumn(),
     ]
-    waiting = list(range(shards))
-    running: list[Worker] = []
+    waiting = list(range(len(running), shards))
     finished: list[Worker] = []
     with Progress(*columns, console=console, transient=False) as progress:
         tasks = {
@@ -203,7 +231,7 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
                         job_path,
                         waiting.pop(0),
                         shards,
-                        plan.split_bytes,
+                        split,
                         workers=workers,
                         work=work,
                         preloaded=preloaded,

@@ -49,6 +49,8 @@ from kbt.runner.thresholds import FailFast, Threshold
 from kbt.storage import Store
 
 log = get_logger(__name__)
+HANDOFF_BATCHES = 16  # the most batches the reader hands over at once
+HANDOFF_BYTES = 1 << 20  # ... and the most record bytes
 OnCommit = Callable[[WorkItem, dict[str, Any]], None]
 
 
@@ -117,29 +119,40 @@ class Pipeline:
         return False
 
     def _produce(self, items: list[WorkItem], out: queue.Queue[list[Message] | None]) -> None:
-        """Messages go out a list at a time: a small object's start, batch and end in one hand-over
-        (one queue round trip instead of three); a batch waits at most for the next one."""
+        """Messages go out a list at a time: many small objects' starts, batches and ends in one
+        hand-over (a queue round trip each cost as much as reading a small image). A list goes
+        when the consumer is waiting for it, or at HANDOFF_BATCHES batches or HANDOFF_BYTES."""
+        messages: list[Message] = []
+        batches = size = 0
+
+        def hand_over(ready: bool) -> bool:
+            nonlocal messages, batches, size
+            if not ready and batches < HANDOFF_BATCHES and size < HANDOFF_BYTES and not out.empty():
+                return True
+            sent, messages, batches, size = self._put(out, messages), [], 0, 0
+            return sent
+
         try:
             seq = 0
             for item in items:
                 reader = ItemReader(self.input_store, self.job, item)
                 if item.start > 0:
                     reader.header = self._header(item)
-                messages: list[Message] = [ItemStarted(item)]
+                messages.append(ItemStarted(item))
                 for batch in reader.batches(seq):
                     seq = batch.seq + 1
                     if self.stop.is_set():
                         return
-                    if any(isinstance(message, BatchRead) for message in messages):
-                        if not self._put(out, messages):
-                            return
-                        messages = []
+                    if batches and not hand_over(ready=False):
+                        return
                     messages.append(BatchRead(batch, reader))
+                    batches, size = batches + 1, size + batch.payload
                 messages.append(ItemEnded(item))
-                if not self._put(out, messages):
+                if not hand_over(ready=False):
                     return
+            hand_over(ready=True)
         except BaseException as exc:
-            self._put(out, [ReadFailed(exc)])
+            self._put(out, [*messages, ReadFailed(exc)])
         finally:
             self._put(out, None)
 
