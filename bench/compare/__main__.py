@@ -31,7 +31,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--mnist-images", type=int, help="MNIST PNGs (default 5,000)")
     parser.add_argument("--resnet-images", type=int, help="ResNet-50 JPEGs (default 32)")
     parser.add_argument("--docs", type=int, help="billsum documents (default 96)")
-    parser.add_argument("--repeats", type=int, help="end-to-end repetitions per contender (default 2)")
+    parser.add_argument(
+        "--repeats", type=int, help="end-to-end repetitions per contender (default 3; the long runs: 2)"
+    )
     parser.add_argument("--first-repeats", type=int, help="time-to-first-prediction repetitions (default 3)")
     parser.add_argument("--workers", type=int, help="workers / actors / requests in flight (default 2)")
     parser.add_argument(
