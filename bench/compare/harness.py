@@ -374,6 +374,7 @@ class Harness:
         self.measurements.extend(results.values())
         scratch = self.work / "scratch" / Path(variant.task.output_uri.rstrip("/")).name
         scratch.mkdir(parents=True, exist_ok=True)
+        Store(variant.task.input_uri, variant.task.s3_endpoint).warm()
         for repeat in range(variant.repeats):
             shift = repeat % len(variant.contenders)
             for contender in variant.contenders[shift:] + variant.contenders[:shift]:

@@ -186,7 +186,8 @@ def header(data: dict[str, Any], command: str, elapsed_s: float) -> list[str]:
         f"- Sizes: {plan['rows']:,} tabular rows ({plan['big_rows']:,} in the large run) in {plan['files']} "
         f"files, heart example on {plan['example_rows']:,} rows; {plan['mnist_images']:,} MNIST PNGs; "
         f"{plan['resnet_images']:,} JPEGs; {plan['docs']:,} billsum documents. {plan['workers']} workers, "
-        f"actors or requests in flight unless stated; contender order rotated each repetition; a run "
+        f"actors or requests in flight unless stated; contender order rotated each repetition; each "
+        "input is read once before its first run (no contender pays alone for a cold page cache); a run "
         f"past {plan['run_timeout_s']:.0f} s is stopped.",
         f"- {STARTUP}. HTTP: the run starts the model server (`mlflow models serve --env-manager local "
         "-w N` for the MLflow model, uvicorn with bench/compare/invocations_server.py otherwise), waits "

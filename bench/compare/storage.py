@@ -86,6 +86,14 @@ class Store:
         else:
             self.root = Path(uri)
 
+    def warm(self) -> None:
+        """Read every local input once, so that the page cache holds it for every contender (the
+        first run of a workload would otherwise pay alone for what the last workload evicted:
+        measured +1.2 s on 5,000 PNGs). S3 objects live in the moto server's memory."""
+        if not self.is_s3:
+            for name in self.list():
+                (self.root / name).read_bytes()
+
     def list(self) -> list[str]:
         if not self.is_s3:
             return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())

@@ -221,3 +221,14 @@ def test_clearing_a_local_output_moves_it_aside_until_the_trash_is_emptied(tmp_p
     store.clear()  # again, over an empty output
     empty_trash(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mnist"]
+
+
+def test_warming_reads_every_local_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("000/1.png", "000/2.png", "a.csv"):
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(name.encode())
+    read: list[bytes] = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda path: read.append(real(path)) or read[-1])
+    Store(str(tmp_path / "in"), None).warm()
+    assert read == [b"000/1.png", b"000/2.png", b"a.csv"]
