@@ -74,7 +74,7 @@ def png(value: int) -> bytes:
 
 def _model(folder: Path) -> Path:
     """A folder with the ``sum_net:Sum`` module and its state_dict: the sum of 4 inputs."""
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     (folder / "sum_net.py").write_text(SUM_MODULE)
     torch.save({"linear.weight": torch.ones(1, 4)}, folder / "model.pt")
     return folder

@@ -63,3 +63,14 @@ def test_a_model_that_fails_to_load_early_fails_its_shard_as_usual(tmp_path: Pat
     assert run.returncode == int(ExitCode.MODEL_LOAD_ERROR), run.printed
     log = (run.out / "_kbt" / "logs" / "shard-00000.log").read_text()
     assert "Missing" in log and log.count("shard failed") == 1
+
+
+def test_a_worker_that_dies_while_loading_fails_the_run_with_its_shard(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "img.png").write_bytes(png(1))
+    killer = tmp_path / "model" / "dies.py"
+    killer.parent.mkdir()
+    killer.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    run = kbt_run_sum(tmp_path, IMAGES, **GRAY, modelClass="dies:Sum")
+    assert run.returncode != 0, run.printed
+    assert "shard 0 (exit -9)" in run.printed and "Traceback" not in run.printed

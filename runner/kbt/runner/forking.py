@@ -128,8 +128,12 @@ class Gate:
 
     def _release(self, word: bytes) -> None:
         _UNOPENED.discard(self)
-        os.write(self._write, word)
-        os.close(self._write)
+        try:
+            os.write(self._write, word)
+        except BrokenPipeError:  # the worker died while loading: its exit code tells
+            pass
+        finally:
+            os.close(self._write)
 
     @staticmethod
     def in_child() -> None:
