@@ -128,13 +128,17 @@ def memory_table(rows: Sequence[Row]) -> list[str]:
         )
     growth = memory_growth(rows)
     if growth is not None:
-        met = "MET" if growth <= FLAT_MEMORY else "MISSED"
+        met = _memory_verdict(growth)
         lines += [
             "",
             f"kbt peak RSS grows {growth:.2f}x from the smallest to the largest input "
             f"(goal ≤ {FLAT_MEMORY}x): {met}.",
         ]
     return lines
+
+
+def _memory_verdict(growth: float) -> str:
+    return "MET" if growth <= FLAT_MEMORY else "MISSED"
 
 
 def goal_summary(rows: Sequence[Row], timeout_s: float) -> list[str]:
@@ -149,7 +153,7 @@ def goal_summary(rows: Sequence[Row], timeout_s: float) -> list[str]:
         )
     growth = memory_growth(rows)
     if growth is not None:
-        met = "MET" if growth <= FLAT_MEMORY else "MISSED"
+        met = _memory_verdict(growth)
         lines.append(
             f"| scale | 1x → 100x rows | its own peak RSS | ≤ {FLAT_MEMORY}x growth | {growth:.2f}x | {met} |"
         )

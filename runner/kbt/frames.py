@@ -10,25 +10,35 @@ is a frame asks here: a value can be a pandas object only once pandas has been i
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def is_frame(value: object) -> TypeGuard[pd.DataFrame]:
-    """Whether ``value`` is a pandas DataFrame."""
+def _is_pandas(value: object, kind: str) -> bool:
     if "pandas" not in sys.modules:
         return False
     import pandas as pd  # noqa: PLC0415 (imported already; waits if another thread is importing it)
 
-    return isinstance(value, pd.DataFrame)
+    return isinstance(value, getattr(pd, kind))
+
+
+def is_frame(value: object) -> TypeGuard[pd.DataFrame]:
+    """Whether ``value`` is a pandas DataFrame."""
+    return _is_pandas(value, "DataFrame")
 
 
 def is_series(value: object) -> TypeGuard[pd.Series[Any]]:
     """Whether ``value`` is a pandas Series."""
-    if "pandas" not in sys.modules:
-        return False
-    import pandas as pd  # noqa: PLC0415 (imported already; waits if another thread is importing it)
+    return _is_pandas(value, "Series")
 
-    return isinstance(value, pd.Series)
+
+Pandas = TypeVar("Pandas", "pd.DataFrame", "pd.Series[Any]")
+
+
+def concat(parts: list[Pandas]) -> Pandas:
+    """``parts`` one after another, renumbered from 0 (they exist: pandas is imported already)."""
+    import pandas as pd  # noqa: PLC0415 (imported already by whoever made the parts)
+
+    return pd.concat(parts, ignore_index=True)

@@ -13,7 +13,7 @@ import numpy as np
 
 from kbt.flavors.base import ModelInput, ModelOutput
 from kbt.flavors.errors import DeviceOutOfMemoryError
-from kbt.frames import is_frame, is_series
+from kbt.frames import concat, is_frame, is_series
 from kbt.log import get_logger
 
 log = get_logger(__name__)
@@ -46,9 +46,7 @@ def join_rows(first: ModelOutput, second: ModelOutput) -> ModelOutput:
     if isinstance(first, np.ndarray):
         return np.concatenate([first, np.asarray(second)])
     if is_frame(first) or is_series(first):
-        import pandas as pd
-
-        return pd.concat([first, second], ignore_index=True)  # type: ignore[list-item]
+        return concat([first, second])  # type: ignore[type-var]  # second: the same kind as first
     if isinstance(first, list) and isinstance(second, list):
         return first + second
     raise TypeError(f"cannot join predictions of types {type(first).__name__} and {type(second).__name__}")

@@ -13,19 +13,16 @@ outcome is split back per batch.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kbt.flavors.base import ModelInput, Records
+from kbt.frames import concat
 from kbt.runner.batching import BatchLimit
 from kbt.runner.callsize import CallSizer
 from kbt.runner.encode import Rows
 from kbt.runner.predict import Outcome
 from kbt.runner.reader import Batch
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 class CallPacker:
@@ -117,17 +114,11 @@ def concat_inputs(inputs: list[ModelInput]) -> ModelInput:
     tensors = [i.tensor for i in inputs if i.tensor is not None]
     return ModelInput(
         records=Records.concat(i.records for i in inputs),
-        frame=_concat_frames(frames) if frames else None,
+        frame=concat(frames) if frames else None,
         tensor=np.concatenate(tensors) if tensors else None,
         texts=[text for i in inputs for text in i.texts or []] if first.texts is not None else None,
         content_type=first.content_type,
     )
-
-
-def _concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
-
-    return pd.concat(frames, ignore_index=True)
 
 
 def unit_sizes(units: list[int], inputs: list[ModelInput]) -> list[int]:

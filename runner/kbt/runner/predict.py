@@ -36,6 +36,7 @@ from kbt.api.models import RetrySettings
 from kbt.flavors.backoff import is_out_of_memory
 from kbt.flavors.base import BatchRejected, ModelInput, Predictor, take
 from kbt.flavors.errors import DeviceOutOfMemoryError, InputSchemaError, RecordsRejected
+from kbt.frames import concat
 from kbt.runner.callsize import CallSizer
 from kbt.runner.encode import Rows, normalize
 
@@ -68,9 +69,7 @@ class Outcome:
         if frames and len(frames) == len(self.rows):
             if len(frames) == 1:
                 return Rows(frame=frames[0])
-            import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
-
-            return Rows(frame=pd.concat(frames, ignore_index=True))
+            return Rows(frame=concat(frames))
         values: list[Any] = []
         for rows in self.rows:
             values.extend(rows.values if rows.values is not None else rows.json_values())
