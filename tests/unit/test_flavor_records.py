@@ -1,37 +1,58 @@
 """``Records`` (kbt.flavors.base) behaves as the list of ``Record`` tuples it stands for: length,
-order, indexing, slices, concatenation, the bytes, ``take``; runs of consecutive records merge."""
+order, indexing, slices, concatenation, the bytes, their newline-joined payload and size,
+``take``; runs of consecutive records merge. ``Lines`` behave as the list of bytes they stand for."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kbt.flavors.base import Record, Records, new_records, record_datas, take
+from kbt.flavors.base import (
+    Lines,
+    Record,
+    Records,
+    data_size,
+    lines_payload,
+    new_records,
+    record_datas,
+    take,
+)
 
-# (source, first index, number of records) per run; indices may continue the previous run
+# (source, first index, number of records, kept as Lines) per run; indices may continue the previous run
 RUNS = st.lists(
-    st.tuples(st.sampled_from(["a.csv", "b.csv"]), st.integers(0, 6), st.integers(0, 5)), max_size=6
+    st.tuples(st.sampled_from(["a.csv", "b.csv"]), st.integers(0, 6), st.integers(0, 5), st.booleans()),
+    max_size=6,
 )
 
 
-def build(runs: list[tuple[str, int, int]]) -> tuple[Records, list[Record]]:
+def as_lines(datas: list[bytes], gap: bytes = b"\n") -> Lines:
+    """``datas`` as the Lines of one buffer, ``gap`` between them."""
+    buffer = b"".join(data + gap for data in datas)
+    starts = np.cumsum([0, *(len(d) + len(gap) for d in datas)]).astype(np.int64)[: len(datas)]
+    return Lines(buffer, starts, starts + np.fromiter(map(len, datas), dtype=np.int64, count=len(datas)))
+
+
+def build(runs: list[tuple[str, int, int, bool]]) -> tuple[Records, list[Record]]:
     records, expected = Records(), []
-    for source, first, count in runs:
+    for source, first, count, lines in runs:
         datas = [f"{source}:{first + i}".encode() for i in range(count)]
-        records.append_run(source, first, datas)
+        records.append_run(source, first, as_lines(datas) if lines else datas)
         expected += [Record(source, first + i, data) for i, data in enumerate(datas)]
     return records, expected
 
 
 @given(RUNS, st.integers(-40, 40), st.integers(-40, 40))
 def test_records_read_as_the_list_they_stand_for(
-    runs: list[tuple[str, int, int]], start: int, stop: int
+    runs: list[tuple[str, int, int, bool]], start: int, stop: int
 ) -> None:
     records, expected = build(runs)
     assert len(records) == len(expected)
     assert list(records) == expected and records == expected
     assert record_datas(records) == [r.data for r in expected]
+    assert lines_payload(records) == lines_payload(expected) == b"".join(r.data + b"\n" for r in expected)
+    assert data_size(records) == data_size(expected) == sum(len(r.data) for r in expected)
     assert [records[i] for i in range(-len(expected), len(expected))] == expected + expected
     assert list(records[start:stop]) == expected[start:stop]
     assert (
@@ -61,3 +82,27 @@ def test_records_refuse_what_a_list_would_refuse() -> None:
         records[::2]
     assert take(records, [0]) is records
     assert Records() == [] and len(Records()) == 0 and record_datas(Records()) == []
+
+
+@given(
+    st.lists(st.binary(max_size=4).filter(lambda d: b"\n" not in d), max_size=8),
+    st.sampled_from([b"\n", b"\r\n", b"\n\n"]),
+)
+def test_lines_read_as_the_list_they_stand_for(datas: list[bytes], gap: bytes) -> None:
+    lines = as_lines(datas, gap)
+    assert list(lines) == datas and lines == datas and len(lines) == len(datas)
+    assert [lines[i] for i in range(-len(datas), len(datas))] == datas + datas
+    assert lines[1:3] == datas[1:3] and isinstance(lines[1:3], Lines)
+    assert lines.sizes().tolist() == [len(d) for d in datas]
+    assert lines.payload() == b"".join(d + b"\n" for d in datas)
+    with pytest.raises(IndexError):
+        lines[len(datas)]
+
+
+def test_lines_are_shared_not_merged_or_copied() -> None:
+    lines = as_lines([b"1", b"2"])
+    records = new_records("a.csv", 0, lines)
+    records.append_run("a.csv", 2, [b"3"])  # continues the run, but Lines are never extended
+    assert len(records._runs) == 2 and list(lines) == [b"1", b"2"]
+    joined = Records.concat([records])
+    assert joined._runs[0][2] is lines and list(joined) == list(records)

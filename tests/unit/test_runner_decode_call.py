@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_runner_pipeline import make_job, run_all, write_csv
@@ -13,7 +15,7 @@ from test_runner_pipeline import make_job, run_all, write_csv
 from kbt.api.models import BatchTransformJobSpec
 from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import ModelInput, ModelOutput, new_records
-from kbt.runner.decode import Decoder
+from kbt.runner.decode import Decoder, _forced
 from kbt.runner.plan import WorkItem
 from kbt.runner.reader import Batch
 
@@ -177,3 +179,12 @@ def test_sized_calls_see_each_mini_batch_typed_as_its_own_parse(tmp_path: Path) 
     assert outputs["sklearn"][0] == f"int64/float64/{strings}"
     assert outputs["sklearn"][1500] == f"float64/float64/{strings}"
     assert calls["sklearn"] < calls["pytorch"] == 100
+
+
+def test_a_column_forces_its_type_when_each_part_holds_a_forcing_value_first_or_later() -> None:
+    starts = np.array([0, 2])
+    assert _forced(pa.chunked_array([["normal", "1", "fixed", "2"]]), starts)  # each part's first value
+    assert _forced(pa.chunked_array([["1", "normal", "2", "fixed"]]), starts)  # found by the full pass
+    assert not _forced(pa.chunked_array([["normal", "fixed", "1", "2"]]), starts)  # the second part: ints
+    assert _forced(pa.chunked_array([[1.0, 2.5, 0.5, 3.0]]), starts)
+    assert not _forced(pa.chunked_array([[2.5, 0.5, 1.0, 3.0]]), starts)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kbt.api.progress import ShardProgress
 from kbt.flavors.base import BatchRejected
 from kbt.runner.dataproc import apply_json, compile_filter, select_positions
-from kbt.runner.encode import _csv_text, _dumps, normalize
+from kbt.runner.encode import SMALL_INT_RANGE, Encoder, Rows, _csv_text, _dumps, _small_ints, normalize
 from kbt.runner.errors import ConfigError
 from kbt.runner.progress import Reporter, ShardStats
 
@@ -71,3 +75,64 @@ def test_reporter_disables_a_failing_sink_and_keeps_the_others() -> None:
         "bytesProcessed": 40,
         "bytesTotal": 100,
     }
+
+
+def _joined(values: list[Any], separator: str) -> bytes:
+    return (separator.join(map(str, values)) + separator).encode()
+
+
+SEPARATORS = pytest.mark.parametrize("separator", ["\n", ""], ids=["line", "none"])
+
+
+@SEPARATORS
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0, 1, 1, 0, 1],
+        list(range(10)) * 3,
+        [-3, -2, -1, 0, 1, 2, 3, 0, -3],
+        [5, 12, 7, 10, 9, 11, 8, 6],  # mixed widths
+        [10, 99, 42],  # one width, not from 0
+        [7],
+        [-(2**63), -(2**63) + 5],
+        [2**63 - 1],
+    ],
+)
+def test_small_ints_write_what_the_join_writes(values: list[int], separator: str) -> None:
+    assert _small_ints(values, separator) == _joined(values, separator)
+
+
+@SEPARATORS
+@pytest.mark.parametrize(
+    "values",
+    [[], [10**20, 1], [2**63], [-(2**63) - 1], [0, SMALL_INT_RANGE], [-(2**63), 2**63 - 1]],
+    ids=["empty", "huge", "uint64", "below-int64", "wide-range", "int64-extremes"],
+)
+def test_small_ints_leave_the_rest_to_the_join(values: list[int], separator: str) -> None:
+    assert _small_ints(values, separator) is None
+
+
+@given(st.lists(st.integers(-600, 600), min_size=1), st.sampled_from(["\n", ""]))
+def test_small_ints_match_the_join(values: list[int], separator: str) -> None:
+    small = _small_ints(values, separator)
+    assert (
+        small is None if max(values) - min(values) >= SMALL_INT_RANGE else small == _joined(values, separator)
+    )
+
+
+def _csv_encoder(separator: str) -> Encoder:
+    encoder = Encoder.__new__(Encoder)  # only what the fast path reads
+    encoder.join, encoder.output_filter, encoder.separator = False, None, separator
+    encoder.output_delimiter = ","
+    return encoder
+
+
+@SEPARATORS
+@pytest.mark.parametrize(
+    "values",
+    [[1, 0, 1], [-1, 0, 12], [10**20, 3], [0, 5000], [1, 2.5, -0.0], [True, False]],
+    ids=["labels", "mixed-widths", "huge", "wide-range", "floats", "bools"],
+)
+def test_csv_fast_path_output(values: list[Any], separator: str) -> None:
+    out = _csv_encoder(separator)._csv(None, None, Rows(values=values))  # type: ignore[arg-type]
+    assert out.data == _csv_text([], [[v] for v in values], separator).encode()

@@ -7,7 +7,10 @@ import io
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from kbt.flavors.base import Lines
 from kbt.runner import framing
 from kbt.runner.crc32c import crc32c, masked_crc32c
 from kbt.runner.framing import (
@@ -53,6 +56,53 @@ def test_csv_records_survive_chunk_boundaries(chunk: int, monkeypatch: pytest.Mo
 def test_line_records_strip_crlf_and_skip_blank_lines() -> None:
     data = b"a\r\n\r\nb\n\nc"
     assert list(line_records(io.BytesIO(data))) == [(b"a", 0), (b"b", 5), (b"c", 8)]
+
+
+def _reference_lines(data: bytes, csv_quotes: bool) -> list[tuple[bytes, int]]:
+    """Records by a plain scan: a newline outside quotes ends one; one final ``\\r`` stripped;
+    blank records skipped (what line_chunks must give, whatever its chunks)."""
+    records, start, quoted = [], 0, False
+    for position, byte in enumerate(data):
+        if csv_quotes and byte == ord('"'):
+            quoted = not quoted
+        elif byte == ord("\n") and not quoted:
+            line = data[start:position]
+            line = line[:-1] if line.endswith(b"\r") else line
+            if line:
+                records.append((line, start))
+            start = position + 1
+    rest = data[start:]
+    if rest.strip(b"\r"):
+        records.append((rest[:-1] if rest.endswith(b"\r") else rest, start))
+    return records
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"a", b"bc", b",", b"\n", b"\r", b'"', b"\r\n"]), max_size=60),
+    st.booleans(),
+    st.integers(1, 9),
+)
+def test_line_records_match_a_plain_scan(parts: list[bytes], csv_quotes: bool, chunk: int) -> None:
+    data = b"".join(parts)
+    original, framing.READ_CHUNK = framing.READ_CHUNK, chunk
+    try:
+        assert list(line_records(io.BytesIO(data), csv_quotes=csv_quotes)) == _reference_lines(
+            data, csv_quotes
+        )
+    finally:
+        framing.READ_CHUNK = original
+
+
+def test_unquoted_chunks_come_as_lines_that_go_to_the_parser_as_one_slice() -> None:
+    data = b"a,1\nbb,2\n\ncc,3\r\ntail"
+    chunks = list(framing.line_chunks(io.BytesIO(data), csv_quotes=True))
+    lines, offsets = chunks[0]
+    assert isinstance(lines, Lines) and list(lines) == [b"a,1", b"bb,2", b"cc,3"]
+    assert offsets.tolist() == [0, 4, 10] and lines.sizes().tolist() == [3, 4, 4]
+    assert lines[:2].payload() == b"a,1\nbb,2\n"  # contiguous: a slice of the chunk
+    assert lines.payload() == b"a,1\nbb,2\ncc,3\n"  # a blank line and a CR between them: joined
+    assert chunks[1][0] == [b"tail"] and chunks[1][1].tolist() == [16]
 
 
 def test_recordio_roundtrip_and_multipart() -> None:

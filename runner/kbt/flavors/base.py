@@ -33,19 +33,83 @@ class Record(NamedTuple):
 _MAKE = partial(tuple.__new__, Record)  # a Record without running Python code (no __new__ call)
 
 
-class Records(Sequence[Record]):
-    """Records kept as runs of consecutive records of one source (their bytes), made into
-    ``Record`` tuples only when asked for.
+class Lines(Sequence[bytes]):
+    """Lines of one buffer, kept as where each starts and ends in it (numpy arrays) and made into
+    bytes only when asked for.
 
-    A reader frames millions of lines and most are only handed on as bytes (``datas``): making a
+    A reader's 4 MiB CSV chunk holds about 100k lines: one bytes object per line, their lengths and
+    their join back into one text for the parser cost about as much as the parse itself; kept as
+    positions, the lines of a mini-batch go to the parser as one slice of the buffer (``payload``).
+    """
+
+    __slots__ = ("buffer", "ends", "starts")
+
+    def __init__(self, buffer: bytes, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.buffer, self.starts, self.ends = buffer, starts, ends
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Lines: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | Lines:
+        if isinstance(index, slice):
+            return Lines(self.buffer, self.starts[index], self.ends[index])
+        return self.buffer[self.starts[index] : self.ends[index]]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return map(self.buffer.__getitem__, map(slice, self.starts.tolist(), self.ends.tolist()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # compared by content, like the list it stands for
+
+    def __repr__(self) -> str:
+        return f"Lines({list(self)!r})"
+
+    def sizes(self) -> np.ndarray:
+        """Each line's length in bytes."""
+        sizes: np.ndarray = self.ends - self.starts
+        return sizes
+
+    def payload(self) -> bytes:
+        """The lines, each followed by a newline: one slice of the buffer where they lie in it so
+        (no blank line dropped and no carriage return stripped between them)."""
+        if not len(self):
+            return b""
+        starts, ends = self.starts, self.ends
+        last = int(ends[-1])
+        if self.buffer[last : last + 1] == b"\n" and bool((starts[1:] == ends[:-1] + 1).all()):
+            return self.buffer[int(starts[0]) : last + 1]
+        return _joined(list(self))
+
+
+def _joined(datas: Sequence[bytes]) -> bytes:
+    return b"\n".join(datas) + b"\n" if datas else b""
+
+
+Datas: TypeAlias = "list[bytes] | Lines"
+
+
+class Records(Sequence[Record]):
+    """Records kept as runs of consecutive records of one source (their bytes: a list, or the
+    ``Lines`` of a reader's chunk), made into ``Record`` tuples only when asked for.
+
+    A reader frames millions of lines and most are only handed on as bytes (``payload``): making a
     tuple for each, and the garbage collector's walks over them, cost about as much as parsing
-    the lines did. Every run's list of bytes belongs to its ``Records`` alone.
+    the lines did. Every run's list of bytes belongs to its ``Records`` alone (``Lines`` are never
+    changed, so they are shared).
     """
 
     __slots__ = ("_ends", "_runs")
 
     def __init__(self) -> None:
-        self._runs: list[tuple[str, int, list[bytes]]] = []
+        self._runs: list[tuple[str, int, Datas]] = []
         self._ends: list[int] = []  # the number of records up to the end of each run
 
     @classmethod
@@ -54,31 +118,49 @@ class Records(Sequence[Record]):
         for part in parts:
             if isinstance(part, Records):
                 for source, first, datas in part._runs:
-                    joined.append_run(source, first, list(datas))
+                    joined.append_run(source, first, datas if isinstance(datas, Lines) else list(datas))
             else:
                 for record in part:
                     joined.append_run(record.source, record.index, [record.data])
         return joined
 
-    def append_run(self, source: str, first: int, datas: list[bytes]) -> None:
-        """Add records ``first, first + 1, ...`` of ``source``; ``datas`` (a new list) becomes
-        this object's."""
-        if not datas:
+    def append_run(self, source: str, first: int, datas: Datas) -> None:
+        """Add records ``first, first + 1, ...`` of ``source``; ``datas`` (a new list, or
+        ``Lines``) becomes this object's."""
+        if not len(datas):
             return
         if self._runs:
             last_source, last_first, last_datas = self._runs[-1]
-            if last_source == source and last_first + len(last_datas) == first:
+            if (
+                last_source == source
+                and last_first + len(last_datas) == first
+                and isinstance(last_datas, list)
+                and isinstance(datas, list)
+            ):
                 last_datas.extend(datas)
                 self._ends[-1] += len(datas)
                 return
         self._runs.append((source, first, datas))
         self._ends.append(len(self) + len(datas))
 
-    def datas(self) -> list[bytes]:
-        """Every record's bytes, in order (do not modify the list)."""
+    def datas(self) -> Sequence[bytes]:
+        """Every record's bytes, in order (do not modify the sequence)."""
         if len(self._runs) == 1:
             return self._runs[0][2]
         return [data for _, _, datas in self._runs for data in datas]
+
+    def payload(self) -> bytes:
+        """Every record's bytes, each followed by a newline."""
+        return b"".join(
+            datas.payload() if isinstance(datas, Lines) else _joined(datas) for _, _, datas in self._runs
+        )
+
+    def size(self) -> int:
+        """The bytes of every record's data."""
+        return sum(
+            int(datas.sizes().sum()) if isinstance(datas, Lines) else sum(map(len, datas))
+            for _, _, datas in self._runs
+        )
 
     def __len__(self) -> int:
         return self._ends[-1] if self._ends else 0
@@ -126,16 +208,26 @@ class Records(Sequence[Record]):
         return f"Records({list(self)!r})"
 
 
-def new_records(source: str, first_index: int, datas: list[bytes]) -> Records:
+def new_records(source: str, first_index: int, datas: Datas) -> Records:
     """Records ``first_index, first_index + 1, ...`` of ``source`` (``datas`` becomes theirs)."""
     records = Records()
     records.append_run(source, first_index, datas)
     return records
 
 
-def record_datas(records: Sequence[Record]) -> list[bytes]:
+def record_datas(records: Sequence[Record]) -> Sequence[bytes]:
     """The records' bytes, in order, without making a ``Record`` of each where they are ``Records``."""
     return records.datas() if isinstance(records, Records) else [record.data for record in records]
+
+
+def lines_payload(records: Sequence[Record]) -> bytes:
+    """The records' bytes, each followed by a newline (a CSV parser's input)."""
+    return records.payload() if isinstance(records, Records) else _joined([r.data for r in records])
+
+
+def data_size(records: Sequence[Record]) -> int:
+    """The bytes of the records' data."""
+    return records.size() if isinstance(records, Records) else sum(len(r.data) for r in records)
 
 
 def take(records: Sequence[Record], positions: Sequence[int]) -> Sequence[Record]:

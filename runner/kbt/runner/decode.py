@@ -17,7 +17,6 @@ mini-batch is parsed alone, as before.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import numpy as np
 
 from kbt.api.models import Flavor
 from kbt.api.resolved import ResolvedJob
-from kbt.flavors.base import ModelInput, Record, Records, record_datas, take
+from kbt.flavors.base import ModelInput, Record, Records, lines_payload, take
 from kbt.runner.dataproc import FilterMismatch, apply_json, compile_filter, select_positions
 from kbt.runner.formats import Decoding, content_format, known_format, media_type
 from kbt.runner.images import decode_images
@@ -109,9 +108,8 @@ class Decoder:
 
         sizes = [len(b.records) for b in batches]
         records = Records.concat(b.records for b in batches)
-        rows = records.datas()
         try:
-            table = _parse_table(rows, header or self.columns, self.delimiter)
+            table = _parse_table(records.payload(), len(records), header or self.columns, self.delimiter)
         except (pa.ArrowInvalid, UnicodeDecodeError):
             return None
         starts = np.cumsum([0, *sizes[:-1]])
@@ -142,11 +140,11 @@ class Decoder:
         positions = list(range(len(batch.records)))
         rejected: dict[int, str] = {}
         try:
-            frame = _parse_csv(record_datas(batch.records), columns, self.delimiter)
+            frame = _parse_csv(batch.records, columns, self.delimiter)
         except (pa.ArrowInvalid, UnicodeDecodeError):
             positions, rejected = _check_rows(batch, columns, self.delimiter)
             try:
-                frame = _parse_csv([batch.records[p].data for p in positions], columns, self.delimiter)
+                frame = _parse_csv(take(batch.records, positions), columns, self.delimiter)
             except (pa.ArrowInvalid, UnicodeDecodeError):
                 frame, positions, rejected = _parse_one_by_one(batch, columns, self.delimiter)
         if self.input_filter is not None and positions:
@@ -185,16 +183,17 @@ class Decoder:
         return Decoded(self._input(take(batch.records, positions), texts=texts), positions, rejected)
 
 
-def _parse_csv(rows: list[bytes], columns: list[str] | None, delimiter: str) -> pd.DataFrame:
+def _parse_csv(records: Sequence[Record], columns: list[str] | None, delimiter: str) -> pd.DataFrame:
     import pandas as pd  # noqa: PLC0415 (lazy: see kbt.frames)
 
-    if not rows:
+    if not records:
         return pd.DataFrame(columns=columns)
-    frame: pd.DataFrame = _parse_table(rows, columns, delimiter).to_pandas()
+    frame: pd.DataFrame = _parse_table(lines_payload(records), len(records), columns, delimiter).to_pandas()
     return frame
 
 
-def _parse_table(rows: list[bytes], columns: list[str] | None, delimiter: str) -> pa.Table:
+def _parse_table(text: bytes, rows: int, columns: list[str] | None, delimiter: str) -> pa.Table:
+    """The CSV ``text`` of ``rows`` records (each ending in a newline) as a table."""
     import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
     import pyarrow.csv as pacsv  # noqa: PLC0415 (lazy: see kbt.frames)
 
@@ -205,11 +204,9 @@ def _parse_table(rows: list[bytes], columns: list[str] | None, delimiter: str) -
         block_size=INFERENCE_BLOCK,
     )
     parse_options = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
-    table = pacsv.read_csv(
-        io.BytesIO(b"\n".join(rows) + b"\n"), read_options=read_options, parse_options=parse_options
-    )
-    if table.num_rows != len(rows):
-        raise pa.ArrowInvalid(f"parsed {table.num_rows} rows from {len(rows)} records")
+    table = pacsv.read_csv(pa.BufferReader(text), read_options=read_options, parse_options=parse_options)
+    if table.num_rows != rows:
+        raise pa.ArrowInvalid(f"parsed {table.num_rows} rows from {rows} records")
     return table
 
 
@@ -219,23 +216,32 @@ def _forced(column: pa.ChunkedArray, starts: np.ndarray) -> bool:
     reads (a non-integral float, a string with a ``STRING_ONLY`` character), or every value is
     (int64 without nulls: so is each part) or none is (null)."""
     import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
-    import pyarrow.compute as pc  # noqa: PLC0415 (lazy: see kbt.frames)
 
     kind = column.type
     if pa.types.is_null(kind):
         return True
     if pa.types.is_int64(kind):
         return bool(column.null_count == 0)  # a part without nulls would stay int64 in pandas
-    if pa.types.is_float64(kind):
-        values = column.to_numpy()
-        with np.errstate(invalid="ignore"):
-            forcing = np.isinf(values) | (~np.isnan(values) & (values != np.floor(values)))
-    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        matches = pc.match_substring_regex(column, STRING_ONLY)
-        forcing = matches.fill_null(False).to_numpy(zero_copy_only=False)
-    else:
+    if not (pa.types.is_float64(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         return False  # booleans ("1" is an int alone), dates, times: parse each part alone
-    return bool(np.logical_or.reduceat(forcing, starts).all())
+    if _forcing(column.take(starts)).all():  # each part's first value (most columns): no full pass
+        return True
+    return bool(np.logical_or.reduceat(_forcing(column), starts).all())
+
+
+def _forcing(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Which of a float64 or string column's values only its type reads."""
+    import pyarrow as pa  # noqa: PLC0415 (lazy: see kbt.frames)
+    import pyarrow.compute as pc  # noqa: PLC0415 (lazy: see kbt.frames)
+
+    if pa.types.is_float64(values.type):
+        numbers = values.to_numpy()
+        with np.errstate(invalid="ignore"):
+            forcing: np.ndarray = np.isinf(numbers) | (~np.isnan(numbers) & (numbers != np.floor(numbers)))
+        return forcing
+    matches = pc.match_substring_regex(values, STRING_ONLY)
+    found: np.ndarray = matches.fill_null(False).to_numpy(zero_copy_only=False)
+    return found
 
 
 def _check_rows(batch: Batch, columns: list[str] | None, delimiter: str) -> tuple[list[int], dict[int, str]]:
@@ -267,7 +273,7 @@ def _parse_one_by_one(
     frames, positions, rejected = [], [], {}
     for position, record in enumerate(batch.records):
         try:
-            frames.append(_parse_csv([record.data], columns, delimiter))
+            frames.append(_parse_csv([record], columns, delimiter))
             positions.append(position)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             rejected[position] = f"not a CSV row: {exc}"

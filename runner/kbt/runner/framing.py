@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from kbt.flavors.base import Lines
 from kbt.runner.crc32c import masked_crc32c
 
 READ_CHUNK = 4 * 1024 * 1024
+NEWLINE, CARRIAGE_RETURN = 10, 13
 RECORDIO_MAGIC = 0xCED7230A
 RECORDIO_MAGIC_BYTES = struct.pack("<I", RECORDIO_MAGIC)
 
@@ -45,12 +47,13 @@ class OversizedRecord:
 
 def line_chunks(
     stream: BinaryIO, csv_quotes: bool = False, max_record: int | None = None
-) -> Iterator[tuple[list[bytes | OversizedRecord], list[int]]]:
-    """Records separated by newlines, a list per chunk read: (records, their offsets).
+) -> Iterator[tuple[Lines | list[Any], np.ndarray]]:
+    """Records separated by newlines, a sequence per chunk read: (records, their offsets).
 
     With ``csv_quotes`` a quoted newline does not end a record. A record longer than
     ``max_record`` is never held in memory: its bytes are skipped up to the next newline and an
-    ``OversizedRecord`` stands in its place.
+    ``OversizedRecord`` stands in its place, in a chunk of its own. The lines of a chunk without
+    quotes come as ``Lines`` (positions in the chunk's bytes, found with numpy).
     """
     pending = b""  # an incomplete record carried between chunks
     pending_offset = 0
@@ -58,40 +61,58 @@ def line_chunks(
     skipping: int | None = None  # offset of the oversized record being skipped
     while chunk := stream.read(READ_CHUNK):
         chunk_offset, position = position, position + len(chunk)
-        records: list[bytes | OversizedRecord] = []
-        offsets: list[int] = []
         if skipping is not None:
             newline = chunk.find(b"\n")
             if newline == -1:
                 continue
-            records.append(OversizedRecord(max_record or 0))
-            offsets.append(skipping)
+            yield [OversizedRecord(max_record or 0)], np.array([skipping], dtype=np.int64)
             skipping, chunk, chunk_offset = None, chunk[newline + 1 :], chunk_offset + newline + 1
         data = pending + chunk
         offset = pending_offset if pending else chunk_offset
-        lines = data.split(b"\n")
-        pending = lines.pop()
+        lines: Lines | list[bytes]
         if csv_quotes and b'"' in data:
-            lines, pending = _join_quoted(lines, pending)
-        starts = (np.cumsum([0, *map(len, lines)]) + np.arange(len(lines) + 1) + offset).tolist()
-        pending_offset = starts[-1]
-        if b"\r" in data:
-            lines = [_strip_cr(line) for line in lines]
-        if all(lines):
-            records.extend(lines)
-            offsets.extend(starts[:-1])
+            lines, starts, rest = _quoted_lines(data)
         else:
-            kept = [(line, start) for line, start in zip(lines, starts, strict=False) if line]
-            records.extend(line for line, _ in kept)
-            offsets.extend(start for _, start in kept)
+            found, rest = _plain_lines(data)
+            lines, starts = found, found.starts
+        pending, pending_offset = data[rest:], offset + rest
         if max_record is not None and len(pending) > max_record:
             skipping, pending = pending_offset, b""
-        if records:
-            yield records, offsets
+        if len(lines):
+            yield lines, starts + offset
     if skipping is not None:
-        yield [OversizedRecord(max_record or 0)], [skipping]
+        yield [OversizedRecord(max_record or 0)], np.array([skipping], dtype=np.int64)
     elif pending.strip(b"\r"):
-        yield [_strip_cr(pending)], [pending_offset]
+        yield [_strip_cr(pending)], np.array([pending_offset], dtype=np.int64)
+
+
+def _plain_lines(data: bytes) -> tuple[Lines, int]:
+    """The lines of ``data`` up to its last newline (blank ones dropped, a final ``\\r``
+    stripped) and where the rest begins."""
+    codes = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(codes == NEWLINE)
+    starts = np.empty_like(ends)
+    if len(ends):
+        starts[0], starts[1:] = 0, ends[:-1] + 1
+    rest = int(ends[-1]) + 1 if len(ends) else 0
+    if b"\r" in data:
+        ends = ends - ((ends > starts) & (codes[ends - 1] == CARRIAGE_RETURN))
+    kept = ends > starts
+    if not kept.all():
+        starts, ends = starts[kept], ends[kept]
+    return Lines(data, starts, ends), rest
+
+
+def _quoted_lines(data: bytes) -> tuple[list[bytes], np.ndarray, int]:
+    """The records of ``data`` whose quoted fields are closed (blank ones dropped, a final
+    ``\\r`` stripped), where each starts, and where the open rest begins."""
+    lines = data.split(b"\n")
+    lines, tail = _join_quoted(lines[:-1], lines[-1])
+    starts = np.cumsum([0, *map(len, lines)]) + np.arange(len(lines) + 1)
+    if b"\r" in data:
+        lines = [_strip_cr(line) for line in lines]
+    kept = np.fromiter(map(bool, lines), dtype=bool, count=len(lines))
+    return [line for line in lines if line], starts[:-1][kept], len(data) - len(tail)
 
 
 def line_records(
@@ -99,7 +120,7 @@ def line_records(
 ) -> Iterator[tuple[bytes | OversizedRecord, int]]:
     """``line_chunks`` one record at a time."""
     for records, offsets in line_chunks(stream, csv_quotes, max_record):
-        yield from zip(records, offsets, strict=True)
+        yield from zip(records, offsets.tolist(), strict=True)
 
 
 def _join_quoted(lines: list[bytes], tail: bytes) -> tuple[list[bytes], bytes]:

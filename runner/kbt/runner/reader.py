@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import zlib
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -23,7 +24,7 @@ import numpy as np
 
 from kbt.api.models import CsvOptions
 from kbt.api.resolved import ResolvedJob
-from kbt.flavors.base import Record, Records, new_records, record_datas
+from kbt.flavors.base import Lines, Record, Records, data_size, new_records
 from kbt.runner.batching import BatchLimit, Failure
 from kbt.runner.compression import decompressed
 from kbt.runner.errors import InputError
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 HEADER_PROBE = 1024 * 1024
-Chunk = tuple[list[Any], list[int]]
+Offsets = np.ndarray | list[int]
+Chunk = tuple[Lines | list[Any], Offsets]  # records (or what stands in for one) and their offsets
 
 
 @dataclass
@@ -63,7 +65,7 @@ class Batch:
     def payload(self) -> int:
         """Bytes of the records' data (counted once: the batcher asks several times)."""
         if self.size is None:
-            self.size = sum(map(len, record_datas(self.records)))
+            self.size = data_size(self.records)
         return self.size
 
 
@@ -137,13 +139,13 @@ class ItemReader:
             limit = BatchLimit.from_job(self.job).payload_bytes or None
             chunks = line_chunks(stream, csv_quotes=framing == Framing.CSV_LINES, max_record=limit)
         else:
-            chunks = (([data], [offset]) for data, offset in _framed(stream, framing))
+            chunks = (([data], [offset]) for data, offset in _framed(stream, framing))  # one record each
         header_pending = fmt.header and transform.csv.header is not False and item.start == 0
         last = base
         try:
             with stream:
                 for found, relative in chunks:
-                    records, offsets = found, [base + r for r in relative] if base else relative
+                    records, offsets = found, _shifted(relative, base)
                     if header_pending:
                         header_pending = False
                         if not isinstance(records[0], bytes):
@@ -153,8 +155,8 @@ class ItemReader:
                             records, offsets = records[1:], offsets[1:]
                     if ranged:
                         records, offsets, done = _within(records, offsets, item.start, item.end)
-                    if offsets:
-                        last = offsets[-1]
+                    if len(offsets):
+                        last = int(offsets[-1])
                         yield records, offsets
                     if ranged and done:
                         return
@@ -197,13 +199,21 @@ def _json_elements(data: bytes) -> Iterator[Framed]:
         yield json.dumps(element, separators=(",", ":")).encode(), 0
 
 
+def _shifted(offsets: Offsets, base: int) -> Offsets:
+    if not base:
+        return offsets
+    return offsets + base if isinstance(offsets, np.ndarray) else [base + offset for offset in offsets]
+
+
 def _within(
-    records: list[Any], offsets: list[int], start: int, end: int | None
-) -> tuple[list[Any], list[int], bool]:
-    """The records that start inside [start, end), and whether the range is finished."""
-    keep = [i for i, offset in enumerate(offsets) if offset >= start and (end is None or offset < end)]
-    finished = end is not None and bool(offsets) and offsets[-1] >= end
-    return [records[i] for i in keep], [offsets[i] for i in keep], finished
+    records: Lines | list[Any], offsets: Offsets, start: int, end: int | None
+) -> tuple[Lines | list[Any], Offsets, bool]:
+    """The records that start inside [start, end) (offsets ascend), and whether the range is
+    finished."""
+    low = bisect_left(offsets, start)
+    high = len(offsets) if end is None else bisect_left(offsets, end)
+    finished = end is not None and len(offsets) > 0 and offsets[-1] >= end
+    return records[low:high], offsets[low:high], finished
 
 
 class _Packer:
@@ -228,15 +238,17 @@ class _Packer:
         self._reset()
         return batch
 
-    def add(self, chunk: list[Any], offsets: list[int]) -> Iterator[Batch]:
+    def add(self, chunk: Lines | list[Any], offsets: Offsets) -> Iterator[Batch]:
         position, count = 0, len(chunk)
         name = self.item.name
+        lines = chunk if isinstance(chunk, Lines) else None
         while position < count:
-            if chunk[position].__class__ is not bytes:  # an oversized record or a framing error
-                self.rejected.append(Failure(self.index + position, offsets[position], str(chunk[position])))
+            # only a list's first entry can stand in for a record (see line_chunks, _chunks)
+            if lines is None and chunk[position].__class__ is not bytes:  # oversized, or a framing error
+                reason = str(chunk[position])
+                self.rejected.append(Failure(self.index + position, int(offsets[position]), reason))
                 position += 1
                 continue
-            # only a chunk's first entry can stand in for a record (see line_chunks, _chunks)
             stop = min(count, position + self.count_limit - len(self.records))
             if self.payload_limit and stop - position == 1:  # one record (an image, a document)
                 size = len(chunk[position])
@@ -244,24 +256,29 @@ class _Packer:
                     yield self._flush()
                     continue
                 if size > self.payload_limit:
-                    self._reject_oversized(self.index + position, offsets[position], size)
+                    self._reject_oversized(self.index + position, int(offsets[position]), size)
                     position += 1
                     continue
                 self.payload += size
             elif self.payload_limit:
-                sizes = np.fromiter(map(len, chunk[position:stop]), dtype=np.int64, count=stop - position)
+                sizes = (
+                    lines.sizes()[position:stop]
+                    if lines is not None
+                    else np.fromiter(map(len, chunk[position:stop]), dtype=np.int64, count=stop - position)
+                )
                 fitting = int(
                     np.searchsorted(np.cumsum(sizes) + self.payload, self.payload_limit, side="right")
                 )
                 if fitting == 0 and not self.records:
-                    self._reject_oversized(self.index + position, offsets[position], int(sizes[0]))
+                    self._reject_oversized(self.index + position, int(offsets[position]), int(sizes[0]))
                     position += 1
                     continue
                 stop = position + fitting
                 self.payload += int(sizes[:fitting].sum())
             first = self.index + position
             self.records.append_run(name, first, chunk[position:stop])
-            self.offsets.extend(offsets[position:stop])
+            taken = offsets[position:stop]
+            self.offsets.extend(taken.tolist() if isinstance(taken, np.ndarray) else taken)
             position = stop
             if len(self.records) >= self.count_limit or (position < count and self.payload_limit):
                 yield self._flush()

@@ -38,6 +38,7 @@ from kbt.runner.errors import ConfigError, exit_code_for, one_line
 from kbt.runner.finalize import all_shards_done, finalize
 from kbt.runner.inputs import s3_settings
 from kbt.runner.logarchive import LogArchive
+from kbt.runner.malloc import keep_freed_memory
 from kbt.runner.pipeline import Pipeline
 from kbt.runner.plan import WorkItem
 from kbt.runner.progress import FileSink, KubernetesSink, ProgressSink, Reporter, ShardStats, utc_now
@@ -332,6 +333,7 @@ def shard_main(
 ) -> int:
     """Process entry point of a shard; returns the exit code (see kbt.api.exitcodes)."""
     kbt_log.configure()
+    keep_freed_memory()
     stop = threading.Event()
 
     def on_sigterm(signum: int, _: Any) -> None:
