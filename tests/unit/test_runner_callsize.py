@@ -379,7 +379,7 @@ def test_sizer_re_probes_a_size_locked_in_under_contention_and_keeps_it_when_it_
 
 def test_sizer_goes_back_to_the_kept_size_when_the_probe_does_not_pay() -> None:
     sizer = CallSizer(floor=50, payload_bytes=PAYLOAD_CAP)
-    overhead, per_record = 0.008, 5e-6
+    overhead, per_record = 0.002, 5e-6  # settles well below RECORD_CAP
     final = _settle(sizer, lambda n: overhead + per_record * n, 40)[-1]
     kept = sizer.top
     sizes = _settle(sizer, lambda n: overhead + per_record * n, 3 * (PROBE_EVERY + 1))
