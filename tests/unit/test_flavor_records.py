@@ -106,3 +106,17 @@ def test_lines_are_shared_not_merged_or_copied() -> None:
     assert len(records._runs) == 2 and list(lines) == [b"1", b"2"]
     joined = Records.concat([records])
     assert joined._runs[0][2] is lines and list(joined) == list(records)
+
+
+def test_neighbouring_slices_of_one_chunks_lines_join_into_one_run() -> None:
+    lines = as_lines([b"1", b"2", b"3", b"4"])
+    records = Records.concat([new_records("a.csv", 0, lines[:2]), new_records("a.csv", 2, lines[2:])])
+    assert len(records._runs) == 1 and list(records) == list(new_records("a.csv", 0, lines))
+    assert records.payload() == b"1\n2\n3\n4\n"
+    apart = Records.concat([new_records("a.csv", 0, lines[:1]), new_records("a.csv", 1, lines[2:])])
+    assert len(apart._runs) == 2  # index 1 follows, but the lines do not: kept apart
+    other = new_records("a.csv", 2, as_lines([b"3", b"4"]))  # another chunk's lines
+    assert len(Records.concat([new_records("a.csv", 0, lines[:2]), other])._runs) == 2
+    with pytest.raises(ValueError, match="step 1"):
+        lines[::2]
+    assert lines[3:1] == [] and lines[-2:] == [b"3", b"4"]

@@ -34,21 +34,25 @@ _MAKE = partial(tuple.__new__, Record)  # a Record without running Python code (
 
 
 class Lines(Sequence[bytes]):
-    """Lines of one buffer, kept as where each starts and ends in it (numpy arrays) and made into
-    bytes only when asked for.
+    """Lines ``low`` to ``high`` of one buffer, kept as where each starts and ends in it (numpy
+    arrays shared by every slice) and made into bytes only when asked for.
 
     A reader's 4 MiB CSV chunk holds about 100k lines: one bytes object per line, their lengths and
     their join back into one text for the parser cost about as much as the parse itself; kept as
     positions, the lines of a mini-batch go to the parser as one slice of the buffer (``payload``).
+    Slicing and re-joining neighbouring slices (``then``) cost no array operations.
     """
 
-    __slots__ = ("buffer", "ends", "starts")
+    __slots__ = ("buffer", "ends", "high", "low", "starts")
 
-    def __init__(self, buffer: bytes, starts: np.ndarray, ends: np.ndarray) -> None:
+    def __init__(
+        self, buffer: bytes, starts: np.ndarray, ends: np.ndarray, low: int = 0, high: int | None = None
+    ) -> None:
         self.buffer, self.starts, self.ends = buffer, starts, ends
+        self.low, self.high = low, len(starts) if high is None else high
 
     def __len__(self) -> int:
-        return len(self.starts)
+        return self.high - self.low
 
     @overload
     def __getitem__(self, index: int) -> bytes: ...
@@ -58,11 +62,20 @@ class Lines(Sequence[bytes]):
 
     def __getitem__(self, index: int | slice) -> bytes | Lines:
         if isinstance(index, slice):
-            return Lines(self.buffer, self.starts[index], self.ends[index])
-        return self.buffer[self.starts[index] : self.ends[index]]
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("Lines slices take every line (step 1)")
+            return Lines(self.buffer, self.starts, self.ends, self.low + start, self.low + max(start, stop))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("line position out of range")
+        at = self.low + index
+        return self.buffer[self.starts[at] : self.ends[at]]
 
     def __iter__(self) -> Iterator[bytes]:
-        return map(self.buffer.__getitem__, map(slice, self.starts.tolist(), self.ends.tolist()))
+        starts, ends = self.starts[self.low : self.high], self.ends[self.low : self.high]
+        return map(self.buffer.__getitem__, map(slice, starts.tolist(), ends.tolist()))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)
@@ -72,9 +85,15 @@ class Lines(Sequence[bytes]):
     def __repr__(self) -> str:
         return f"Lines({list(self)!r})"
 
+    def then(self, following: Lines) -> Lines | None:
+        """These lines and ``following`` as one ``Lines``, when it is the slice right after them."""
+        if following.starts is not self.starts or following.low != self.high:
+            return None
+        return Lines(self.buffer, self.starts, self.ends, self.low, following.high)
+
     def sizes(self) -> np.ndarray:
         """Each line's length in bytes."""
-        sizes: np.ndarray = self.ends - self.starts
+        sizes: np.ndarray = self.ends[self.low : self.high] - self.starts[self.low : self.high]
         return sizes
 
     def payload(self) -> bytes:
@@ -82,7 +101,7 @@ class Lines(Sequence[bytes]):
         (no blank line dropped and no carriage return stripped between them)."""
         if not len(self):
             return b""
-        starts, ends = self.starts, self.ends
+        starts, ends = self.starts[self.low : self.high], self.ends[self.low : self.high]
         last = int(ends[-1])
         if self.buffer[last : last + 1] == b"\n" and bool((starts[1:] == ends[:-1] + 1).all()):
             return self.buffer[int(starts[0]) : last + 1]
@@ -103,7 +122,7 @@ class Records(Sequence[Record]):
     A reader frames millions of lines and most are only handed on as bytes (``payload``): making a
     tuple for each, and the garbage collector's walks over them, cost about as much as parsing
     the lines did. Every run's list of bytes belongs to its ``Records`` alone (``Lines`` are never
-    changed, so they are shared).
+    changed, so they are shared; neighbouring slices of one chunk's lines join into one run).
     """
 
     __slots__ = ("_ends", "_runs")
@@ -131,15 +150,17 @@ class Records(Sequence[Record]):
             return
         if self._runs:
             last_source, last_first, last_datas = self._runs[-1]
-            if (
-                last_source == source
-                and last_first + len(last_datas) == first
-                and isinstance(last_datas, list)
-                and isinstance(datas, list)
-            ):
-                last_datas.extend(datas)
-                self._ends[-1] += len(datas)
-                return
+            if last_source == source and last_first + len(last_datas) == first:
+                if isinstance(last_datas, list) and isinstance(datas, list):
+                    last_datas.extend(datas)
+                    self._ends[-1] += len(datas)
+                    return
+                if isinstance(last_datas, Lines) and isinstance(datas, Lines):
+                    joined = last_datas.then(datas)
+                    if joined is not None:
+                        self._runs[-1] = (source, last_first, joined)
+                        self._ends[-1] += len(datas)
+                        return
         self._runs.append((source, first, datas))
         self._ends.append(len(self) + len(datas))
 

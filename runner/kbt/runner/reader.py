@@ -242,6 +242,7 @@ class _Packer:
         position, count = 0, len(chunk)
         name = self.item.name
         lines = chunk if isinstance(chunk, Lines) else None
+        line_sizes = lines.sizes() if lines is not None and self.payload_limit else None
         while position < count:
             # only a list's first entry can stand in for a record (see line_chunks, _chunks)
             if lines is None and chunk[position].__class__ is not bytes:  # oversized, or a framing error
@@ -262,8 +263,8 @@ class _Packer:
                 self.payload += size
             elif self.payload_limit:
                 sizes = (
-                    lines.sizes()[position:stop]
-                    if lines is not None
+                    line_sizes[position:stop]
+                    if line_sizes is not None
                     else np.fromiter(map(len, chunk[position:stop]), dtype=np.int64, count=stop - position)
                 )
                 fitting = int(
