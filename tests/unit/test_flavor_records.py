@@ -1,5 +1,5 @@
 """``Records`` (kbt.flavors.base) behaves as the list of ``Record`` tuples it stands for: length,
-order, indexing, slices, concatenation, the bytes, their newline-joined payload and size,
+order, indexing, slices, concatenation, their newline-joined bytes (payload) and size,
 ``take``; runs of consecutive records merge. ``Lines`` behave as the list of bytes they stand for."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from kbt.flavors.base import (
     data_size,
     lines_payload,
     new_records,
-    record_datas,
     take,
 )
 
@@ -50,7 +49,6 @@ def test_records_read_as_the_list_they_stand_for(
     records, expected = build(runs)
     assert len(records) == len(expected)
     assert list(records) == expected and records == expected
-    assert record_datas(records) == [r.data for r in expected]
     assert lines_payload(records) == lines_payload(expected) == b"".join(r.data + b"\n" for r in expected)
     assert data_size(records) == data_size(expected) == sum(len(r.data) for r in expected)
     assert [records[i] for i in range(-len(expected), len(expected))] == expected + expected
@@ -81,7 +79,7 @@ def test_records_refuse_what_a_list_would_refuse() -> None:
     with pytest.raises(ValueError, match="step 1"):
         records[::2]
     assert take(records, [0]) is records
-    assert Records() == [] and len(Records()) == 0 and record_datas(Records()) == []
+    assert Records() == [] and len(Records()) == 0 and Records().payload() == b""
 
 
 @given(

@@ -164,12 +164,6 @@ class Records(Sequence[Record]):
         self._runs.append((source, first, datas))
         self._ends.append(len(self) + len(datas))
 
-    def datas(self) -> Sequence[bytes]:
-        """Every record's bytes, in order (do not modify the sequence)."""
-        if len(self._runs) == 1:
-            return self._runs[0][2]
-        return [data for _, _, datas in self._runs for data in datas]
-
     def payload(self) -> bytes:
         """Every record's bytes, each followed by a newline."""
         return b"".join(
@@ -234,11 +228,6 @@ def new_records(source: str, first_index: int, datas: Datas) -> Records:
     records = Records()
     records.append_run(source, first_index, datas)
     return records
-
-
-def record_datas(records: Sequence[Record]) -> Sequence[bytes]:
-    """The records' bytes, in order, without making a ``Record`` of each where they are ``Records``."""
-    return records.datas() if isinstance(records, Records) else [record.data for record in records]
 
 
 def lines_payload(records: Sequence[Record]) -> bytes:
