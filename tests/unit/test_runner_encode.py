@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_runner_pipeline import make_job
 
 from kbt.api.progress import ShardProgress
 from kbt.flavors.base import BatchRejected
@@ -121,10 +123,9 @@ def test_small_ints_match_the_join(values: list[int], separator: str) -> None:
 
 
 def _csv_encoder(separator: str) -> Encoder:
-    encoder = Encoder.__new__(Encoder)  # only what the fast path reads
-    encoder.join, encoder.output_filter, encoder.separator = False, None, separator
-    encoder.output_delimiter = ","
-    return encoder
+    assemble = "Line" if separator else "None"
+    output = {"s3OutputPath": "/out", "accept": "text/csv", "assembleWith": assemble}
+    return Encoder(make_job(Path("/in"), Path("/out"), transformOutput=output))
 
 
 @SEPARATORS

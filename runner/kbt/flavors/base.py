@@ -62,15 +62,9 @@ class Lines(Sequence[bytes]):
 
     def __getitem__(self, index: int | slice) -> bytes | Lines:
         if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            if step != 1:
-                raise ValueError("Lines slices take every line (step 1)")
-            return Lines(self.buffer, self.starts, self.ends, self.low + start, self.low + max(start, stop))
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("line position out of range")
-        at = self.low + index
+            start, stop = _span(index, len(self), "line")
+            return Lines(self.buffer, self.starts, self.ends, self.low + start, self.low + stop)
+        at = self.low + _position(index, len(self), "line")
         return self.buffer[self.starts[at] : self.ends[at]]
 
     def __iter__(self) -> Iterator[bytes]:
@@ -106,6 +100,22 @@ class Lines(Sequence[bytes]):
         if self.buffer[last : last + 1] == b"\n" and bool((starts[1:] == ends[:-1] + 1).all()):
             return self.buffer[int(starts[0]) : last + 1]
         return _joined(list(self))
+
+
+def _span(index: slice, length: int, what: str) -> tuple[int, int]:
+    """The bounds of a step-1 slice of ``length`` items (start == stop when it is empty)."""
+    start, stop, step = index.indices(length)
+    if step != 1:
+        raise ValueError(f"slices of {what}s take every {what} (step 1)")
+    return start, max(start, stop)
+
+
+def _position(index: int, length: int, what: str) -> int:
+    """``index`` (negative: from the end) of ``length`` items, checked."""
+    position = index + length if index < 0 else index
+    if not 0 <= position < length:
+        raise IndexError(f"{what} position out of range")
+    return position
 
 
 def _joined(datas: Sequence[bytes]) -> bytes:
@@ -188,14 +198,8 @@ class Records(Sequence[Record]):
 
     def __getitem__(self, index: int | slice) -> Record | Records:
         if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            if step != 1:
-                raise ValueError("Records slices take every record (step 1)")
-            return self._slice(start, stop)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("record position out of range")
+            return self._slice(*_span(index, len(self), "record"))
+        index = _position(index, len(self), "record")
         run = bisect_right(self._ends, index)
         source, first, datas = self._runs[run]
         offset = index - (self._ends[run] - len(datas))

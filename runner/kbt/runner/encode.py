@@ -204,9 +204,7 @@ class Encoder:
             if types <= NUMBERS:
                 # one number per record (most models): the lines csv.writer would write, without it
                 small = _small_ints(values, self.separator) if types == {int} else None
-                if small is not None:
-                    return Encoded(small)
-                return Encoded((self.separator.join(map(str, values)) + self.separator).encode())
+                return Encoded(small or (self.separator.join(map(str, values)) + self.separator).encode())
         fields = rows.fields()
         if self.join and self.output_filter is None and batch.frame is None:
             lines = [batch.records[p].data.decode("utf-8") for p in decoded.positions]

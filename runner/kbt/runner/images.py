@@ -34,8 +34,7 @@ def _pixels(data: bytes, prep: ImagePreprocessing) -> np.ndarray:
 
 
 def _normalise(stack: np.ndarray, prep: ImagePreprocessing) -> np.ndarray:
-    if prep.scale != 1:
-        stack = stack * np.float32(prep.scale)
+    stack = stack * np.float32(prep.scale)
     channels = stack.shape[-1]
     if prep.mean is not None:
         stack = stack - np.asarray(prep.mean[:channels], dtype=np.float32)
@@ -78,6 +77,4 @@ def decode_images(
         kept.append(position)
     if not arrays:
         return None, kept, rejected
-    # one image per work item is the common case: a view of it, not np.stack's copy (~30 us)
-    stack = arrays[0][np.newaxis] if len(arrays) == 1 else np.stack(arrays)
-    return _layout(_normalise(stack, settings), settings.layout), kept, rejected
+    return _layout(_normalise(np.stack(arrays), settings), settings.layout), kept, rejected

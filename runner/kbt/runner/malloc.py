@@ -22,7 +22,7 @@ MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's own ceiling for its moving th
 
 def keep_freed_memory() -> bool:
     """Apply the settings to this process (and what it forks); whether they were applied."""
-    if any(name.startswith("MALLOC_") or name.startswith("GLIBC_TUNABLES") for name in os.environ):
+    if any(name.startswith(("MALLOC_", "GLIBC_TUNABLES")) for name in os.environ):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
