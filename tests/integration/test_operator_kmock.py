@@ -638,6 +638,9 @@ async def test_jobs_take_turns_first_come_first_served(
         )  # a burst that arrives while the operator watches (on a restart, oldest go first)
         for name in names:
             await cluster.client.create_btj(manifest(name))
+            # Apart enough that kopf's per-object workers reach their turn in creation order
+            # on a loaded machine (created in the same second, jobs go in arrival order).
+            await asyncio.sleep(0.1)
         for name in names:
             await cluster.job(f"btj-{name}-0")
     creates = [

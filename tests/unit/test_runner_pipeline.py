@@ -24,10 +24,13 @@ from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import ModelInput, ModelOutput, Record
 from kbt.runner.classify import top_classes
 from kbt.runner.coalesce import concat_inputs, stack_runs
+from kbt.runner.decode import Decoder
 from kbt.runner.errors import ConfigError, ErrorThresholdExceeded, InputError
 from kbt.runner.framing import tfrecord_frame
+from kbt.runner.pipeline import InlineExecutor
 from kbt.runner.reader import header_or_none
 from kbt.runner.shard import run_shard
+from kbt.storage.local import LocalStore
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -527,3 +530,38 @@ def test_csv_predictions_are_written_as_csv_writer_writes_them(tmp_path: Path, v
     expected = io.StringIO()
     csv.writer(expected, lineterminator="\n").writerows([value] for value in values)
     assert (out / "x.csv.out").read_text() == expected.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "remote", "decoded_in"),
+    [(1, False, "MainThread"), (1, True, "kbt-model"), (2, False, "kbt-model")],
+)
+def test_one_model_call_at_a_time_runs_in_the_writing_thread_for_local_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrency: int, remote: bool, decoded_in: str
+) -> None:
+    threads: set[str] = set()
+    decode = Decoder.decode
+
+    def recording(self: Decoder, *args: Any) -> Any:
+        threads.add(threading.current_thread().name.split("_")[0])
+        return decode(self, *args)
+
+    monkeypatch.setattr(Decoder, "decode", recording)
+    monkeypatch.setattr(LocalStore, "remote", remote)  # as an S3 output store is
+    data, out = tmp_path / "in", tmp_path / "out"
+    write_csv(data / "x.csv", [[i, 1] for i in range(40)], header=["a", "b"])
+    run_all(make_job(data, out, miniBatchSize=5, maxConcurrentTransforms=concurrency), SumPredictor())
+    assert lines(out / "x.csv.out") == [str(float(i + 1)) for i in range(40)]
+    assert threads == {decoded_in}
+
+
+def test_the_inline_executor_keeps_errors_for_the_caller_and_lets_interrupts_through() -> None:
+    def fails(kind: type[BaseException]) -> None:
+        raise kind("boom")
+
+    executor = InlineExecutor()
+    assert executor.submit(pow, 2, 5).result() == 32
+    with pytest.raises(ValueError, match="boom"):
+        executor.submit(fails, ValueError).result()
+    with pytest.raises(KeyboardInterrupt):
+        executor.submit(fails, KeyboardInterrupt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from kbt.storage import (
     ObjectNotFound,
     S3Credentials,
     S3Settings,
+    StorageError,
     directory_prefix,
     open_location,
     split_s3_uri,
@@ -86,3 +88,46 @@ def test_local_puts_survive_their_folder_being_removed_in_between(tmp_path: Path
     store.put_file(f"{folder}/3.png.out", folder / "2.png.out")
     assert sorted(p.name for p in folder.iterdir()) == ["2.png.out", "3.png.out"]
     assert (folder / "3.png.out").read_bytes() == b"2\n"
+
+
+RANGES = [(0, None), (3, None), (0, 5), (4, 9), (2, 2), (12, None), (9, 40)]
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+def test_local_reads_give_the_range_or_what_the_file_holds_of_it(
+    tmp_path: Path, start: int, end: int | None
+) -> None:
+    path = tmp_path / "object"
+    path.write_bytes(b"0123456789")
+    assert LocalStore().read(str(path), start, end) == b"0123456789"[start:end]
+    with LocalStore().open(str(path), start, end) as stream:  # the stream agrees
+        assert stream.read() == b"0123456789"[start:end]
+
+
+def test_local_reads_of_large_empty_missing_and_folder_keys(tmp_path: Path) -> None:
+    large = tmp_path / "large"
+    large.write_bytes(bytes(range(256)) * 70_000)  # more than one COPY_CHUNK
+    assert LocalStore().read(str(large)) == large.read_bytes()
+    assert LocalStore().read(str(large), 17, 9_000_017) == large.read_bytes()[17:9_000_017]
+    (tmp_path / "empty").write_bytes(b"")
+    assert LocalStore().read(str(tmp_path / "empty")) == b""
+    with pytest.raises(ObjectNotFound, match="missing: no such file"):
+        LocalStore().read(str(tmp_path / "missing"))
+    with pytest.raises(StorageError, match="Is a directory"):
+        LocalStore().read(str(tmp_path))
+
+
+def test_a_local_file_that_grew_since_its_size_was_taken_is_read_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "growing"
+    path.write_bytes(b"x" * 100)
+    real = os.fstat
+
+    def stale(fd: int) -> os.stat_result:  # the size as it was before 90 bytes were appended
+        found = real(fd)
+        return os.stat_result((found.st_mode, *found[1:6], found.st_size - 90, *found[7:]))
+
+    monkeypatch.setattr(os, "fstat", stale)
+    assert LocalStore().read(str(path)) == b"x" * 100
+    assert LocalStore().read(str(path), 5) == b"x" * 95

@@ -72,13 +72,16 @@ class RunSummary:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def _follow(worker: Worker, stream: IO[str]) -> None:
+def _follow(worker: Worker, stream: IO[str], ended: threading.Event) -> None:
+    """Reads the worker's progress lines; sets ``ended`` at the end of its stream, which comes
+    as the worker exits (the run loop reaps it then, not at its next poll)."""
     for line in stream:
         if line.startswith(StreamSink.PREFIX):
             try:
                 worker.report = ShardProgress.from_json(line[len(StreamSink.PREFIX) :])
             except ValueError:
                 continue
+    ended.set()
 
 
 def _thread_limits(workers: int) -> dict[str, str]:
@@ -113,6 +116,7 @@ def _start(
     workers: int,
     work: Path,
     preloaded: PreloadedModel | None,
+    stream_ended: threading.Event,
     gate: Gate | None = None,
 ) -> Worker:
     log_path, termination = work / f"shard-{index:05d}.log", work / f"shard-{index:05d}.termination"
@@ -145,7 +149,7 @@ def _start(
         assert spawned.stdout is not None
         process, stdout = spawned, spawned.stdout
     worker = Worker(index, process, log_path, termination)
-    worker.follower = threading.Thread(target=_follow, args=(worker, stdout), daemon=True)
+    worker.follower = threading.Thread(target=_follow, args=(worker, stdout, stream_ended), daemon=True)
     worker.follower.start()
     return worker
 
@@ -173,6 +177,7 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
     job_path = work / "job.json"
     job.dump(job_path)
     running, gates = [], []
+    stream_ended = threading.Event()  # a worker's progress stream ended: it is exiting
     if loads_early(job):  # they import the framework and load the model while this process plans
         for index in range(min(workers, shards)):
             gates.append(Gate())
@@ -186,6 +191,7 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
                     workers=workers,
                     work=work,
                     preloaded=None,
+                    stream_ended=stream_ended,
                     gate=gates[-1],
                 )
             )
@@ -235,12 +241,15 @@ def run_local(job: ResolvedJob, workers: int, shards: int, split: int, console: 
                         workers=workers,
                         work=work,
                         preloaded=preloaded,
+                        stream_ended=stream_ended,
                     )
                 )
-            time.sleep(POLL_SECONDS)
+            stream_ended.wait(POLL_SECONDS)
+            stream_ended.clear()
             for worker in list(running):
                 _update(progress, tasks, worker)
-                if worker.process.poll() is not None:
+                exiting = worker.follower is not None and not worker.follower.is_alive()
+                if exiting or worker.process.poll() is not None:
                     worker.process.wait()
                     if worker.follower is not None:
                         worker.follower.join(FINAL_REPORT_SECONDS)  # the last report read

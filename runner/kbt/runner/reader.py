@@ -26,7 +26,7 @@ from kbt.api.models import CsvOptions
 from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import Lines, Record, Records, data_size, new_records
 from kbt.runner.batching import BatchLimit, Failure
-from kbt.runner.compression import decompressed
+from kbt.runner.compression import decompressed, is_gzip
 from kbt.runner.errors import InputError
 from kbt.runner.formats import ContentFormat, Framing, Splitting, content_format
 from kbt.runner.framing import (
@@ -99,7 +99,7 @@ class ItemReader:
     item: WorkItem
     counter: CountingReader | None = None
     header: list[str] | None = None
-    parquet_bytes: int = 0
+    direct_bytes: int = 0  # read without the counting stream (Parquet, whole objects)
 
     @property
     def format(self) -> ContentFormat:
@@ -107,7 +107,7 @@ class ItemReader:
 
     @property
     def bytes_read(self) -> int:
-        return self.parquet_bytes if self.counter is None else self.counter.count
+        return self.direct_bytes if self.counter is None else self.counter.count
 
     def batches(self, first_seq: int) -> Iterator[Batch]:
         limit = BatchLimit.from_job(self.job)
@@ -131,6 +131,9 @@ class ItemReader:
         fmt = self.format
         framing = fmt.record_framing(transform.splitType)
         item = self.item
+        if framing == Framing.WHOLE and not is_gzip(self.job):
+            yield self._whole()
+            return
         ranged = item.is_split and fmt.splitting == Splitting.LINE_RANGES
         base = item.start - 1 if ranged and item.start > 0 else item.start
         stream = self._open(base, None if ranged else item.end)
@@ -164,6 +167,17 @@ class ItemReader:
             reason = f"unreadable from here on ({type(exc).__name__}: {exc}); rest of object skipped"
             yield [FramingError(reason)], [last]
 
+    def _whole(self) -> Chunk:
+        """The object as one record, read in one call (image jobs read a small object per
+        record: a stream's layers cost more than the read)."""
+        try:
+            data = self.store.read(self.item.key, self.item.start, self.item.end)
+        except OSError as exc:
+            reason = f"unreadable ({type(exc).__name__}: {exc}); object skipped"
+            return [FramingError(reason)], [self.item.start]
+        self.direct_bytes = len(data)
+        return [data], [self.item.start]
+
     def _parquet_batches(self, first_seq: int, rows: int) -> Iterator[Batch]:
         metadata = open_parquet(self.store, self.item.key).metadata
         groups = range(*self.item.row_groups) if self.item.row_groups else range(metadata.num_row_groups)
@@ -174,7 +188,7 @@ class ItemReader:
             records = new_records(self.item.name, index, [b""] * count)
             yield Batch(seq, self.item, records, [-1] * count, frame=record_batch.to_pandas())
             seq, index = seq + 1, index + count
-            self.parquet_bytes = self.item.weight * index // total_rows
+            self.direct_bytes = self.item.weight * index // total_rows
 
 
 def _framed(stream: BinaryIO, framing: Framing) -> Iterator[Framed]:

@@ -47,6 +47,10 @@ class ObjectInfo:
 class Store(ABC):
     """Objects addressed by key; see the module docstring for the error contract."""
 
+    # Whether a write waits on a network (worth overlapping with model calls); local files
+    # are written in microseconds.
+    remote = True
+
     @abstractmethod
     def uri(self, key: str) -> str:
         """The URI of ``key`` (``s3://bucket/key`` or the local path)."""

@@ -6,6 +6,7 @@ import io
 import os
 import random
 import shutil
+import stat
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -41,17 +42,38 @@ class _LocalRange(io.RawIOBase):
         super().close()
 
 
+def _pread(fd: int, offset: int, count: int | None) -> bytes:
+    """``count`` bytes (None: all) from ``offset``, or fewer where the file ends."""
+    parts = []
+    while count is None or count > 0:
+        data = os.pread(fd, COPY_CHUNK if count is None else count, offset)
+        if not data:
+            break
+        parts.append(data)
+        offset += len(data)
+        count = None if count is None else count - len(data)
+    return b"".join(parts)
+
+
 def _write_bytes(path: str, data: bytes) -> None:
-    with open(path, "wb") as file:
-        file.write(data)
+    """Three system calls (an image job writes one small file per record)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        written = 0
+        while written < len(data):
+            written += os.write(fd, memoryview(data)[written:])
+    finally:
+        os.close(fd)
 
 
-def _info(key: str, stat: os.stat_result) -> ObjectInfo:
-    return ObjectInfo(key, stat.st_size, f"mtime:{stat.st_mtime_ns}")
+def _info(key: str, found: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(key, found.st_size, f"mtime:{found.st_mtime_ns}")
 
 
 class LocalStore(Store):
     """The local file system; keys are absolute POSIX paths."""
+
+    remote = False
 
     def __init__(self) -> None:
         self._folders: set[str] = set()  # made (or found) by this store: no mkdir per put
@@ -93,6 +115,27 @@ class LocalStore(Store):
             raise ObjectNotFound(f"{key}: no such file") from None
         except OSError as exc:
             raise StorageError(f"{key}: cannot read: {exc.strerror}") from exc
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes [start, end) of a file in four system calls (an image job reads one small file
+        per record, and each call lets another thread take the GIL)."""
+        try:
+            fd = os.open(key, os.O_RDONLY)
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{key}: no such file") from None
+        except OSError as exc:
+            raise StorageError(f"{key}: cannot read: {exc.strerror}") from exc
+        try:
+            found = os.fstat(fd)
+            if stat.S_ISDIR(found.st_mode):
+                raise StorageError(f"{key}: cannot read: Is a directory")
+            if end is not None:
+                return _pread(fd, start, end - start)
+            size = found.st_size - start
+            data = os.pread(fd, max(0, size) + 1, start)  # a byte more: the file ends where it stops
+            return data if len(data) == size else data + _pread(fd, start + len(data), None)
+        finally:
+            os.close(fd)
 
     def _replace(self, key: str, write: Callable[[str], object]) -> None:
         """``write`` a temporary file next to ``key`` (making the folder once), then rename it.
