@@ -28,7 +28,7 @@ from kbt.runner.decode import Decoder
 from kbt.runner.errors import ConfigError, ErrorThresholdExceeded, InputError
 from kbt.runner.framing import tfrecord_frame
 from kbt.runner.pipeline import InlineExecutor
-from kbt.runner.reader import header_or_none
+from kbt.runner.reader import ItemReader, header_or_none
 from kbt.runner.shard import run_shard
 from kbt.storage.local import LocalStore
 
@@ -553,6 +553,46 @@ def test_one_model_call_at_a_time_runs_in_the_writing_thread_for_local_outputs(
     run_all(make_job(data, out, miniBatchSize=5, maxConcurrentTransforms=concurrency), SumPredictor())
     assert lines(out / "x.csv.out") == [str(float(i + 1)) for i in range(40)]
     assert threads == {decoded_in}
+
+
+@pytest.mark.parametrize(
+    ("content", "remote", "read_in"),
+    [
+        ("image/png", False, "MainThread"),
+        ("image/png", True, "kbt-reader"),
+        ("text/csv", False, "kbt-reader"),
+    ],
+)
+def test_whole_objects_on_local_disk_are_read_by_the_writing_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, remote: bool, read_in: str
+) -> None:
+    threads: set[str] = set()
+    batches = ItemReader.batches
+
+    def recording(self: ItemReader, first_seq: int) -> Any:
+        threads.add(threading.current_thread().name)
+        yield from batches(self, first_seq)
+
+    monkeypatch.setattr(ItemReader, "batches", recording)
+    monkeypatch.setattr(LocalStore, "remote", remote)  # as an S3 input store is
+    data, out = tmp_path / "in", tmp_path / "out"
+    data.mkdir()
+    for value in (10, 20):
+        name = f"img-{value}.png" if content == "image/png" else f"rows-{value}.csv"
+        (data / name).write_bytes(_png(value) if content == "image/png" else b"%d\n" % value)
+    spec: dict[str, Any] = {"transformInput": {"contentType": content, "splitType": "Line"}}
+    if content == "image/png":
+        spec = {
+            "transformInput": {"contentType": content, "splitType": "None"},
+            "model": {"imagePreprocessing": {"colorMode": "L", "layout": "NHW"}},
+        }
+    run_all(make_job(data, out, **spec), SumPredictor())
+    assert sorted(p.name for p in out.glob("*.out")) == (
+        ["img-10.png.out", "img-20.png.out"]
+        if content == "image/png"
+        else ["rows-10.csv.out", "rows-20.csv.out"]
+    )
+    assert threads == {read_in}
 
 
 def test_the_inline_executor_keeps_errors_for_the_caller_and_lets_interrupts_through() -> None:
