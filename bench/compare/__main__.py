@@ -34,7 +34,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, help="end-to-end repetitions per contender (default 3; the long runs: 2)"
     )
-    parser.add_argument("--first-repeats", type=int, help="time-to-first-prediction repetitions (default 3)")
+    parser.add_argument("--first-repeats", type=int, help="time-to-first-prediction repetitions (default 5)")
     parser.add_argument("--workers", type=int, help="workers / actors / requests in flight (default 2)")
     parser.add_argument(
         "--s3",
