@@ -134,7 +134,7 @@ def test_quick_plan_is_small_and_overridable(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("KBT_BENCH_QUICK", raising=False)
     full = choose_plan(False)
     assert not full.quick and full.rows == 1_000_000 and full.big_rows == 10_000_000
-    assert full.first_repeats == 3 and "ray" in full.contenders and "http" in full.contenders
+    assert full.first_repeats == 5 and "ray" in full.contenders and "http" in full.contenders
     monkeypatch.setenv("KBT_BENCH_QUICK", "1")
     quick = choose_plan(False, rows=500)
     assert quick.quick and quick.rows == 500 and quick.big_rows == 0
