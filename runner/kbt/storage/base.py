@@ -47,8 +47,8 @@ class ObjectInfo:
 class Store(ABC):
     """Objects addressed by key; see the module docstring for the error contract."""
 
-    # Whether a write waits on a network (worth overlapping with model calls); local files
-    # are written in microseconds.
+    # Whether a request waits on a network, which a shard overlaps with its work
+    # (kbt.runner.pipeline); local files are read and written in microseconds.
     remote = True
 
     @abstractmethod
