@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from test_runner_pipeline import make_job, run_all, write_csv
 from kbt.api.models import BatchTransformJobSpec
 from kbt.api.resolved import ResolvedJob
 from kbt.flavors.base import ModelInput, ModelOutput, new_records
-from kbt.runner.decode import Decoder, _forced
+from kbt.runner.decode import Decoder, _forced, _parse_table
 from kbt.runner.plan import WorkItem
 from kbt.runner.reader import Batch
 
@@ -188,3 +190,21 @@ def test_a_column_forces_its_type_when_each_part_holds_a_forcing_value_first_or_
     assert not _forced(pa.chunked_array([["normal", "fixed", "1", "2"]]), starts)  # the second part: ints
     assert _forced(pa.chunked_array([[1.0, 2.5, 0.5, 3.0]]), starts)
     assert not _forced(pa.chunked_array([[2.5, 0.5, 1.0, 3.0]]), starts)
+
+
+def test_a_sigterm_during_a_parse_in_the_main_thread_leaves_the_parse_to_finish() -> None:
+    """pyarrow cancels a main-thread read_csv on a signal that has a Python handler; a shard's
+    SIGTERM handler stops it after the mini-batch instead (the parse runs in the main thread
+    when model calls run inline)."""
+    rows = 2_000_000
+    text = b"".join(b"%d,%d.5,x%d\n" % (i, i, i % 97) for i in range(rows))
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _: received.append(signum))
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        table = _parse_table(text, rows, ["a", "b", "c"], ",")
+        timer.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert table.num_rows == rows and received == [signal.SIGTERM]

@@ -204,6 +204,9 @@ def _parse_table(text: bytes, rows: int, columns: list[str] | None, delimiter: s
         block_size=INFERENCE_BLOCK,
     )
     parse_options = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+    # In the main thread (kbt.runner.pipeline.InlineExecutor) read_csv would turn a SIGTERM into
+    # ArrowCancelled; the shard's own handler stops it after the current mini-batch instead.
+    pa.enable_signal_handlers(False)
     table = pacsv.read_csv(pa.BufferReader(text), read_options=read_options, parse_options=parse_options)
     if table.num_rows != rows:
         raise pa.ArrowInvalid(f"parsed {table.num_rows} rows from {rows} records")
