@@ -119,19 +119,15 @@ class Pipeline:
         self._abort = threading.Event()
         # Where nothing is waited for, one thread goes faster than two (module docstring).
         transform = job.spec.transformInput
+        self.input_format = content_format(transform.contentType, "transformInput.contentType")
         self.calls_inline = self.concurrency == 1 and not layout.store.remote
-        self.reads_inline = not input_store.remote and (
-            content_format(transform.contentType, "transformInput.contentType").record_framing(
-                transform.splitType
-            )
-            == Framing.WHOLE
-        )
+        whole_objects = self.input_format.record_framing(transform.splitType) == Framing.WHOLE
+        self.reads_inline = whole_objects and not input_store.remote
 
     # --- producer ------------------------------------------------------------------------
     def _header(self, item: WorkItem) -> list[str] | None:
         csv = self.job.spec.transformInput.csv
-        fmt = content_format(self.job.spec.transformInput.contentType, "transformInput.contentType")
-        if not fmt.header or csv.header is False:
+        if not self.input_format.header or csv.header is False:
             return None
         if item.key not in self._headers:
             self._headers[item.key] = read_csv_header(self.input_store, item.key, csv)
